@@ -1,0 +1,16 @@
+"""losslab: what does my loss function consider "equal", and what does that do to my outputs?
+
+Public entry points:
+
+- :func:`losslab.loss` builds any loss from a spec string, e.g.
+  ``losslab.loss("l1 + 0.01*perceptual(layers=relu1_2,relu2_2, weights=random)")``.
+- :mod:`losslab.losses` exports every loss class, colour view and the registry.
+
+Tensors are ``(N, C, H, W)`` float RGB images; the value range each loss accepts is declared
+(``(0, 1)`` by default) and checked at the boundary.
+"""
+
+from losslab.losses import loss
+
+__all__ = ["__version__", "loss"]
+__version__ = "0.1.0"

@@ -1,0 +1,186 @@
+"""Input validation shared by every loss: one place, messages that name expected and actual.
+
+Shape, dtype and device checks cost nothing and always run. Value checks (NaN/Inf and range)
+force a device-to-host synchronisation, so they can be switched off globally with
+:func:`set_value_checks` or per loss with ``check_values=False``.
+
+Range tolerance
+---------------
+The range check exists to catch a wrong *convention* (a ``[-1, 1]`` or ``[0, 255]`` tensor given
+to a ``[0, 1]`` loss), not a model's small overshoot while it trains. Therefore:
+
+- the **target** (data) may leave the declared range ``[lo, hi]`` by at most
+  ``TARGET_TOLERANCE * (hi - lo)`` (5 %: covers resampling ringing and rounding);
+- the **prediction** (a model output, often unconstrained) may leave it by at most
+  ``PREDICTION_TOLERANCE * (hi - lo)`` (50 %: an untrained or overshooting model never stops
+  training, while a ``[-1, 1]`` image given as ``[0, 1]`` or a ``[0, 255]`` image still fails).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+Reduction = Literal["mean", "sum", "none"]
+InputRange = tuple[float, float]
+
+TARGET_TOLERANCE = 0.05
+PREDICTION_TOLERANCE = 0.5
+
+_value_checks_enabled = True
+
+
+def set_value_checks(enabled: bool) -> None:
+    """Globally enable or disable the syncing NaN/Inf and range checks (default: enabled)."""
+    global _value_checks_enabled
+    _value_checks_enabled = bool(enabled)
+
+
+def value_checks_enabled() -> bool:
+    """Whether the syncing NaN/Inf and range checks run (see :func:`set_value_checks`)."""
+    return _value_checks_enabled
+
+
+def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise a ``ValueError`` listing them."""
+    options = tuple(choices)
+    if value not in options:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}.")
+    return value
+
+
+def check_reduction(reduction: str) -> Reduction:
+    """Validate a ``reduction`` argument (``'mean'``, ``'sum'`` or ``'none'``)."""
+    return check_choice("reduction", reduction, get_args(Reduction))  # type: ignore[return-value]
+
+
+def reduce(values: Tensor, reduction: Reduction) -> Tensor:
+    """Apply ``reduction`` to a per-element or per-sample loss tensor.
+
+    ``'mean'`` and ``'sum'`` return a scalar; ``'none'`` returns ``values`` unchanged.
+    """
+    if reduction == "mean":
+        return values.mean()
+    if reduction == "sum":
+        return values.sum()
+    if reduction == "none":
+        return values
+    check_reduction(reduction)
+    raise AssertionError("unreachable")
+
+
+def check_input_range(input_range: Iterable[float]) -> InputRange:
+    """Validate a declared value range ``(low, high)`` with ``low < high``, both finite."""
+    try:
+        low, high = (float(v) for v in input_range)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"input_range must be a pair (low, high) such as (0, 1) or (-1, 1); got {input_range!r}."
+        ) from error
+    if not (low < high) or not all(map(lambda v: abs(v) != float("inf"), (low, high))):
+        raise ValueError(
+            f"input_range must satisfy low < high with finite values; got ({low}, {high})."
+        )
+    return (low, high)
+
+
+def check_image(
+    tensor: Tensor,
+    name: str = "input",
+    *,
+    channels: int | None = None,
+    min_size: int | None = None,
+) -> None:
+    """Check that ``tensor`` is a float image batch ``(N, C, H, W)``; never syncs."""
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (N, C, H, W); got {type(tensor).__name__}.")
+    if tensor.dim() != 4:
+        raise ValueError(
+            f"{name} must be a 4-D tensor (N, C, H, W); got {tensor.dim()}-D with shape "
+            f"{tuple(tensor.shape)}. Add a batch dimension with tensor.unsqueeze(0) for one image."
+        )
+    if not tensor.is_floating_point():
+        raise TypeError(
+            f"{name} must be a floating-point tensor; got {tensor.dtype}. "
+            "Convert with tensor.float() (and divide uint8 images by 255 for the (0, 1) range)."
+        )
+    if channels is not None and tensor.shape[1] != channels:
+        raise ValueError(
+            f"{name} must have {channels} channels (dim 1); got {tensor.shape[1]} with shape "
+            f"{tuple(tensor.shape)}."
+        )
+    if min_size is not None and min(tensor.shape[-2:]) < min_size:
+        raise ValueError(
+            f"{name} must be at least {min_size}x{min_size} pixels; got "
+            f"{tensor.shape[-2]}x{tensor.shape[-1]}."
+        )
+
+
+def check_pair(
+    prediction: Tensor,
+    target: Tensor,
+    *,
+    channels: int | None = None,
+    min_size: int | None = None,
+) -> None:
+    """Check a ``(prediction, target)`` pair: both images, same shape, dtype and device."""
+    check_image(prediction, "prediction", channels=channels, min_size=min_size)
+    check_image(target, "target", channels=channels, min_size=min_size)
+    if prediction.shape != target.shape:
+        raise ValueError(
+            f"prediction and target must have the same shape; got prediction "
+            f"{tuple(prediction.shape)} and target {tuple(target.shape)}."
+        )
+    if prediction.dtype != target.dtype:
+        raise TypeError(
+            f"prediction and target must have the same dtype; got {prediction.dtype} and "
+            f"{target.dtype}. Cast one with .to(other.dtype)."
+        )
+    if prediction.device != target.device:
+        raise ValueError(
+            f"prediction and target must be on the same device; got {prediction.device} and "
+            f"{target.device}. Move one with .to(other.device)."
+        )
+
+
+def _range_hint(low: float, high: float, seen_min: float, seen_max: float) -> str:
+    if seen_max > 2.0 * max(abs(high), 1.0) and seen_max <= 255.0 * 1.05:
+        return " It looks like a [0, 255] image: divide by 255."
+    if seen_min < low and seen_min >= -1.05 and (low, high) == (0.0, 1.0):
+        return " It looks like a [-1, 1] image: pass input_range=(-1, 1) or map it with (x + 1) / 2."
+    return ""
+
+
+def check_values(
+    tensor: Tensor, name: str, input_range: InputRange, tolerance: float
+) -> None:
+    """Raise if ``tensor`` holds NaN/Inf or leaves ``input_range`` by more than the tolerance.
+
+    ``tolerance`` is a fraction of the range's span. This check synchronises with the device.
+    """
+    finite = torch.isfinite(tensor)
+    if not bool(finite.all()):
+        count = int((~finite).sum())
+        raise ValueError(
+            f"{name} contains {count} NaN or Inf value(s) out of {tensor.numel()}; a loss cannot "
+            "compare them. Check the data pipeline or the model for a diverging layer."
+        )
+    low, high = input_range
+    slack = tolerance * (high - low)
+    seen_min, seen_max = float(tensor.min()), float(tensor.max())
+    if seen_min < low - slack or seen_max > high + slack:
+        raise ValueError(
+            f"{name} values lie in [{seen_min:.4g}, {seen_max:.4g}] but the loss was declared for "
+            f"input_range=({low:g}, {high:g}) (tolerance {tolerance:.0%} of the span for the "
+            f"{name})." + _range_hint(low, high, seen_min, seen_max)
+            + " Declare the right range with losslab.loss(spec, input_range=...)."
+        )
+
+
+def check_pair_values(prediction: Tensor, target: Tensor, input_range: InputRange) -> None:
+    """Value checks for a pair: strict-ish for the target (data), loose for the prediction."""
+    check_values(target, "target", input_range, TARGET_TOLERANCE)
+    check_values(prediction.detach(), "prediction", input_range, PREDICTION_TOLERANCE)

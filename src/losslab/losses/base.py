@@ -1,0 +1,297 @@
+"""The base class of every losslab loss, and weighted composition (``a + 0.01 * b``).
+
+Every loss is an ``nn.Module`` called as ``loss(prediction, target)`` with two image batches of
+shape ``(N, C, H, W)``. Each loss declares the value range its inputs use (``input_range``,
+``(0, 1)`` by default) and converts internally to what its formula or network needs: pixel,
+structural and frequency losses compute in ``[0, 1]`` units whatever the declared range, so a
+weight means the same thing for ``[0, 1]`` and ``[-1, 1]`` data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from losslab.losses._validation import (
+    InputRange,
+    check_input_range,
+    check_pair,
+    check_pair_values,
+    value_checks_enabled,
+)
+
+
+class Loss(nn.Module):
+    """Base class: validate ``(prediction, target)``, map them to ``[0, 1]``, call :meth:`compute`.
+
+    Subclasses implement :meth:`compute` on inputs already mapped to ``[0, 1]`` and may set
+    ``required_channels`` / ``min_size`` (checked for free on every call).
+
+    Args:
+        input_range: the ``(low, high)`` value range of the inputs, e.g. ``(0, 1)`` or ``(-1, 1)``.
+        check_values: run the NaN/Inf and range checks (they synchronise with the device).
+            ``None`` follows the global switch :func:`losslab.losses.set_value_checks`.
+    """
+
+    registered_name: ClassVar[str] = ""
+    required_channels: ClassVar[int | None] = None
+    min_size: int | None = None
+    #: Terms that need the model's input (conditional discriminators) set this to True.
+    uses_condition: ClassVar[bool] = False
+
+    def __init__(
+        self, *, input_range: Iterable[float] = (0.0, 1.0), check_values: bool | None = None
+    ) -> None:
+        super().__init__()
+        self.input_range: InputRange = check_input_range(input_range)
+        self.check_values = check_values
+
+    # -- naming ---------------------------------------------------------------------------
+    @property
+    def term_name(self) -> str:
+        """Short name used in logs and tables (the spec text when built from a spec)."""
+        return getattr(self, "_term_name", None) or self.registered_name or type(self).__name__
+
+    @term_name.setter
+    def term_name(self, value: str) -> None:
+        self._term_name = value
+
+    # -- range ----------------------------------------------------------------------------
+    def set_input_range(self, input_range: Iterable[float]) -> Loss:
+        """Declare the inputs' value range for this loss (and every sub-term); returns self."""
+        self.input_range = check_input_range(input_range)
+        return self
+
+    def to_unit_range(self, images: Tensor) -> Tensor:
+        """Map images from the declared ``input_range`` to ``[0, 1]`` (no-op for ``(0, 1)``)."""
+        low, high = self.input_range
+        if low == 0.0 and high == 1.0:
+            return images
+        return (images - low) / (high - low)
+
+    def _values_checked(self) -> bool:
+        return value_checks_enabled() if self.check_values is None else self.check_values
+
+    def validate(self, prediction: Tensor, target: Tensor) -> None:
+        """All input checks of this loss: shapes always, values when enabled."""
+        check_pair(prediction, target, channels=self.required_channels, min_size=self.min_size)
+        if self._values_checked():
+            check_pair_values(prediction, target, self.input_range)
+
+    # -- evaluation -----------------------------------------------------------------------
+    def forward(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Loss between ``prediction`` and ``target`` (both ``(N, C, H, W)`` in ``input_range``).
+
+        ``condition`` (the model's input) is used only by conditional adversarial terms.
+        """
+        self.validate(prediction, target)
+        return self.evaluate(prediction, target, condition)
+
+    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
+        """Loss value for inputs that were already validated (used by compositions)."""
+        return self.compute(self.to_unit_range(prediction), self.to_unit_range(target))
+
+    def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """The loss on inputs in ``[0, 1]``; implemented by every concrete loss."""
+        raise NotImplementedError
+
+    # -- composition ----------------------------------------------------------------------
+    def __add__(self, other: Any) -> WeightedSum:
+        if not isinstance(other, Loss):
+            return NotImplemented
+        return WeightedSum._from_parts(_as_parts(self) + _as_parts(other))
+
+    def __mul__(self, weight: Any) -> WeightedSum:
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            return NotImplemented
+        return WeightedSum._from_parts([(float(weight) * w, t, s) for w, t, s in _as_parts(self)])
+
+    __rmul__ = __mul__
+
+    def __radd__(self, other: Any) -> Loss:
+        if other == 0:  # lets sum([loss_a, loss_b]) work
+            return self
+        return NotImplemented
+
+
+@dataclass(frozen=True)
+class WeightSchedule:
+    """A multiplier on a term's weight as a function of the training step.
+
+    Kinds: ``constant`` (always 1), ``start`` (0 before step ``begin``, then 1) and ``ramp``
+    (0 before ``begin``, linear to 1 at ``end``, then 1). Spec syntax: ``0.01*perceptual@start(500)``
+    or ``0.01*perceptual@ramp(1000, 2000)``.
+    """
+
+    kind: str = "constant"
+    begin: int = 0
+    end: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("constant", "start", "ramp"):
+            raise ValueError(
+                f"weight schedule must be 'constant', 'start' or 'ramp'; got {self.kind!r}."
+            )
+        if self.begin < 0 or (self.kind == "ramp" and self.end <= self.begin):
+            raise ValueError(
+                f"schedule {self.kind}({self.begin}, {self.end}) needs 0 <= begin"
+                + (" < end" if self.kind == "ramp" else "")
+                + "; e.g. ramp(1000, 2000) or start(500)."
+            )
+
+    def factor(self, step: int) -> float:
+        """Multiplier in ``[0, 1]`` at ``step``."""
+        if self.kind == "constant":
+            return 1.0
+        if step < self.begin:
+            return 0.0
+        if self.kind == "start":
+            return 1.0
+        return min(1.0, (step - self.begin) / (self.end - self.begin))
+
+    def render(self) -> str:
+        if self.kind == "constant":
+            return ""
+        if self.kind == "start":
+            return f"@start({self.begin})"
+        return f"@ramp({self.begin},{self.end})"
+
+
+CONSTANT = WeightSchedule()
+_Part = tuple[float, Loss, WeightSchedule]
+
+
+def _as_parts(loss: Loss) -> list[_Part]:
+    if isinstance(loss, WeightedSum):
+        return list(zip(loss.weights, loss.terms, loss.schedules, strict=True))
+    return [(1.0, loss, CONSTANT)]
+
+
+def _format_weight(weight: float) -> str:
+    return f"{weight:g}"
+
+
+class WeightedSum(Loss):
+    """Weighted sum of loss terms: ``total = sum_i weight_i * schedule_i(step) * term_i``.
+
+    Built with ``a + 0.01 * b`` or from a spec string. After each call, :attr:`last_values`
+    maps every term's name to its unweighted value (detached, no device sync) for logging.
+    When value checks are on and the total is NaN/Inf, the error names the offending term(s).
+
+    Shape:
+        - prediction, target: ``(N, C, H, W)`` in the declared input range.
+        - output: scalar (every term must reduce to a scalar).
+    """
+
+    registered_name = "sum"
+
+    def __init__(
+        self,
+        terms: Iterable[Loss],
+        weights: Iterable[float] | None = None,
+        schedules: Iterable[WeightSchedule] | None = None,
+    ) -> None:
+        terms = list(terms)
+        if not terms:
+            raise ValueError("a WeightedSum needs at least one loss term.")
+        for term in terms:
+            if not isinstance(term, Loss):
+                raise TypeError(f"every term must be a losslab Loss; got {type(term).__name__}.")
+        super().__init__(input_range=terms[0].input_range)
+        self.terms = nn.ModuleList(terms)
+        self.weights = [1.0] * len(terms) if weights is None else [float(w) for w in weights]
+        self.schedules = [CONSTANT] * len(terms) if schedules is None else list(schedules)
+        if not (len(self.weights) == len(self.schedules) == len(terms)):
+            raise ValueError(
+                f"got {len(terms)} terms, {len(self.weights)} weights and "
+                f"{len(self.schedules)} schedules; they must match one to one."
+            )
+        for weight in self.weights:
+            if not math.isfinite(weight):
+                raise ValueError(f"term weights must be finite numbers; got {weight}.")
+        self.step = 0
+        self.last_values: dict[str, Tensor] = {}
+        self.term_names = _unique_names([term.term_name for term in terms])
+
+    @classmethod
+    def _from_parts(cls, parts: list[_Part]) -> WeightedSum:
+        return cls([t for _, t, _ in parts], [w for w, _, _ in parts], [s for _, _, s in parts])
+
+    @property
+    def term_name(self) -> str:
+        return " + ".join(
+            (f"{_format_weight(w)}*" if w != 1.0 else "") + name + s.render()
+            for w, name, s in zip(self.weights, self.term_names, self.schedules, strict=True)
+        )
+
+    @term_name.setter
+    def term_name(self, value: str) -> None:  # the composite name is always derived
+        pass
+
+    def set_input_range(self, input_range: Iterable[float]) -> WeightedSum:
+        super().set_input_range(input_range)
+        for term in self.terms:
+            term.set_input_range(input_range)
+        return self
+
+    def set_step(self, step: int) -> None:
+        """Tell the schedules the current training step."""
+        self.step = int(step)
+
+    def current_weights(self) -> dict[str, float]:
+        """Effective weight of each term at the current step (weight times schedule factor)."""
+        return {
+            name: w * s.factor(self.step)
+            for name, w, s in zip(self.term_names, self.weights, self.schedules, strict=True)
+        }
+
+    def validate(self, prediction: Tensor, target: Tensor) -> None:
+        ranges_checked: set[InputRange] = set()
+        for term in self.terms:
+            check_pair(prediction, target, channels=term.required_channels, min_size=term.min_size)
+            if term._values_checked() and term.input_range not in ranges_checked:
+                check_pair_values(prediction, target, term.input_range)
+                ranges_checked.add(term.input_range)
+
+    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
+        total: Tensor | None = None
+        values: dict[str, Tensor] = {}
+        for name, term, weight, schedule in zip(
+            self.term_names, self.terms, self.weights, self.schedules, strict=True
+        ):
+            factor = weight * schedule.factor(self.step)
+            if factor == 0.0 and schedule.kind != "constant":
+                continue  # a scheduled term that has not started costs nothing
+            value = term.evaluate(prediction, target, condition if term.uses_condition else None)
+            if value.dim() != 0:
+                raise ValueError(
+                    f"term {name!r} returned shape {tuple(value.shape)}; terms of a sum must "
+                    "reduce to a scalar (use reduction='mean' or 'sum')."
+                )
+            values[name] = value.detach()
+            total = value * factor if total is None else total + value * factor
+        if total is None:  # every term is scheduled later: a zero that keeps the graph
+            total = prediction.sum() * 0.0
+        self.last_values = values
+        if self._values_checked() and not bool(torch.isfinite(total)):
+            bad = [f"{n!r} = {float(v)}" for n, v in values.items() if not torch.isfinite(v)]
+            raise FloatingPointError(
+                f"loss total is {float(total)}; non-finite term(s): "
+                f"{', '.join(bad) or 'none alone (the weighted sum overflowed)'}. Lower the "
+                "learning rate or that term's weight, or check the inputs."
+            )
+        return total
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    result = []
+    for name in names:
+        seen[name] = seen.get(name, 0) + 1
+        result.append(name if seen[name] == 1 else f"{name}#{seen[name]}")
+    return result

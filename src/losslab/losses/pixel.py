@@ -1,0 +1,141 @@
+"""Pixel distances (MSE, L1, Charbonnier, Huber), each seen through a colour view.
+
+All distances are computed on inputs mapped to ``[0, 1]`` (whatever ``input_range`` is
+declared), per element of the viewed tensor, then reduced. ``l1(luma)`` is the seed
+experiment's "L1 grayscale loss", ``l1(red)`` its "red component loss".
+
+Shape:
+    - prediction, target: ``(N, 3, H, W)`` for a colour view, ``(N, C, H, W)`` for ``rgb``.
+    - output: scalar for ``reduction='mean'``/``'sum'``, ``(N, K, H, W)`` for ``'none'``
+      (``K`` = the view's channel count).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from losslab.losses._validation import Reduction, check_reduction, reduce
+from losslab.losses.base import Loss
+from losslab.losses.registry import register_loss
+from losslab.losses.views import ColorView, IdentityView, resolve_view
+
+ViewLike = str | ColorView | Sequence[Sequence[float]] | None
+
+
+class PixelLoss(Loss):
+    """Base of the pixel distances: view both images, take a per-element distance, reduce."""
+
+    def __init__(
+        self,
+        view: ViewLike = "rgb",
+        reduction: Reduction = "mean",
+        *,
+        input_range: Iterable[float] = (0.0, 1.0),
+        check_values: bool | None = None,
+    ) -> None:
+        super().__init__(input_range=input_range, check_values=check_values)
+        self.view = resolve_view(view)
+        self.reduction = check_reduction(reduction)
+        if not isinstance(self.view, IdentityView):
+            self.required_channels = 3
+
+    @property
+    def term_name(self) -> str:
+        explicit = getattr(self, "_term_name", None)
+        if explicit:
+            return explicit
+        if isinstance(self.view, IdentityView):
+            return self.registered_name
+        return f"{self.registered_name}({self.view.name})"
+
+    @term_name.setter
+    def term_name(self, value: str) -> None:
+        self._term_name = value
+
+    def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return self.distance(self.view(prediction), self.view(target))
+
+    def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """Reduced distance between two viewed tensors of equal shape."""
+        raise NotImplementedError
+
+
+@register_loss("mse", positional=("view",), aliases=("l2",))
+class MSELoss(PixelLoss):
+    """Mean squared error; the minimiser over plausible targets is their mean (blur, ghosts).
+
+    ``mean((view(p) - view(t))^2)`` with inputs in ``[0, 1]`` units.
+    """
+
+    def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return F.mse_loss(prediction, target, reduction=self.reduction)
+
+
+@register_loss("l1", positional=("view",), aliases=("mae",))
+class L1Loss(PixelLoss):
+    """Mean absolute error (L1); the minimiser over plausible targets is their median.
+
+    ``mean(|view(p) - view(t)|)`` with inputs in ``[0, 1]`` units.
+    """
+
+    def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return F.l1_loss(prediction, target, reduction=self.reduction)
+
+
+@register_loss("charbonnier", positional=("view",))
+class CharbonnierLoss(PixelLoss):
+    """Charbonnier (smooth L1): ``mean(sqrt((p - t)^2 + eps^2))``, differentiable at 0.
+
+    Args:
+        eps: smoothing scale in ``[0, 1]`` pixel units (default ``1e-3``); the loss of identical
+            images is ``eps``, not 0.
+    """
+
+    def __init__(
+        self,
+        view: ViewLike = "rgb",
+        eps: float = 1e-3,
+        reduction: Reduction = "mean",
+        *,
+        input_range: Iterable[float] = (0.0, 1.0),
+        check_values: bool | None = None,
+    ) -> None:
+        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
+        if not eps > 0:
+            raise ValueError(f"charbonnier eps must be > 0; got {eps}.")
+        self.eps = float(eps)
+
+    def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
+        difference = prediction - target
+        return reduce(torch.sqrt(difference * difference + self.eps * self.eps), self.reduction)
+
+
+@register_loss("huber", positional=("view",))
+class HuberLoss(PixelLoss):
+    """Huber: quadratic for ``|p - t| < delta``, linear beyond (``torch.nn.functional.huber_loss``).
+
+    Args:
+        delta: the switch point in ``[0, 1]`` pixel units (default ``0.1``, i.e. 10 % of the
+            range; PyTorch's default 1.0 would make it plain MSE/2 on ``[0, 1]`` images).
+    """
+
+    def __init__(
+        self,
+        view: ViewLike = "rgb",
+        delta: float = 0.1,
+        reduction: Reduction = "mean",
+        *,
+        input_range: Iterable[float] = (0.0, 1.0),
+        check_values: bool | None = None,
+    ) -> None:
+        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
+        if not delta > 0:
+            raise ValueError(f"huber delta must be > 0; got {delta}.")
+        self.delta = float(delta)
+
+    def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return F.huber_loss(prediction, target, reduction=self.reduction, delta=self.delta)

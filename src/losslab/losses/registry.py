@@ -1,0 +1,175 @@
+"""One table of loss names: registration, listing, construction and the spec parser use it.
+
+A loss class is registered with :func:`register_loss`; its parameters, their defaults and its
+one-line description are read from its ``__init__`` signature and docstring, so listing
+(``losslab losses``) and the spec parser never drift from the code.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T", bound=type)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One constructor parameter of a registered loss, as shown by ``losslab losses``."""
+
+    name: str
+    annotation: str
+    default: Any
+    required: bool
+
+    def render(self) -> str:
+        if self.required:
+            return f"{self.name}: {self.annotation}"
+        return f"{self.name}={self.default!r}"
+
+
+@dataclass(frozen=True)
+class LossEntry:
+    """A registry row: spec name, class, description, parameters and the positional parameter."""
+
+    name: str
+    cls: type
+    description: str
+    parameters: tuple[Parameter, ...]
+    positional: tuple[str, ...]
+
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.parameters)
+
+
+_LOSSES: dict[str, LossEntry] = {}
+
+
+def _describe(cls: type) -> str:
+    doc = inspect.getdoc(cls) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else cls.__name__
+
+
+def _parameters(cls: type) -> tuple[Parameter, ...]:
+    signature = inspect.signature(cls.__init__)
+    result = []
+    for name, param in list(signature.parameters.items())[1:]:
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = param.annotation
+        if annotation is inspect.Parameter.empty:
+            text = "Any"
+        elif isinstance(annotation, str):
+            text = annotation
+        else:
+            text = getattr(annotation, "__name__", repr(annotation))
+        required = param.default is inspect.Parameter.empty
+        result.append(Parameter(name, text, None if required else param.default, required))
+    return tuple(result)
+
+
+def register_loss(
+    name: str, *, positional: tuple[str, ...] = (), aliases: tuple[str, ...] = ()
+) -> Callable[[T], T]:
+    """Class decorator: register a loss under ``name`` (and ``aliases``) for specs and listing.
+
+    ``positional`` names the parameters that a spec may give without ``name=``, in order
+    (``l1(luma)`` sets ``view``).
+    """
+
+    def decorator(cls: T) -> T:
+        entry = LossEntry(name, cls, _describe(cls), _parameters(cls), positional)
+        for key in (name, *aliases):
+            if key in _LOSSES and _LOSSES[key].cls is not cls:
+                raise ValueError(f"loss name {key!r} is already registered to {_LOSSES[key].cls}.")
+            _LOSSES[key] = entry
+        cls.registered_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return decorator
+
+
+def suggest(name: str, known: list[str] | tuple[str, ...]) -> str:
+    """A ' Did you mean ...?' hint for a misspelt name, or '' when nothing is close."""
+    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+
+
+def get_loss_entry(name: str) -> LossEntry:
+    """Look a loss up by name; an unknown name raises with the closest valid names."""
+    _ensure_loaded()
+    try:
+        return _LOSSES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown loss {name!r}.{suggest(name, all_loss_names())} "
+            f"Known losses: {', '.join(sorted(available_losses()))}."
+        ) from None
+
+
+def available_losses() -> list[str]:
+    """Registered loss names (aliases excluded), sorted."""
+    _ensure_loaded()
+    return sorted({entry.name for entry in _LOSSES.values()})
+
+
+def all_loss_names() -> list[str]:
+    """Every name a spec accepts, aliases included, sorted."""
+    _ensure_loaded()
+    return sorted(_LOSSES)
+
+
+def loss_entries() -> list[LossEntry]:
+    """Every registry row (aliases excluded), sorted by name."""
+    _ensure_loaded()
+    return [get_loss_entry(name) for name in available_losses()]
+
+
+def aliases_of(name: str) -> list[str]:
+    """Other names that refer to the same loss as ``name``."""
+    _ensure_loaded()
+    entry = get_loss_entry(name)
+    return sorted(key for key, other in _LOSSES.items() if other is entry and key != entry.name)
+
+
+def build_loss(name: str, *args: Any, **kwargs: Any) -> Any:
+    """Construct the loss registered as ``name`` with the given arguments."""
+    entry = get_loss_entry(name)
+    unknown = [key for key in kwargs if key not in entry.parameter_names()]
+    if unknown:
+        key = unknown[0]
+        raise ValueError(
+            f"loss {name!r} has no parameter {key!r}.{suggest(key, entry.parameter_names())} "
+            f"Parameters of {name!r}: {', '.join(entry.parameter_names()) or 'none'}."
+        )
+    return entry.cls(*args, **kwargs)
+
+
+def format_loss_table() -> str:
+    """Human-readable listing of every loss: name, parameters, description (``losslab losses``)."""
+    lines = []
+    for entry in loss_entries():
+        aliases = aliases_of(entry.name)
+        alias_text = f"  (alias: {', '.join(aliases)})" if aliases else ""
+        lines.append(f"{entry.name}{alias_text}")
+        lines.append(f"    {entry.description}")
+        params = [p.render() for p in entry.parameters]
+        if params:
+            lines.append(f"    parameters: {', '.join(params)}")
+        if entry.positional:
+            lines.append(f"    positional: {', '.join(entry.positional)}")
+    return "\n".join(lines)
+
+
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    """Import every loss module once so their decorators have filled the table."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import losslab.losses  # noqa: F401  (registration side effect)

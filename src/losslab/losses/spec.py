@@ -1,0 +1,353 @@
+"""The loss spec language: a short string that builds a loss.
+
+Grammar (whitespace is free)::
+
+    spec     := term ('+' term)*
+    term     := [number '*'] call ['*' number] ['@' schedule]
+    call     := NAME ['(' [arg (',' arg)*] ')']
+    arg      := NAME '=' value | value
+    value    := number | NAME | 'true' | 'false' | 'none' | '[' value (',' value)* ']'
+    schedule := 'start' '(' int ')' | 'ramp' '(' int ',' int ')'
+
+A bare value after ``name=value`` extends that parameter into a list, so
+``perceptual(layers=relu1_2,relu2_2, weights=random)`` sets ``layers`` to both names.
+Bare values before any ``name=`` fill the loss's positional parameters (``l1(luma)`` sets
+``view``). Examples: ``"l1(luma)"``, ``"0.84*ms_ssim + 0.16*l1"``,
+``"mse + 0.01*perceptual(layers=relu1_2,relu2_2)@ramp(1000,2000)"``.
+
+Errors name the position in the string and suggest the closest valid name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from losslab.losses.base import CONSTANT, Loss, WeightedSum, WeightSchedule
+from losslab.losses.registry import all_loss_names, available_losses, get_loss_entry, suggest
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_.\-/~]*)"
+    r"|(?P<op>[+*()\[\],=@]))"
+)
+
+
+class SpecError(ValueError):
+    """A loss spec that cannot be parsed or built; the message shows where and how to fix it."""
+
+
+@dataclass
+class _Token:
+    kind: str
+    text: str
+    position: int
+
+
+def _tokenize(spec: str) -> list[_Token]:
+    tokens = []
+    position = 0
+    while position < len(spec):
+        if spec[position:].strip() == "":
+            break
+        match = _TOKEN.match(spec, position)
+        if not match or match.end() == position:
+            raise _error(spec, position, f"unexpected character {spec[position]!r}")
+        kind = match.lastgroup or "op"
+        start = match.start(kind)
+        tokens.append(_Token(kind, match.group(kind), start))
+        position = match.end()
+    tokens.append(_Token("end", "", len(spec)))
+    return tokens
+
+
+def _error(spec: str, position: int, message: str) -> SpecError:
+    pointer = " " * position + "^"
+    return SpecError(f"{message} at position {position} in loss spec:\n  {spec}\n  {pointer}")
+
+
+@dataclass
+class _Call:
+    name: str
+    position: int
+    args: list[tuple[Any, int]] = field(default_factory=list)
+    kwargs: dict[str, tuple[Any, int]] = field(default_factory=dict)
+
+
+class _Parser:
+    def __init__(self, spec: str) -> None:
+        self.spec = spec
+        self.tokens = _tokenize(spec)
+        self.index = 0
+
+    @property
+    def current(self) -> _Token:
+        return self.tokens[self.index]
+
+    def take(self, text: str | None = None, kind: str | None = None) -> _Token:
+        token = self.current
+        if (text is not None and token.text != text) or (kind is not None and token.kind != kind):
+            expected = repr(text) if text is not None else f"a {kind}"
+            found = repr(token.text) if token.kind != "end" else "the end of the spec"
+            raise _error(self.spec, token.position, f"expected {expected}, found {found}")
+        self.index += 1
+        return token
+
+    def at(self, text: str) -> bool:
+        return self.current.kind == "op" and self.current.text == text
+
+    def parse(self) -> list[tuple[float, _Call, WeightSchedule]]:
+        if self.current.kind == "end":
+            raise _error(self.spec, 0, "empty loss spec (try 'l1' or 'mse + 0.01*perceptual')")
+        terms = [self.term()]
+        while self.at("+"):
+            self.take("+")
+            terms.append(self.term())
+        if self.current.kind != "end":
+            raise _error(
+                self.spec, self.current.position,
+                f"unexpected {self.current.text!r} (terms are joined with '+')",
+            )
+        return terms
+
+    def number(self) -> float:
+        token = self.take(kind="number")
+        return float(token.text)
+
+    def term(self) -> tuple[float, _Call, WeightSchedule]:
+        weight = 1.0
+        if self.current.kind == "number":
+            weight = self.number()
+            self.take("*")
+        call = self.call()
+        if self.at("*"):
+            self.take("*")
+            weight *= self.number()
+        schedule = CONSTANT
+        if self.at("@"):
+            self.take("@")
+            schedule = self.schedule()
+        return weight, call, schedule
+
+    def schedule(self) -> WeightSchedule:
+        token = self.take(kind="name")
+        if token.text not in ("start", "ramp"):
+            raise _error(
+                self.spec, token.position,
+                f"unknown weight schedule {token.text!r}; use start(STEP) or ramp(BEGIN, END)",
+            )
+        self.take("(")
+        numbers = [self.number()]
+        while self.at(","):
+            self.take(",")
+            numbers.append(self.number())
+        close = self.take(")")
+        expected = 1 if token.text == "start" else 2
+        if len(numbers) != expected or any(n != int(n) for n in numbers):
+            raise _error(
+                self.spec, close.position,
+                f"{token.text} takes {expected} integer step(s); e.g. "
+                + ("start(500)" if expected == 1 else "ramp(1000, 2000)"),
+            )
+        try:
+            return WeightSchedule(token.text, *map(int, numbers))
+        except ValueError as error:
+            raise _error(self.spec, token.position, str(error)) from None
+
+    def call(self) -> _Call:
+        token = self.current
+        if token.kind != "name":
+            found = repr(token.text) if token.kind != "end" else "the end of the spec"
+            raise _error(self.spec, token.position, f"expected a loss name, found {found}")
+        self.take()
+        call = _Call(token.text, token.position)
+        if not self.at("("):
+            return call
+        self.take("(")
+        last_keyword: str | None = None
+        while not self.at(")"):
+            if self.current.kind == "name" and self.tokens[self.index + 1].text == "=":
+                key = self.take().text
+                self.take("=")
+                if key in call.kwargs:
+                    raise _error(self.spec, self.tokens[self.index - 2].position,
+                                 f"parameter {key!r} is given twice")
+                position = self.current.position
+                call.kwargs[key] = (self.value(), position)
+                last_keyword = key
+            else:
+                position = self.current.position
+                value = self.value()
+                if last_keyword is None:
+                    call.args.append((value, position))
+                else:  # 'layers=relu1_2,relu2_2': a bare value extends the last keyword
+                    previous, start = call.kwargs[last_keyword]
+                    items = previous if isinstance(previous, _ListValue) else _ListValue([previous])
+                    items.append(value)
+                    call.kwargs[last_keyword] = (items, start)
+            if not self.at(")"):
+                self.take(",")
+        self.take(")")
+        return call
+
+    def value(self) -> Any:
+        token = self.current
+        if token.kind == "number":
+            self.take()
+            number = float(token.text)
+            return int(number) if re.fullmatch(r"[-+]?\d+", token.text) else number
+        if token.kind == "name":
+            self.take()
+            lowered = token.text.lower()
+            return {"true": True, "false": False, "none": None}.get(lowered, token.text)
+        if self.at("["):
+            self.take("[")
+            items = []
+            while not self.at("]"):
+                items.append(self.value())
+                if not self.at("]"):
+                    self.take(",")
+            self.take("]")
+            return items
+        found = repr(token.text) if token.kind != "end" else "the end of the spec"
+        raise _error(self.spec, token.position, f"expected a value, found {found}")
+
+
+class _ListValue(list):
+    """A list made by comma continuation (distinguished from a bracketed list)."""
+
+
+def _accepts_sequence(annotation: Any) -> bool:
+    text = annotation if isinstance(annotation, str) else repr(annotation)
+    return any(word in text for word in ("Sequence", "list", "tuple", "Iterable"))
+
+
+def _build_call(spec: str, call: _Call, input_range: Iterable[float] | None,
+                check_values: bool | None) -> Loss:
+    try:
+        entry = get_loss_entry(call.name)
+    except ValueError:
+        raise _error(
+            spec, call.position,
+            f"unknown loss {call.name!r}.{suggest(call.name, all_loss_names())} "
+            f"Known losses: {', '.join(available_losses())}",
+        ) from None
+    names = entry.parameter_names()
+    if len(call.args) > len(entry.positional):
+        value, position = call.args[len(entry.positional)]
+        allowed = ", ".join(entry.positional) or "none"
+        raise _error(
+            spec, position,
+            f"loss {call.name!r} takes {len(entry.positional)} positional value(s) ({allowed}); "
+            f"give the others as name=value (parameters: {', '.join(names)})",
+        )
+    kwargs: dict[str, Any] = {}
+    for (value, _), name in zip(call.args, entry.positional, strict=False):
+        kwargs[name] = value
+    hints = {p.name: p.annotation for p in entry.parameters}
+    for key, (value, position) in call.kwargs.items():
+        if key not in names:
+            raise _error(
+                spec, position - len(key) - 1,
+                f"loss {call.name!r} has no parameter {key!r}.{suggest(key, names)} "
+                f"Parameters: {', '.join(names)}",
+            )
+        if key in kwargs:
+            raise _error(spec, position, f"parameter {key!r} is given twice")
+        if isinstance(value, _ListValue) and not _accepts_sequence(hints.get(key, "")):
+            raise _error(spec, position, f"parameter {key!r} of {call.name!r} takes one value, "
+                                         f"got {len(value)}: {', '.join(map(str, value))}")
+        if _accepts_sequence(hints.get(key, "")) and isinstance(value, str):
+            value = [value]
+        kwargs[key] = list(value) if isinstance(value, _ListValue) else value
+    if "input_range" in names and input_range is not None:
+        kwargs.setdefault("input_range", tuple(input_range))
+    if "check_values" in names and check_values is not None:
+        kwargs.setdefault("check_values", check_values)
+    try:
+        module = entry.cls(**kwargs)
+    except (ValueError, TypeError) as error:
+        raise _error(spec, call.position, f"cannot build {call.name!r}: {error}") from None
+    module.term_name = spec_text_of(spec, call)
+    if input_range is not None:
+        module.set_input_range(input_range)
+    return module
+
+
+def spec_text_of(spec: str, call: _Call) -> str:
+    """The call's own text from the spec (used as the term's log name), whitespace squeezed."""
+    start = call.position
+    depth = 0
+    end = start
+    for end in range(start, len(spec)):
+        char = spec[end]
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                end += 1
+                break
+        elif depth == 0 and char in "+*@ ":
+            break
+    else:
+        end = len(spec)
+    return re.sub(r"\s+", "", spec[start:end])
+
+
+def parse_spec(
+    spec: str,
+    *,
+    input_range: Iterable[float] | None = None,
+    check_values: bool | None = None,
+) -> Loss:
+    """Build a loss from a spec string (see the module docstring for the grammar).
+
+    A spec with a single unweighted, unscheduled term returns that term's module; anything else
+    returns a :class:`~losslab.losses.base.WeightedSum`.
+
+    Args:
+        spec: e.g. ``"mse + 0.01*perceptual(layers=relu1_2,relu2_2, weights=random)"``.
+        input_range: the inputs' value range for every term, e.g. ``(-1, 1)``; default ``(0, 1)``.
+        check_values: run the syncing NaN/range checks (``None``: the global switch).
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"a loss spec must be a string such as 'l1(luma)'; got {type(spec).__name__}.")
+    parsed = _Parser(spec).parse()
+    modules = [_build_call(spec, call, input_range, check_values) for _, call, _ in parsed]
+    if len(parsed) == 1 and parsed[0][0] == 1.0 and parsed[0][2] is CONSTANT:
+        return modules[0]
+    total = WeightedSum(modules, [w for w, _, _ in parsed], [s for _, _, s in parsed])
+    if check_values is not None:
+        total.check_values = check_values
+    return total
+
+
+def loss(
+    spec: str | Loss,
+    *,
+    input_range: Iterable[float] | None = None,
+    check_values: bool | None = None,
+) -> Loss:
+    """Build any loss from a spec string (or pass a ready module through, re-ranged if asked).
+
+    Calling the result with ``(prediction, target)``, both ``(N, C, H, W)`` in ``input_range``,
+    returns a scalar tensor.
+
+    Example:
+        >>> import torch, losslab
+        >>> criterion = losslab.loss("l1(luma)")
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> float(criterion(x, x))
+        0.0
+    """
+    if isinstance(spec, Loss):
+        if input_range is not None:
+            spec.set_input_range(input_range)
+        if check_values is not None:
+            spec.check_values = check_values
+        return spec
+    return parse_spec(spec, input_range=input_range, check_values=check_values)
+
+

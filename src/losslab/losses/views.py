@@ -1,0 +1,163 @@
+"""Colour views: *what* a distance compares. ``l1(luma)`` compares luma only, so any colour
+change that keeps luma costs nothing; ``l1(red)`` compares the red channel only.
+
+A view maps an RGB batch ``(N, 3, H, W)`` to ``(N, K, H, W)`` by a fixed linear colour transform
+(a registered buffer, so ``.to(device)`` and ``state_dict`` follow the module). Values are in the
+units of the input (``[0, 1]`` RGB gives luma in ``[0, 1]`` and chroma in ``[-0.5, 0.5]``).
+
+Standards: luma is ITU-R BT.601 (``Y = 0.299 R + 0.587 G + 0.114 B``) by default, BT.709
+(``0.2126, 0.7152, 0.0722``) selectable; chroma is the (Cb, Cr) pair of YCbCr with the same
+standard, ``Cb = (B - Y) / (2 (1 - Kb))``, ``Cr = (R - Y) / (2 (1 - Kr))``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+from torch import Tensor, nn
+
+from losslab.losses._validation import check_choice, check_image
+from losslab.losses.registry import suggest
+
+LumaStandard = Literal["bt601", "bt709"]
+
+#: (Kr, Kb) of each standard; Kg = 1 - Kr - Kb.
+LUMA_COEFFICIENTS: dict[str, tuple[float, float]] = {
+    "bt601": (0.299, 0.114),
+    "bt709": (0.2126, 0.0722),
+}
+
+
+def luma_weights(standard: LumaStandard = "bt601") -> tuple[float, float, float]:
+    """The (R, G, B) weights of luma for ``standard`` (they sum to 1)."""
+    kr, kb = LUMA_COEFFICIENTS[check_choice("standard", standard, LUMA_COEFFICIENTS)]
+    return (kr, 1.0 - kr - kb, kb)
+
+
+def ycbcr_matrix(standard: LumaStandard = "bt601") -> torch.Tensor:
+    """3x3 matrix mapping RGB to (Y, Cb, Cr) without the 0.5 chroma offset."""
+    kr, kg, kb = luma_weights(standard)
+    luma = torch.tensor([kr, kg, kb], dtype=torch.float64)
+    cb = (torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64) - luma) / (2 * (1 - kb))
+    cr = (torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) - luma) / (2 * (1 - kr))
+    return torch.stack([luma, cb, cr])
+
+
+class ColorView(nn.Module):
+    """A linear colour transform ``(N, 3, H, W) -> (N, K, H, W)``: ``out_k = sum_c M[k, c] x_c``.
+
+    Args:
+        matrix: ``(K, 3)`` weights (any user-given linear colour transform).
+        name: how the view appears in spec strings and logs.
+    """
+
+    def __init__(self, matrix: Tensor | Sequence[Sequence[float]], name: str = "linear") -> None:
+        super().__init__()
+        weights = torch.as_tensor(matrix, dtype=torch.float32)
+        if weights.dim() == 1:
+            weights = weights.unsqueeze(0)
+        if weights.dim() != 2 or weights.shape[1] != 3:
+            raise ValueError(
+                f"a colour transform must be a (K, 3) matrix (one row of R, G, B weights per output "
+                f"channel); got shape {tuple(weights.shape)}."
+            )
+        self.register_buffer("matrix", weights)
+        self.name = name
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def forward(self, images: Tensor) -> Tensor:
+        check_image(images, "images", channels=3)
+        matrix = self.matrix.to(images.dtype)
+        return torch.einsum("kc,nchw->nkhw", matrix, images)
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, out_channels={self.out_channels}"
+
+
+class IdentityView(ColorView):
+    """All channels as they are (``rgb``); works for any channel count."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.eye(3), name="rgb")
+
+    def forward(self, images: Tensor) -> Tensor:
+        return images
+
+
+class ChannelView(ColorView):
+    """A single RGB channel (``red``, ``green`` or ``blue``): ``(N, 3, H, W) -> (N, 1, H, W)``."""
+
+    CHANNELS = ("red", "green", "blue")
+
+    def __init__(self, channel: Literal["red", "green", "blue"]) -> None:
+        check_choice("channel", channel, self.CHANNELS)
+        super().__init__(torch.eye(3)[self.CHANNELS.index(channel)], name=channel)
+        self.index = self.CHANNELS.index(channel)
+
+    def forward(self, images: Tensor) -> Tensor:
+        check_image(images, "images", channels=3)
+        return images[:, self.index : self.index + 1]  # a view, no arithmetic: cheaper than einsum
+
+
+class LumaView(ColorView):
+    """Luma (grayscale) ``Y``, BT.601 by default: ``(N, 3, H, W) -> (N, 1, H, W)``."""
+
+    def __init__(self, standard: LumaStandard = "bt601") -> None:
+        name = "luma" if standard == "bt601" else f"luma_{standard}"
+        super().__init__([luma_weights(standard)], name=name)
+        self.standard = standard
+
+    def forward(self, images: Tensor) -> Tensor:
+        check_image(images, "images", channels=3)
+        kr, kg, kb = luma_weights(self.standard)
+        # Scalar weights avoid an einsum launch and match the BT formula term by term.
+        return kr * images[:, 0:1] + kg * images[:, 1:2] + kb * images[:, 2:3]
+
+
+class ChromaView(ColorView):
+    """Chroma (Cb, Cr) of YCbCr: ``(N, 3, H, W) -> (N, 2, H, W)``; blind to luma changes."""
+
+    def __init__(self, standard: LumaStandard = "bt601") -> None:
+        name = "chroma" if standard == "bt601" else f"chroma_{standard}"
+        super().__init__(ycbcr_matrix(standard)[1:], name=name)
+
+
+_VIEW_FACTORIES = {
+    "rgb": IdentityView,
+    "luma": lambda: LumaView("bt601"),
+    "luma_bt601": lambda: LumaView("bt601"),
+    "luma_bt709": lambda: LumaView("bt709"),
+    "red": lambda: ChannelView("red"),
+    "green": lambda: ChannelView("green"),
+    "blue": lambda: ChannelView("blue"),
+    "chroma": lambda: ChromaView("bt601"),
+    "chroma_bt601": lambda: ChromaView("bt601"),
+    "chroma_bt709": lambda: ChromaView("bt709"),
+}
+
+
+def available_views() -> list[str]:
+    """Names accepted wherever a view is expected (``l1(luma)``, ``ssim(view=red)``)."""
+    return sorted(_VIEW_FACTORIES)
+
+
+def resolve_view(view: str | ColorView | Tensor | Sequence[Sequence[float]] | None) -> ColorView:
+    """Turn a view name, a :class:`ColorView`, or a ``(K, 3)`` matrix into a :class:`ColorView`."""
+    if view is None:
+        return IdentityView()
+    if isinstance(view, ColorView):
+        return view
+    if isinstance(view, str):
+        key = view.lower()
+        if key not in _VIEW_FACTORIES:
+            raise ValueError(
+                f"unknown colour view {view!r}.{suggest(key, available_views())} "
+                f"Known views: {', '.join(available_views())}, or a (K, 3) matrix."
+            )
+        return _VIEW_FACTORIES[key]()
+    return ColorView(view)

@@ -49,8 +49,9 @@ def _tokenize(spec: str) -> list[_Token]:
     tokens = []
     position = 0
     while position < len(spec):
-        if spec[position:].strip() == "":
-            break
+        if spec[position].isspace():
+            position += 1
+            continue
         match = _TOKEN.match(spec, position)
         if not match or match.end() == position:
             raise _error(spec, position, f"unexpected character {spec[position]!r}")

@@ -1,0 +1,89 @@
+"""Weighted sums: totals, per-term values for logging, schedules, and NaN reporting by term."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import losslab
+from losslab.losses import L1Loss, MSELoss, WeightedSum, WeightSchedule
+
+
+def test_python_composition_matches_the_weighted_sum() -> None:
+    p, t = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    combined = L1Loss("luma") + 0.25 * MSELoss()
+    expected = L1Loss("luma")(p, t) + 0.25 * MSELoss()(p, t)
+    torch.testing.assert_close(combined(p, t), expected)
+    assert isinstance(combined, WeightedSum)
+    assert combined.term_name == "l1(luma) + 0.25*mse"
+    assert set(combined.last_values) == {"l1(luma)", "mse"}
+    torch.testing.assert_close(combined.last_values["mse"], MSELoss()(p, t))
+
+
+def test_weights_multiply_through_and_sum_builtin_works() -> None:
+    p, t = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
+    nested = 2 * (L1Loss() + 0.5 * MSELoss())
+    assert nested.weights == [2.0, 1.0]
+    total = sum([L1Loss(), MSELoss()])
+    torch.testing.assert_close(total(p, t), L1Loss()(p, t) + MSELoss()(p, t))
+
+
+def test_spec_and_objects_agree() -> None:
+    p, t = torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    from_spec = losslab.loss("0.84*l1(luma) + 0.16*mse")
+    from_objects = 0.84 * L1Loss("luma") + 0.16 * MSELoss()
+    torch.testing.assert_close(from_spec(p, t), from_objects(p, t))
+
+
+def test_schedules_change_effective_weights_at_the_stated_steps() -> None:
+    total = losslab.loss("l1 + 0.5*mse@ramp(100,200) + 2*l1(luma)@start(50)")
+    assert isinstance(total, WeightedSum)
+    expected = {
+        0: {"l1": 1.0, "mse": 0.0, "l1(luma)": 0.0},
+        50: {"l1": 1.0, "mse": 0.0, "l1(luma)": 2.0},
+        150: {"l1": 1.0, "mse": 0.25, "l1(luma)": 2.0},
+        500: {"l1": 1.0, "mse": 0.5, "l1(luma)": 2.0},
+    }
+    for step, weights in expected.items():
+        total.set_step(step)
+        assert total.current_weights() == pytest.approx(weights)
+    total.set_step(0)
+    p, t = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
+    torch.testing.assert_close(total(p, t), L1Loss()(p, t))
+    assert "mse" not in total.last_values  # a term that has not started is not computed
+
+
+def test_schedule_validation() -> None:
+    with pytest.raises(ValueError, match="begin < end"):
+        WeightSchedule("ramp", 200, 100)
+
+
+def test_nan_total_names_the_term() -> None:
+    class Exploding(MSELoss):
+        def compute(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return super().compute(prediction, target) * float("nan")
+
+    exploding = Exploding()
+    exploding.term_name = "exploding"
+    total = L1Loss() + 0.1 * exploding
+    with pytest.raises(FloatingPointError, match="'exploding' = nan"):
+        total(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4))
+
+
+def test_duplicate_terms_get_distinct_log_names() -> None:
+    total = losslab.loss("l1 + l1")
+    assert total.term_names == ["l1", "l1#2"]
+
+
+def test_terms_of_a_sum_must_be_scalars() -> None:
+    total = L1Loss(reduction="none") + MSELoss()
+    with pytest.raises(ValueError, match="reduce to a scalar"):
+        total(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4))
+
+
+def test_gradient_reaches_prediction_only() -> None:
+    p = torch.rand(1, 3, 8, 8, requires_grad=True)
+    t = torch.rand(1, 3, 8, 8, requires_grad=True)
+    losslab.loss("l1(luma) + 0.5*mse(chroma)")(p, t.detach()).backward()
+    assert p.grad is not None and p.grad.abs().sum() > 0
+    assert t.grad is None

@@ -1,0 +1,78 @@
+"""The spec language: what it builds, and every error with its position and suggestion."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+import losslab
+from losslab.losses import L1Loss, MSELoss, SpecError, WeightedSum
+
+
+def test_single_term_returns_the_module() -> None:
+    built = losslab.loss("l1(luma)")
+    assert isinstance(built, L1Loss) and built.view.name == "luma"
+    assert built.term_name == "l1(luma)"
+
+
+def test_keyword_view_and_aliases() -> None:
+    assert losslab.loss("mae(view=red)").view.name == "red"
+    assert isinstance(losslab.loss("l2"), MSELoss)
+
+
+def test_weights_on_either_side_and_exponent_numbers() -> None:
+    built = losslab.loss("0.84*l1 + mse*1e-2 + charbonnier(eps=1e-3)")
+    assert isinstance(built, WeightedSum)
+    assert built.weights == pytest.approx([0.84, 0.01, 1.0])
+    assert built.terms[2].eps == pytest.approx(1e-3)
+
+
+def test_input_range_reaches_every_term() -> None:
+    built = losslab.loss("l1 + mse(luma)", input_range=(-1, 1))
+    assert all(term.input_range == (-1.0, 1.0) for term in built.terms)
+
+
+def test_bracketed_matrix_view() -> None:
+    built = losslab.loss("l1(view=[[1, -1, 0]])")
+    p, t = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
+    expected = ((p[:, 0] - p[:, 1]) - (t[:, 0] - t[:, 1])).abs().mean()
+    torch.testing.assert_close(built(p, t), expected)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("", "empty loss spec"),
+        ("l1x", "unknown loss 'l1x'. Did you mean 'l1'"),
+        ("mse + l1(lumma)", "Did you mean 'luma'"),
+        ("l1(view=luma, reductio=sum)", "no parameter 'reductio'. Did you mean 'reduction'"),
+        ("mse +", "expected a loss name, found the end of the spec at position 5"),
+        ("l1(luma, red)", "takes 1 positional value"),
+        ("0.5 l1", "expected '*', found 'l1'"),
+        ("l1 $ mse", "unexpected character '$' at position 3"),
+        ("l1(view=luma", "expected ',', found the end of the spec"),
+        ("l1@warmup(5)", "unknown weight schedule 'warmup'"),
+        ("l1@ramp(5)", "ramp takes 2 integer step"),
+        ("l1(view=luma, view=red)", "given twice"),
+        ("charbonnier(eps=1,2)", "takes one value"),
+        ("huber(delta=-1)", "delta must be > 0"),
+    ],
+)
+def test_spec_errors(spec: str, message: str) -> None:
+    with pytest.raises(SpecError, match=re.escape(message)):
+        losslab.loss(spec)
+
+
+def test_error_shows_a_pointer_under_the_position() -> None:
+    with pytest.raises(SpecError) as caught:
+        losslab.loss("mse + l1x")
+    lines = str(caught.value).splitlines()
+    assert lines[-2].strip() == "mse + l1x"
+    assert lines[-1].index("^") == lines[-2].index("l1x")
+
+
+def test_non_string_spec() -> None:
+    with pytest.raises(TypeError, match="must be a string"):
+        losslab.loss(3)  # type: ignore[arg-type]

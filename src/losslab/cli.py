@@ -1,0 +1,222 @@
+"""The ``losslab`` command line: argument parsing only; every command calls one library function.
+
+Commands::
+
+    losslab losses                      list every loss name, its parameters and description
+    losslab weights [add FILE]          pretrained networks: cache status, paths, SHA-256; install
+    losslab train ...                   train one model under one loss spec
+    losslab evaluate RUN_DIR            metrics of a trained run as JSON and CSV
+    losslab probe SPEC [SPEC ...]       what each loss charges for controlled changes
+    losslab demo mean                   regression to the mean, median and modes
+    losslab compare EXPERIMENT --out D  one model per loss, one HTML report
+    losslab report DIR                  rebuild a comparison's report from disk
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def _cmd_losses(args: argparse.Namespace) -> int:
+    from losslab.losses import format_loss_table
+    from losslab.losses.views import available_views
+
+    print(format_loss_table())
+    print(f"\ncolour views (first argument of pixel/structural losses): {', '.join(available_views())}")
+    print("spec example: \"mse + 0.01*perceptual(layers=relu1_2,relu2_2, weights=random)@ramp(1000,2000)\"")
+    return 0
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from losslab.weights import add_weights, format_weights_table
+
+    if args.action == "add":
+        if not args.file:
+            raise ValueError("usage: losslab weights add FILE (the weights file you carried over).")
+        destination = add_weights(Path(args.file))
+        print(f"verified and installed: {destination}")
+        return 0
+    print(format_weights_table())
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from losslab.train import config_from_overrides, train
+
+    overrides = {
+        key: value
+        for key, value in {
+            "task": args.task,
+            "data": args.data,
+            "loss": args.loss,
+            "steps": args.steps,
+            "out": args.out,
+            "seed": args.seed,
+            "devices": args.devices,
+            "num_nodes": args.num_nodes,
+            "precision": args.precision,
+            "accelerator": args.accelerator,
+            "hypotheses": args.hypotheses,
+            "batch_size": args.batch_size,
+            "crop_size": args.crop_size,
+            "lr": args.lr,
+        }.items()
+        if value is not None
+    }
+    config = config_from_overrides(args.config, overrides)
+    result = train(config)
+    print(f"run finished: {result.run_dir}")
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from losslab.experiments import evaluate_run
+
+    metrics = evaluate_run(Path(args.run_dir))
+    print(json.dumps(metrics, indent=2, default=str))
+    return 0
+
+
+def _cmd_probe(args: argparse.Namespace) -> int:
+    from losslab.probe import (
+        format_probe_table,
+        plot_probe_heatmap,
+        run_probe,
+        write_probe_csv,
+        write_probe_json,
+    )
+
+    result = run_probe(args.specs, image_dir=args.images, rmse=args.rmse, seed=args.seed)
+    print(format_probe_table(result))
+    if args.json:
+        write_probe_json(result, Path(args.json))
+    if args.csv:
+        write_probe_csv(result, Path(args.csv))
+    if args.heatmap:
+        plot_probe_heatmap(result, Path(args.heatmap))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from losslab.demo import run_mean_demo
+
+    result = run_mean_demo(out_dir=Path(args.out) if args.out else None, seed=args.seed)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from losslab.experiments import list_experiments, run_comparison
+
+    if args.list or not args.experiment:
+        for name in list_experiments():
+            print(name)
+        return 0 if args.list else 2
+    report = run_comparison(
+        args.experiment,
+        Path(args.out) if args.out else None,
+        steps=args.steps,
+        budget_scale=args.budget_scale,
+    )
+    print(f"report: {report}")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from losslab.report import build_report
+
+    print(f"report: {build_report(Path(args.dir))}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every ``losslab`` command."""
+    parser = argparse.ArgumentParser(
+        prog="losslab",
+        description="What does my loss function consider equal, and what does that do to my outputs?",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("losses", help="list every loss with its parameters")
+    p.set_defaults(handler=_cmd_losses)
+
+    p = sub.add_parser("weights", help="pretrained networks: cache status, or 'add FILE'")
+    p.add_argument("action", nargs="?", choices=["list", "add"], default="list")
+    p.add_argument("file", nargs="?")
+    p.set_defaults(handler=_cmd_weights)
+
+    p = sub.add_parser("train", help="train one model under one loss spec")
+    p.add_argument("--config", help="YAML config (command-line options override it)")
+    p.add_argument("--task", help="reconstruct | super_resolve | predict_next | colorize")
+    p.add_argument("--data", help="bundled | dead_leaves | moving_shapes | folder path | cifar10 ...")
+    p.add_argument("--loss", help='loss spec, e.g. "l1(luma)" or "mse + 0.01*perceptual"')
+    p.add_argument("--steps", type=int, help="optimisation steps")
+    p.add_argument("--out", help="run directory (re-running the same command resumes)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--devices", help="number of devices, or 'auto'")
+    p.add_argument("--num-nodes", type=int, dest="num_nodes")
+    p.add_argument("--precision", help="32 | 16-mixed | bf16-mixed")
+    p.add_argument("--accelerator", help="auto | cpu | gpu")
+    p.add_argument("--hypotheses", type=int, help="K outputs (winner-takes-all) instead of one")
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--crop-size", type=int, dest="crop_size")
+    p.add_argument("--lr", type=float)
+    p.set_defaults(handler=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="metrics of a trained run (JSON and CSV in the run dir)")
+    p.add_argument("run_dir")
+    p.set_defaults(handler=_cmd_evaluate)
+
+    p = sub.add_parser("probe", help="what each loss charges for controlled image changes")
+    p.add_argument("specs", nargs="+", help="loss specs")
+    p.add_argument("--images", help="folder of images (default: bundled photos)")
+    p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", help="write the results as JSON")
+    p.add_argument("--csv", help="write the results as CSV")
+    p.add_argument("--heatmap", help="write a heatmap PNG")
+    p.set_defaults(handler=_cmd_probe)
+
+    p = sub.add_parser("demo", help="small demonstrations")
+    p.add_argument("name", choices=["mean"], help="mean: regression to the mean / median / modes")
+    p.add_argument("--out", help="folder for the plots")
+    p.add_argument("--json", help="write the numbers as JSON")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser("compare", help="train one model per loss and write an HTML report")
+    p.add_argument("experiment", nargs="?", help="experiment YAML or a shipped name (colors, blur, ...)")
+    p.add_argument("--out", help="output folder (default: runs/<experiment name>)")
+    p.add_argument("--steps", type=int, help="override every run's step budget")
+    p.add_argument("--budget-scale", type=float, default=1.0, dest="budget_scale",
+                   help="multiply every run's step budget (e.g. 10 on a GPU)")
+    p.add_argument("--list", action="store_true", help="list the shipped experiments")
+    p.set_defaults(handler=_cmd_compare)
+
+    p = sub.add_parser("report", help="rebuild a comparison's HTML report from disk")
+    p.add_argument("dir")
+    p.set_defaults(handler=_cmd_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run a ``losslab`` command; returns the exit status (errors print one clear line, exit 2)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
+        print(f"losslab {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `losslab losses | head` closed the pipe: not an error
+        sys.stderr.close()
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

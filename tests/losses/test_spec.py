@@ -76,3 +76,11 @@ def test_error_shows_a_pointer_under_the_position() -> None:
 def test_non_string_spec() -> None:
     with pytest.raises(TypeError, match="must be a string"):
         losslab.loss(3)  # type: ignore[arg-type]
+
+
+def test_quoted_values_and_signs() -> None:
+    from losslab.losses.spec import _Parser
+
+    (_, call, _), = _Parser("perceptual(weights='/tmp/my vgg.pth', layers=relu1_1)").parse()
+    assert call.kwargs["weights"][0] == "/tmp/my vgg.pth"
+    assert losslab.loss("l1 +0.5*mse").weights == [1.0, 0.5]  # '+0.5' is an operator, not a sign

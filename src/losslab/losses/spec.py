@@ -6,7 +6,7 @@ Grammar (whitespace is free)::
     term     := [number '*'] call ['*' number] ['@' schedule]
     call     := NAME ['(' [arg (',' arg)*] ')']
     arg      := NAME '=' value | value
-    value    := number | NAME | 'true' | 'false' | 'none' | '[' value (',' value)* ']'
+    value    := number | NAME | 'quoted string' | true | false | none | '[' value (',' value)* ']'
     schedule := 'start' '(' int ')' | 'ramp' '(' int ',' int ')'
 
 A bare value after ``name=value`` extends that parameter into a list, so
@@ -29,8 +29,8 @@ from losslab.losses.base import CONSTANT, Loss, WeightedSum, WeightSchedule
 from losslab.losses.registry import all_loss_names, available_losses, get_loss_entry, suggest
 
 _TOKEN = re.compile(
-    r"\s*(?:(?P<number>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_.\-/~]*)"
-    r"|(?P<op>[+*()\[\],=@]))"
+    r"\s*(?:(?P<string>'[^']*'|\"[^\"]*\")|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_.\-/~]*)"
+    r"|(?P<op>[-+*()\[\],=@]))"
 )
 
 
@@ -193,11 +193,20 @@ class _Parser:
         return call
 
     def value(self) -> Any:
+        if self.at("-"):  # a negative parameter value, e.g. view=[[1, -1, 0]]
+            self.take("-")
+            number = self.value()
+            if isinstance(number, bool) or not isinstance(number, (int, float)):
+                raise _error(self.spec, self.tokens[self.index - 1].position, "expected a number after '-'")
+            return -number
         token = self.current
         if token.kind == "number":
             self.take()
             number = float(token.text)
-            return int(number) if re.fullmatch(r"[-+]?\d+", token.text) else number
+            return int(number) if re.fullmatch(r"\d+", token.text) else number
+        if token.kind == "string":
+            self.take()
+            return token.text[1:-1]
         if token.kind == "name":
             self.take()
             lowered = token.text.lower()

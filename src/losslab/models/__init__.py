@@ -1,0 +1,34 @@
+"""Models for the losslab tasks: every image model is a plain ``nn.Module``.
+
+Build one by name with :func:`build_model` (``build_model("unet", in_channels=9, hypotheses=4)``);
+:func:`available_models` lists the names. The discriminators (``PatchDiscriminator``,
+``ConditionalPatchDiscriminator``) are built directly by the adversarial loss terms.
+"""
+
+from losslab.models.autoencoder import ConvAutoencoder
+from losslab.models.discriminators import ConditionalPatchDiscriminator, PatchDiscriminator
+from losslab.models.multi_hypothesis_head import MultiHypothesisHead
+from losslab.models.registry import (
+    available_models,
+    build_model,
+    get_model_class,
+    model_parameters,
+    register_model,
+)
+from losslab.models.super_resolution import ResidualBlock, SuperResolutionNet
+from losslab.models.unet import UNet
+
+__all__ = [
+    "ConditionalPatchDiscriminator",
+    "ConvAutoencoder",
+    "MultiHypothesisHead",
+    "PatchDiscriminator",
+    "ResidualBlock",
+    "SuperResolutionNet",
+    "UNet",
+    "available_models",
+    "build_model",
+    "get_model_class",
+    "model_parameters",
+    "register_model",
+]

@@ -1,0 +1,114 @@
+"""One table of model names: :func:`register_model`, :func:`build_model`, :func:`available_models`.
+
+A model class is registered with the :func:`register_model` decorator. ``build_model(name,
+**options)`` passes ``options`` to its constructor; an unknown name or option raises a
+``ValueError`` with the closest valid names. ``hypotheses=K`` wraps the model in a
+:class:`~losslab.models.multi_hypothesis_head.MultiHypothesisHead` (the class must define
+``output_channels_for(options) -> int``, the channels of one output image).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from torch import nn
+
+from losslab.losses.registry import suggest
+from losslab.models._common import check_count
+
+T = TypeVar("T", bound=type)
+
+_MODELS: dict[str, type[nn.Module]] = {}
+_CANONICAL: dict[type[nn.Module], str] = {}
+
+
+def register_model(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
+    """Class decorator: make an ``nn.Module`` class buildable as ``build_model(name, ...)``."""
+
+    def decorator(cls: T) -> T:
+        for key in (name, *aliases):
+            if key in _MODELS and _MODELS[key] is not cls:
+                raise ValueError(f"model name {key!r} is already registered to {_MODELS[key]}.")
+            _MODELS[key] = cls
+        _CANONICAL[cls] = name
+        cls.registered_name = name  # type: ignore[attr-defined]
+        return cls
+
+    return decorator
+
+
+def available_models() -> list[str]:
+    """Registered model names (aliases excluded), sorted."""
+    _ensure_loaded()
+    return sorted(set(_CANONICAL.values()))
+
+
+def get_model_class(name: str) -> type[nn.Module]:
+    """The class registered as ``name``; an unknown name raises with the closest valid names."""
+    _ensure_loaded()
+    try:
+        return _MODELS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown model {name!r}.{suggest(name, sorted(_MODELS))} "
+            f"Known models: {', '.join(available_models())}."
+        ) from None
+
+
+def model_parameters(name: str) -> list[str]:
+    """Constructor parameter names of the model registered as ``name``."""
+    cls = get_model_class(name)
+    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
+    return [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+
+def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> nn.Module:
+    """Construct the model registered as ``name`` with ``options`` (constructor arguments).
+
+    Args:
+        name: a name from :func:`available_models` (``autoencoder``, ``super_resolution``,
+            ``unet``, ...).
+        hypotheses: if given (``K >= 1``), build the model with ``K`` times its output channels
+            and wrap it in a ``MultiHypothesisHead``, so it returns ``(N, K, C, H, W)``.
+        **options: constructor arguments of the model (see its docstring).
+
+    Example:
+        >>> model = build_model("unet", in_channels=9, hypotheses=4)  # (N, 9, H, W) -> (N, 4, 3, H, W)
+    """
+    cls = get_model_class(name)
+    known = model_parameters(name)
+    unknown = [key for key in options if key not in known]
+    if unknown:
+        key = unknown[0]
+        raise ValueError(
+            f"model {name!r} has no option {key!r}.{suggest(key, known)} "
+            f"Options of {name!r}: {', '.join(known) or 'none'}."
+        )
+    if hypotheses is None:
+        return cls(**options)
+
+    from losslab.models.multi_hypothesis_head import MultiHypothesisHead
+
+    channels_for = getattr(cls, "output_channels_for", None)
+    if channels_for is None:
+        raise ValueError(
+            f"model {name!r} does not produce images, so it cannot return hypotheses; "
+            "leave hypotheses unset."
+        )
+    check_count("hypotheses", hypotheses)
+    channels = int(channels_for(options))
+    options = {**options, "out_channels": hypotheses * channels}
+    return MultiHypothesisHead(cls(**options), hypotheses=hypotheses, channels=channels)
+
+
+_loaded = False
+
+
+def _ensure_loaded() -> None:
+    """Import the models package once so its decorators have filled the table."""
+    global _loaded
+    if not _loaded:
+        _loaded = True
+        import losslab.models  # noqa: F401  (registration side effect)

@@ -1,0 +1,66 @@
+"""Measuring what a loss does: fidelity, perceptual, sharpness, colour and code metrics.
+
+Every function takes image batches ``(N, 3, H, W)`` in ``[0, 1]`` on any device.
+:func:`compute_image_metrics` returns them all under the public keys :data:`METRIC_KEYS`
+(``psnr``, ``ssim``, ``ms_ssim``, ``lpips``, ``hf_ratio``, ``grad_ratio``, ``err_red``,
+``err_green``, ``err_blue``, ``err_luma``, ``err_chroma``, ``chroma_ratio``,
+``retrieval_top1``) with ``None`` plus a reason for anything that needs missing weights.
+"""
+
+from losslab.metrics.codes import default_augment, nearest_neighbours, retrieval_top1
+from losslab.metrics.color import chroma_magnitude, chroma_ratio, color_errors
+from losslab.metrics.compute import (
+    DISTRIBUTION_KEYS,
+    METRIC_DIRECTIONS,
+    METRIC_KEYS,
+    MetricAccumulator,
+    available_metrics,
+    compute_image_metrics,
+)
+from losslab.metrics.fidelity import ms_ssim, ms_ssim_betas, ms_ssim_scales, psnr, ssim
+from losslab.metrics.perceptual import (
+    fid_kid,
+    fid_kid_unavailable_reason,
+    lpips,
+    lpips_unavailable_reason,
+)
+from losslab.metrics.sharpness import (
+    gradient_magnitude,
+    gradient_magnitude_ratio,
+    high_frequency_energy,
+    high_frequency_ratio,
+    power_spectrum,
+    radial_bin_centres,
+    radial_power_spectrum,
+)
+
+__all__ = [
+    "DISTRIBUTION_KEYS",
+    "METRIC_DIRECTIONS",
+    "METRIC_KEYS",
+    "MetricAccumulator",
+    "available_metrics",
+    "chroma_magnitude",
+    "chroma_ratio",
+    "color_errors",
+    "compute_image_metrics",
+    "default_augment",
+    "fid_kid",
+    "fid_kid_unavailable_reason",
+    "gradient_magnitude",
+    "gradient_magnitude_ratio",
+    "high_frequency_energy",
+    "high_frequency_ratio",
+    "lpips",
+    "lpips_unavailable_reason",
+    "ms_ssim",
+    "ms_ssim_betas",
+    "ms_ssim_scales",
+    "nearest_neighbours",
+    "power_spectrum",
+    "psnr",
+    "radial_bin_centres",
+    "radial_power_spectrum",
+    "retrieval_top1",
+    "ssim",
+]

@@ -1,0 +1,79 @@
+"""Regression-to-the-mean demo: MSE -> mean, MAE -> median, WTA -> modes, pose ambiguity."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from losslab.demo.mean import (
+    angular_error,
+    format_mean_demo,
+    run_image_demo,
+    run_mean_demo,
+    run_one_dimensional_demo,
+    run_pose_demo,
+    write_mean_demo_json,
+)
+
+
+@pytest.fixture(scope="module")
+def one_d() -> dict:
+    return run_one_dimensional_demo(seed=0)
+
+
+def test_mse_predicts_the_mean_and_mae_the_median(one_d) -> None:
+    sample, predictions = one_d["sample"], one_d["predictions"]
+    assert predictions["mse"] == pytest.approx(sample["mean"], abs=0.01)
+    assert predictions["mae"] == pytest.approx(sample["median"], abs=0.03)
+    # The mean lies far from every mode: no target is ever near the MSE answer.
+    assert min(abs(predictions["mse"] - m) for m in sample["modes"]) > 0.9
+
+
+def test_wta_and_mdn_find_the_modes(one_d) -> None:
+    modes = one_d["sample"]["modes"]
+    assert one_d["predictions"]["wta"] == pytest.approx(modes, abs=0.1)
+    assert one_d["predictions"]["mdn"] == pytest.approx(modes, abs=0.1)
+    assert one_d["mdn_weights"] == pytest.approx([0.45, 0.35, 0.2], abs=0.03)
+
+
+def test_image_demo_mse_ghost_and_wta_sharp() -> None:
+    metrics = run_image_demo(seed=0)["metrics"]
+    mse = metrics["mse"]
+    assert 0.3 < mse["left_centre"][0] < 0.7 and 0.3 < mse["right_centre"][0] < 0.7
+    left, right = metrics["wta"]["left_centre"], metrics["wta"]["right_centre"]
+    assert sorted(left) == pytest.approx([0.0, 1.0], abs=0.1)
+    assert sorted(right) == pytest.approx([0.0, 1.0], abs=0.1)
+    assert max(metrics["wta"]["error_to_nearest_target"]) < 0.2 * mse["error_to_nearest_target"][0]
+
+
+def test_angular_error_folds_the_symmetry() -> None:
+    import math
+
+    import torch
+
+    angles = torch.tensor([0.1, 0.1, 0.1])
+    predicted = torch.tensor([0.1 + math.pi, 0.1 + math.pi / 2, 0.1 - 0.2])
+    assert angular_error(predicted, angles).tolist() == pytest.approx([0.0, 90.0, 11.459], abs=1e-3)
+
+
+@pytest.mark.slow
+def test_pose_wta_error_much_smaller_than_mse() -> None:
+    pose = run_pose_demo(seed=0)
+    assert pose["wta_error_deg"] < 3.0
+    assert pose["mse_error_deg"] > 10 * pose["wta_error_deg"]
+    assert pose["mse_error_deg"] > 30  # near chance (45): the averaged answer has no angle
+    assert pose["mse_output_norm"] < 0.1  # MSE learns the average of the two answers, ~(0, 0)
+
+
+@pytest.mark.slow
+def test_run_mean_demo_writes_figures_and_json(tmp_path) -> None:
+    result = run_mean_demo(tmp_path, seed=0)
+    for name in ("histogram", "image"):
+        assert (tmp_path / result["files"][name].split("/")[-1]).read_bytes()[:4] == b"\x89PNG"
+    data = json.loads(write_mean_demo_json(result, tmp_path / "mean.json").read_text())
+    assert set(data["sample"]) == {"mean", "median", "modes"}
+    assert set(data["predictions"]) == {"mse", "mae", "wta", "mdn"}
+    assert len(data["predictions"]["wta"]) == 3
+    assert "MSE predicts" in format_mean_demo(result)
+    assert result["seconds"] < 60

@@ -1,0 +1,137 @@
+"""The loss probe's claims, matching, outputs and errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+from losslab.probe import (
+    MATCHED_PERTURBATIONS,
+    PERTURBATIONS,
+    format_probe_table,
+    perturb,
+    plot_probe_heatmap,
+    run_probe,
+    write_probe_csv,
+    write_probe_json,
+)
+from losslab.probe.perturbations import clip_keep_luma
+
+SPECS = ["mse", "l1", "l1(luma)", "l1(red)", "ssim"]
+
+
+@pytest.fixture(scope="module")
+def images() -> torch.Tensor:
+    """Four 96x96 crops of bundled photos (what the probe uses by default, smaller)."""
+    from losslab.probe import default_probe_images
+
+    return default_probe_images(96, crops_per_photo=1)
+
+
+@pytest.fixture(scope="module")
+def result(images):
+    return run_probe(SPECS, images)
+
+
+def test_matched_perturbations_reach_the_same_rmse(result) -> None:
+    for name in MATCHED_PERTURBATIONS:
+        assert result.achieved_rmse[name] == pytest.approx([0.05] * 4, rel=1e-5), name
+
+
+def test_mse_matched_row_is_flat(result) -> None:
+    row = [result.normalised("mse", name) for name in MATCHED_PERTURBATIONS]
+    assert row == pytest.approx([1.0] * len(row), rel=1e-4)
+    assert result.raw("mse", "noise") == pytest.approx(0.05**2, rel=1e-4)
+
+
+def test_luma_loss_is_blind_to_hue_and_saturation(result) -> None:
+    for name in ("hue", "saturation"):
+        assert result.normalised("l1(luma)", name) < 1e-4
+    assert result.normalised("l1(luma)", "brightness") > 1.0
+
+
+def test_red_loss_is_blind_to_green_and_blue(result) -> None:
+    assert result.raw("l1(red)", "channel_green") == 0.0
+    assert result.raw("l1(red)", "channel_blue") == 0.0
+    assert result.normalised("l1(red)", "channel_red") > 1.5
+
+
+def test_mse_and_l1_prefer_the_blur_over_the_shift(result) -> None:
+    for spec in ("mse", "l1"):
+        assert result.prefers(spec) == "mean_of_two"
+        assert result.raw(spec, "mean_of_two") < 0.8 * result.raw(spec, "shift")
+
+
+def test_ssim_charges_noise_more_than_blur_and_prefers_the_blur(result) -> None:
+    assert result.raw("ssim", "noise") > 1.2 * result.raw("ssim", "blur")
+    assert result.prefers("ssim") == "mean_of_two"
+
+
+def test_random_weight_perceptual_is_not_blur_averse(images) -> None:
+    # With ImageNet VGG weights a perceptual loss is expected to charge blur more (relative to
+    # noise) than MSE. With random weights (all we have offline) it does not: its blur/noise
+    # ratio stays within 20 % of MSE's (1.0), and it prefers the blur like MSE.
+    spec = "perceptual(weights=random)"
+    probe = run_probe(["mse", spec], images[:2], perturbations=["blur", "noise", "shift",
+                                                                 "mean_of_two"])
+    ratio = probe.raw(spec, "blur") / probe.raw(spec, "noise")
+    mse_ratio = probe.raw("mse", "blur") / probe.raw("mse", "noise")
+    assert mse_ratio == pytest.approx(1.0, rel=1e-4)
+    assert 0.8 < ratio < 1.2
+    assert probe.prefers(spec) == "mean_of_two"
+
+
+def test_clip_keep_luma_preserves_luma() -> None:
+    luma = torch.tensor([0.9, 0.1]).view(2, 1, 1, 1)
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    offset = torch.tensor([0.4, -0.2, -0.3]).view(1, 3, 1, 1)
+    offset = offset - (offset * weights).sum(1, keepdim=True)  # a pure chroma change
+    images = luma + offset  # out of gamut for both pixels
+    assert images.max() > 1 and images.min() < 0
+    clipped = clip_keep_luma(images, luma)
+    assert clipped.min() >= -1e-7 and clipped.max() <= 1 + 1e-7
+    assert (clipped * weights).sum(1, keepdim=True) == pytest.approx(luma, abs=1e-6)
+
+
+def test_perturb_is_deterministic_and_in_range(images) -> None:
+    first = perturb("noise", images, 0.05, seed=3)
+    assert torch.equal(first, perturb("noise", images, 0.05, seed=3))
+    assert first.min() >= 0 and first.max() <= 1
+
+
+def test_writers(result, tmp_path) -> None:
+    data = json.loads(write_probe_json(result, tmp_path / "probe.json").read_text())
+    assert list(data) == SPECS
+    assert list(data["mse"]) == list(PERTURBATIONS)
+    assert set(data["mse"]["hue"]) == {"raw", "normalised"}
+    rows = list(csv.DictReader(write_probe_csv(result, tmp_path / "probe.csv").open()))
+    assert len(rows) == len(SPECS) * len(PERTURBATIONS)
+    assert float(rows[0]["raw"]) == pytest.approx(result.raw(rows[0]["spec"], rows[0]["perturbation"]))
+    figure = plot_probe_heatmap(result, tmp_path / "figures" / "probe.png")
+    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = format_probe_table(result)
+    assert "l1(luma)" in table and "mean_of_two" in table
+
+
+def test_bad_input_errors(images) -> None:
+    with pytest.raises(ValueError, match="Did you mean 'blur'"):
+        run_probe(["mse"], images, perturbations=["blurr"])
+    with pytest.raises(ValueError, match="unknown loss"):
+        run_probe(["mse2"], images)
+    with pytest.raises(ValueError, match="3 channels"):
+        run_probe(["mse"], torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="rmse"):
+        run_probe(["mse"], images, rmse=0.9)
+
+
+def test_folder_images(tmp_path) -> None:
+    from PIL import Image
+
+    for i in range(2):
+        array = (torch.rand(40, 50, 3) * 255).to(torch.uint8).numpy()
+        Image.fromarray(array).save(tmp_path / f"{i}.png")
+    probe = run_probe(["mse"], image_dir=tmp_path, perturbations=["noise", "blur"])
+    assert probe.image_shape == (2, 3, 192, 192)

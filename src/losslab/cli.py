@@ -102,11 +102,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from losslab.demo import run_mean_demo
+    from losslab.demo import format_mean_demo, run_mean_demo, write_mean_demo_json
 
     result = run_mean_demo(out_dir=Path(args.out) if args.out else None, seed=args.seed)
+    print(format_mean_demo(result))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2, default=float))
+        print(f"numbers: {write_mean_demo_json(result, Path(args.json))}")
     return 0
 
 

@@ -18,6 +18,7 @@ to a ``[0, 1]`` loss), not a model's small overshoot while it trains. Therefore:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Literal, get_args
 
@@ -154,33 +155,58 @@ def _range_hint(low: float, high: float, seen_min: float, seen_max: float) -> st
     return ""
 
 
+def _finite_count_error(tensor: Tensor, name: str) -> ValueError:
+    count = int((~torch.isfinite(tensor)).sum())
+    return ValueError(
+        f"{name} contains {count} NaN or Inf value(s) out of {tensor.numel()}; a loss cannot "
+        "compare them. Check the data pipeline or the model for a diverging layer."
+    )
+
+
+def _range_error(
+    name: str, input_range: InputRange, tolerance: float, seen_min: float, seen_max: float
+) -> ValueError:
+    low, high = input_range
+    return ValueError(
+        f"{name} values lie in [{seen_min:.4g}, {seen_max:.4g}] but the loss was declared for "
+        f"input_range=({low:g}, {high:g}) (tolerance {tolerance:.0%} of the span for the "
+        f"{name})." + _range_hint(low, high, seen_min, seen_max)
+        + " Declare the right range with losslab.loss(spec, input_range=...)."
+    )
+
+
+def _check_extremes(
+    tensor: Tensor, name: str, input_range: InputRange, tolerance: float,
+    seen_min: float, seen_max: float,
+) -> None:
+    # NaN propagates into min/max and Inf is an extreme, so the two extremes tell both stories.
+    if not (math.isfinite(seen_min) and math.isfinite(seen_max)):
+        raise _finite_count_error(tensor, name)
+    low, high = input_range
+    slack = tolerance * (high - low)
+    if seen_min < low - slack or seen_max > high + slack:
+        raise _range_error(name, input_range, tolerance, seen_min, seen_max)
+
+
 def check_values(
     tensor: Tensor, name: str, input_range: InputRange, tolerance: float
 ) -> None:
     """Raise if ``tensor`` holds NaN/Inf or leaves ``input_range`` by more than the tolerance.
 
-    ``tolerance`` is a fraction of the range's span. This check synchronises with the device.
+    ``tolerance`` is a fraction of the range's span. One pass, one device synchronisation.
     """
-    finite = torch.isfinite(tensor)
-    if not bool(finite.all()):
-        count = int((~finite).sum())
-        raise ValueError(
-            f"{name} contains {count} NaN or Inf value(s) out of {tensor.numel()}; a loss cannot "
-            "compare them. Check the data pipeline or the model for a diverging layer."
-        )
-    low, high = input_range
-    slack = tolerance * (high - low)
-    seen_min, seen_max = float(tensor.min()), float(tensor.max())
-    if seen_min < low - slack or seen_max > high + slack:
-        raise ValueError(
-            f"{name} values lie in [{seen_min:.4g}, {seen_max:.4g}] but the loss was declared for "
-            f"input_range=({low:g}, {high:g}) (tolerance {tolerance:.0%} of the span for the "
-            f"{name})." + _range_hint(low, high, seen_min, seen_max)
-            + " Declare the right range with losslab.loss(spec, input_range=...)."
-        )
+    seen_min, seen_max = torch.aminmax(tensor.detach())
+    low_high = torch.stack([seen_min, seen_max]).tolist()
+    _check_extremes(tensor, name, input_range, tolerance, *low_high)
 
 
 def check_pair_values(prediction: Tensor, target: Tensor, input_range: InputRange) -> None:
-    """Value checks for a pair: strict-ish for the target (data), loose for the prediction."""
-    check_values(target.detach(), "target", input_range, TARGET_TOLERANCE)
-    check_values(prediction.detach(), "prediction", input_range, PREDICTION_TOLERANCE)
+    """Value checks for a pair: strict-ish for the target (data), loose for the prediction.
+
+    Both tensors' extremes come back in a single device synchronisation.
+    """
+    target_min, target_max = torch.aminmax(target.detach())
+    prediction_min, prediction_max = torch.aminmax(prediction.detach())
+    extremes = torch.stack([target_min, target_max, prediction_min, prediction_max]).tolist()
+    _check_extremes(target, "target", input_range, TARGET_TOLERANCE, *extremes[:2])
+    _check_extremes(prediction, "prediction", input_range, PREDICTION_TOLERANCE, *extremes[2:])

@@ -77,9 +77,13 @@ class Loss(nn.Module):
     def _values_checked(self) -> bool:
         return value_checks_enabled() if self.check_values is None else self.check_values
 
+    def check_shapes(self, prediction: Tensor, target: Tensor) -> None:
+        """Shape, dtype and device checks (free: no device sync); losses may add their own."""
+        check_pair(prediction, target, channels=self.required_channels, min_size=self.min_size)
+
     def validate(self, prediction: Tensor, target: Tensor) -> None:
         """All input checks of this loss: shapes always, values when enabled."""
-        check_pair(prediction, target, channels=self.required_channels, min_size=self.min_size)
+        self.check_shapes(prediction, target)
         if self._values_checked():
             check_pair_values(prediction, target, self.input_range)
 
@@ -253,7 +257,7 @@ class WeightedSum(Loss):
     def validate(self, prediction: Tensor, target: Tensor) -> None:
         ranges_checked: set[InputRange] = set()
         for term in self.terms:
-            check_pair(prediction, target, channels=term.required_channels, min_size=term.min_size)
+            term.check_shapes(prediction, target)
             if term._values_checked() and term.input_range not in ranges_checked:
                 check_pair_values(prediction, target, term.input_range)
                 ranges_checked.add(term.input_range)

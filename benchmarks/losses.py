@@ -1,0 +1,342 @@
+"""Time forward + backward of every registered loss against minimal PyTorch references.
+
+Run on demand (not part of the test suite)::
+
+    python benchmarks/losses.py [--device cpu|cuda] [--repeats N] [--threads T]
+
+For each loss registered in :func:`losslab.losses.available_losses` that can be built offline
+(``weights=random`` where the loss takes a ``weights`` parameter; anything that still cannot be
+built or called is skipped with the reason), on a ``(16, 3, 128, 128)`` batch:
+
+- ``losslab``: median time of ``loss(prediction, target).backward()`` with value checks off,
+- ``checks``: the same with :func:`losslab.losses.set_value_checks` on (extra cost in percent),
+- ``reference``: a hand-written minimal PyTorch version of the same formula, in this file,
+- ``pytorch_msssim``: the package's ``ssim`` / ``ms_ssim`` where it applies,
+- ratios ``losslab / reference`` (target <= 1.10 with checks off) and ``losslab / pytorch_msssim``,
+- peak extra memory of one forward + backward (CUDA only).
+
+MS-SSIM with 5 scales needs sides of at least 161 px (valid-region windows), so its rows use a
+``(16, 3, 176, 176)`` batch instead of 128 x 128. The candidates are timed round-robin within
+each repeat so that load from other processes affects all of them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+import losslab
+from losslab.losses import available_losses, get_loss_entry, set_value_checks
+
+LossFunction = Callable[[Tensor, Tensor], Tensor]
+BATCH = (16, 3, 128, 128)
+MS_SSIM_BATCH = (16, 3, 176, 176)
+
+# -- minimal references: the textbook formula, written the obvious way --------------------------
+LUMA = (0.299, 0.587, 0.114)
+
+
+def _gaussian(size: int = 11, sigma: float = 1.5) -> Tensor:
+    coords = torch.arange(size, dtype=torch.float32) - size // 2
+    window = torch.exp(-(coords**2) / (2 * sigma**2))
+    return window / window.sum()
+
+
+def _filter(x: Tensor, window: Tensor) -> Tensor:
+    channels = x.shape[1]
+    x = F.conv2d(x, window.view(1, 1, 1, -1).repeat(channels, 1, 1, 1), groups=channels)
+    return F.conv2d(x, window.view(1, 1, -1, 1).repeat(channels, 1, 1, 1), groups=channels)
+
+
+def _reference_ssim_cs(x: Tensor, y: Tensor, window: Tensor) -> tuple[Tensor, Tensor]:
+    c1, c2 = 0.01**2, 0.03**2
+    mu_x, mu_y = _filter(x, window), _filter(y, window)
+    var_x = _filter(x * x, window) - mu_x**2
+    var_y = _filter(y * y, window) - mu_y**2
+    cov = _filter(x * y, window) - mu_x * mu_y
+    cs = (2 * cov + c2) / (var_x + var_y + c2)
+    ssim_map = (2 * mu_x * mu_y + c1) / (mu_x**2 + mu_y**2 + c1) * cs
+    return ssim_map.mean(dim=(2, 3)), cs.mean(dim=(2, 3))
+
+
+def reference_ssim(x: Tensor, y: Tensor) -> Tensor:
+    return 1 - _reference_ssim_cs(x, y, _gaussian().to(x.device))[0].mean()
+
+
+def reference_ms_ssim(x: Tensor, y: Tensor) -> Tensor:
+    weights = torch.tensor([0.0448, 0.2856, 0.3001, 0.2363, 0.1333], device=x.device)
+    window = _gaussian().to(x.device)
+    values = []
+    for scale in range(5):
+        if scale:
+            x, y = F.avg_pool2d(x, 2, ceil_mode=True), F.avg_pool2d(y, 2, ceil_mode=True)
+        ssim_value, cs = _reference_ssim_cs(x, y, window)
+        values.append(torch.relu(cs if scale < 4 else ssim_value))
+    return 1 - torch.prod(torch.stack(values) ** weights.view(-1, 1, 1), dim=0).mean()
+
+
+def reference_gdl(x: Tensor, y: Tensor) -> Tensor:
+    dx = ((x[..., 1:] - x[..., :-1]).abs() - (y[..., 1:] - y[..., :-1]).abs()).abs().mean()
+    dy = ((x[..., 1:, :] - x[..., :-1, :]).abs() - (y[..., 1:, :] - y[..., :-1, :]).abs()).abs()
+    return dx + dy.mean()
+
+
+def reference_frequency(x: Tensor, y: Tensor) -> Tensor:
+    return (torch.fft.fft2(x, norm="ortho") - torch.fft.fft2(y, norm="ortho")).abs().mean()
+
+
+def _luma(x: Tensor) -> Tensor:
+    return LUMA[0] * x[:, 0:1] + LUMA[1] * x[:, 1:2] + LUMA[2] * x[:, 2:3]
+
+
+REFERENCES: dict[str, LossFunction] = {
+    "mse": lambda x, y: F.mse_loss(x, y),
+    "l1": lambda x, y: F.l1_loss(x, y),
+    "l1(luma)": lambda x, y: F.l1_loss(_luma(x), _luma(y)),
+    "charbonnier": lambda x, y: torch.sqrt((x - y) ** 2 + 1e-6).mean(),
+    "huber": lambda x, y: F.huber_loss(x, y, delta=0.1),
+    "ssim": reference_ssim,
+    "ms_ssim": reference_ms_ssim,
+    "gdl": reference_gdl,
+    "frequency": reference_frequency,
+}
+
+
+def _pytorch_msssim(spec: str) -> LossFunction | None:
+    try:
+        import pytorch_msssim
+    except ImportError:
+        return None
+    if spec == "ssim":
+        return lambda x, y: 1 - pytorch_msssim.ssim(x, y, data_range=1.0)
+    if spec == "ms_ssim":
+        return lambda x, y: 1 - pytorch_msssim.ms_ssim(x, y, data_range=1.0)
+    return None
+
+
+# -- timing -------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    spec: str
+    shape: tuple[int, ...]
+    losslab_ms: float | None = None
+    checks_ms: float | None = None
+    reference_ms: float | None = None
+    msssim_ms: float | None = None
+    losslab_mib: float | None = None
+    reference_mib: float | None = None
+    note: str = ""
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _step(function: LossFunction, prediction: Tensor, target: Tensor) -> None:
+    prediction.grad = None
+    function(prediction, target).backward()
+
+
+def _peak_mib(function: LossFunction, prediction: Tensor, target: Tensor) -> float | None:
+    if prediction.device.type != "cuda":
+        return None
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    baseline = torch.cuda.memory_allocated()
+    _step(function, prediction, target)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - baseline) / 2**20
+
+
+def _time_round_robin(
+    candidates: dict[str, Callable[[], None]],
+    repeats: int,
+    device: torch.device,
+    statistic: Callable[[list[float]], float] = statistics.median,
+) -> dict[str, float]:
+    """Milliseconds of each candidate (median by default), run in turn within every repeat."""
+    for run in candidates.values():  # warm-up: allocator, cuDNN/oneDNN choices, caches
+        for _ in range(2):
+            run()
+    _sync(device)
+    samples: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(repeats):
+        for name, run in candidates.items():
+            _sync(device)
+            start = time.perf_counter()
+            run()
+            _sync(device)
+            samples[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistic(values) for name, values in samples.items()}
+
+
+def _build(name: str) -> tuple[str, torch.nn.Module]:
+    entry = get_loss_entry(name)
+    spec = f"{name}(weights=random)" if "weights" in entry.parameter_names() else name
+    return spec, losslab.loss(spec)
+
+
+def _inputs(shape: tuple[int, ...], device: torch.device) -> tuple[Tensor, Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    target = torch.rand(shape, generator=generator)
+    noise = 0.1 * torch.randn(shape, generator=generator)
+    prediction = (target + noise).clamp(0, 1)
+    return prediction.to(device).requires_grad_(True), target.to(device)
+
+
+def benchmark(
+    device: torch.device,
+    repeats: int,
+    only: set[str] | None = None,
+    statistic: Callable[[list[float]], float] = statistics.median,
+) -> list[Row]:
+    specs: list[tuple[str, str]] = []  # (registered name, spec to build)
+    for name in available_losses():
+        specs.append((name, name))
+        if name == "l1":
+            specs.append((name, "l1(luma)"))
+    rows = []
+    for name, spec in specs:
+        if only and name not in only and spec not in only:
+            continue
+        shape = MS_SSIM_BATCH if name == "ms_ssim" else BATCH
+        row = Row(spec, shape)
+        rows.append(row)
+        try:
+            built_spec, criterion = (_build(name) if spec == name else (spec, losslab.loss(spec)))
+            row.spec = built_spec
+            criterion = criterion.to(device)
+            prediction, target = _inputs(shape, device)
+            condition = target if getattr(criterion, "uses_condition", False) else None
+
+            def run_losslab(
+                criterion: torch.nn.Module = criterion,
+                prediction: Tensor = prediction,
+                target: Tensor = target,
+                condition: Tensor | None = condition,
+            ) -> None:
+                prediction.grad = None
+                criterion(prediction, target, condition).backward()
+
+            set_value_checks(False)
+            run_losslab()  # fail here, not inside the timing loop
+        except Exception as error:  # any reason a loss cannot run offline: report, go on
+            row.note = f"skipped: {type(error).__name__}: {str(error).splitlines()[0][:90]}"
+            continue
+        reference = REFERENCES.get(spec)
+        msssim = _pytorch_msssim(spec)
+
+        def with_checks(enabled: bool, run: Callable[[], None] = run_losslab) -> Callable[[], None]:
+            def wrapped() -> None:
+                set_value_checks(enabled)
+                run()
+
+            return wrapped
+
+        candidates: dict[str, Callable[[], None]] = {
+            "losslab": with_checks(False),
+            "checks": with_checks(True),
+        }
+        if reference is not None:
+            candidates["reference"] = lambda f=reference, p=prediction, t=target: _step(f, p, t)
+            with torch.no_grad():
+                expected = float(reference(prediction, target))
+                got = float(criterion(prediction, target, condition))
+            if abs(expected - got) > 1e-4 * max(1.0, abs(expected)):
+                row.note = f"value differs from reference: {got:.6g} vs {expected:.6g}"
+        else:
+            row.note = "no reference"
+        if msssim is not None:
+            candidates["msssim"] = lambda f=msssim, p=prediction, t=target: _step(f, p, t)
+        times = _time_round_robin(candidates, repeats, device, statistic)
+        set_value_checks(False)
+        row.losslab_ms, row.checks_ms = times["losslab"], times["checks"]
+        row.reference_ms, row.msssim_ms = times.get("reference"), times.get("msssim")
+        if device.type == "cuda":
+            row.losslab_mib = _peak_mib(
+                lambda p, t, c=criterion, k=condition: c(p, t, k), prediction, target
+            )
+            if reference is not None:
+                row.reference_mib = _peak_mib(reference, prediction, target)
+        del criterion, prediction, target
+    set_value_checks(True)
+    return rows
+
+
+def _cell(value: float | None, form: str) -> str:
+    return "-" if value is None else format(value, form)
+
+
+def format_table(rows: list[Row], device: torch.device) -> str:
+    header = (
+        f"{'loss':<28} {'batch':>16} {'losslab ms':>10} {'ref ms':>8} {'x ref':>6} "
+        f"{'msssim ms':>9} {'x msssim':>8} {'checks ms':>9} {'checks +%':>9}"
+    )
+    if device.type == "cuda":
+        header += f" {'MiB':>7} {'ref MiB':>7}"
+    lines = [header, "-" * len(header)]
+    for row in rows:
+        ratio = row.losslab_ms / row.reference_ms if row.losslab_ms and row.reference_ms else None
+        vs_msssim = row.losslab_ms / row.msssim_ms if row.losslab_ms and row.msssim_ms else None
+        extra = 100 * (row.checks_ms / row.losslab_ms - 1) if row.losslab_ms and row.checks_ms else None
+        line = (
+            f"{row.spec:<28} {'x'.join(map(str, row.shape)):>16} {_cell(row.losslab_ms, '.2f'):>10} "
+            f"{_cell(row.reference_ms, '.2f'):>8} {_cell(ratio, '.2f'):>6} "
+            f"{_cell(row.msssim_ms, '.2f'):>9} {_cell(vs_msssim, '.2f'):>8} "
+            f"{_cell(row.checks_ms, '.2f'):>9} {_cell(extra, '+.0f'):>9}"
+        )
+        if device.type == "cuda":
+            line += f" {_cell(row.losslab_mib, '.1f'):>7} {_cell(row.reference_mib, '.1f'):>7}"
+        if row.note:
+            line += f"  {row.note}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--repeats", type=int, default=20, help="timed runs per candidate")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument("--only", default="", help="comma-separated loss names to run (default all)")
+    parser.add_argument(
+        "--statistic", choices=("median", "min"), default="median",
+        help="summary of the repeats; 'min' is steadier on a machine shared with other jobs",
+    )
+    args = parser.parse_args(argv)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("--device cuda: no CUDA device is available here; use --device cpu.", file=sys.stderr)
+        return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"losslab loss benchmark: forward+backward, {args.statistic} of {args.repeats}, device {name}, "
+        f"{torch.get_num_threads()} CPU thread(s), torch {torch.__version__}"
+    )
+    print(
+        format_table(
+            benchmark(
+                device,
+                args.repeats,
+                set(filter(None, args.only.split(","))),
+                statistics.median if args.statistic == "median" else min,
+            ),
+            device,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

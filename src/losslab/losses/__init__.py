@@ -5,7 +5,18 @@ Build one from a spec with :func:`loss` (``loss("mse + 0.01*perceptual")``) or c
 """
 
 from losslab.losses._validation import set_value_checks, value_checks_enabled
+from losslab.losses.adversarial import (
+    AdversarialLoss,
+    FeatureMatchingLoss,
+    adversarial_terms,
+    link_feature_matching,
+)
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
+from losslab.losses.frequency import FrequencyLoss
+from losslab.losses.gradient import GradientDifferenceLoss
+from losslab.losses.lpips import LPIPSLoss
+from losslab.losses.multi_hypothesis import MultiHypothesisLoss, best_hypothesis, winner_takes_all
+from losslab.losses.perceptual import PerceptualLoss
 from losslab.losses.pixel import CharbonnierLoss, HuberLoss, L1Loss, MSELoss, PixelLoss
 from losslab.losses.registry import (
     available_losses,
@@ -15,6 +26,7 @@ from losslab.losses.registry import (
     register_loss,
 )
 from losslab.losses.spec import SpecError, loss, parse_spec
+from losslab.losses.structural import MSSSIMLoss, SSIMLoss
 from losslab.losses.views import (
     ChannelView,
     ChromaView,
@@ -28,25 +40,37 @@ from losslab.losses.views import (
 )
 
 __all__ = [
+    "AdversarialLoss",
     "ChannelView",
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "FeatureMatchingLoss",
+    "FrequencyLoss",
+    "GradientDifferenceLoss",
     "HuberLoss",
     "IdentityView",
     "L1Loss",
+    "LPIPSLoss",
     "Loss",
     "LumaView",
     "MSELoss",
+    "MSSSIMLoss",
+    "MultiHypothesisLoss",
+    "PerceptualLoss",
     "PixelLoss",
+    "SSIMLoss",
     "SpecError",
     "WeightSchedule",
     "WeightedSum",
+    "adversarial_terms",
     "available_losses",
     "available_views",
+    "best_hypothesis",
     "build_loss",
     "format_loss_table",
     "get_loss_entry",
+    "link_feature_matching",
     "loss",
     "luma_weights",
     "parse_spec",
@@ -54,5 +78,6 @@ __all__ = [
     "resolve_view",
     "set_value_checks",
     "value_checks_enabled",
+    "winner_takes_all",
     "ycbcr_matrix",
 ]

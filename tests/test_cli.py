@@ -1,0 +1,41 @@
+"""The command line, called in process: each command runs its library function and exits 0,
+bad input exits 2 with one clear line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from losslab.cli import main
+
+
+def test_weights_lists_every_network(capsys: pytest.CaptureFixture[str]) -> None:
+    from losslab.weights import list_weights
+
+    assert main(["weights"]) == 0
+    printed = capsys.readouterr().out
+    for info in list_weights():
+        assert info.file_name in printed
+
+
+def test_weights_add_rejects_an_unknown_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    stray = tmp_path / "something.pth"
+    stray.write_bytes(b"not weights")
+    assert main(["weights", "add", str(stray)]) == 2
+    assert "losslab weights: error:" in capsys.readouterr().err
+
+
+def test_probe_writes_the_documented_json(tmp_path: Path) -> None:
+    out = tmp_path / "probe.json"
+    assert main(["probe", "mse", "l1(red)", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert set(result) == {"mse", "l1(red)"}
+    assert result["l1(red)"]["channel_green"]["raw"] == pytest.approx(0.0, abs=1e-7)
+    assert set(result["mse"]["blur"]) == {"raw", "normalised"}
+
+
+def test_unknown_loss_in_probe_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["probe", "l1x"]) == 2
+    assert "Did you mean 'l1'" in capsys.readouterr().err

@@ -123,6 +123,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         Path(args.out) if args.out else None,
         steps=args.steps,
         budget_scale=args.budget_scale,
+        perceptual_weights=args.perceptual_weights,
     )
     print(f"report: {report}")
     return 0
@@ -196,6 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, help="override every run's step budget")
     p.add_argument("--budget-scale", type=float, default=1.0, dest="budget_scale",
                    help="multiply every run's step budget (e.g. 10 on a GPU)")
+    p.add_argument("--perceptual-weights", dest="perceptual_weights",
+                   help="weights of every perceptual term: imagenet (default of the file), random "
+                        "(offline smoke runs; the report flags it), or a VGG19 state-dict path")
     p.add_argument("--list", action="store_true", help="list the shipped experiments")
     p.set_defaults(handler=_cmd_compare)
 

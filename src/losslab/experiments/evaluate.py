@@ -1,0 +1,238 @@
+"""Evaluate one trained run on its fixed validation images and write the results beside it.
+
+:func:`evaluate_run` (also ``losslab evaluate RUN_DIR``) writes, inside the run directory::
+
+    metrics.json                  {metric_key: float|null, "unavailable": {metric: reason}}
+    metrics.csv                   one header row, one value row (same keys, reasons left out)
+    evaluation/predictions.pt     {"inputs", "outputs", "targets"} on the validation images
+    evaluation/spectrum.json      {"frequency", "output", "target"}: radial luma power spectra
+    evaluation/neighbours.json    autoencoders only: code nearest neighbours of each image
+
+Multi-hypothesis runs (outputs ``(N, K, C, H, W)``) are scored on the best hypothesis per image
+(lowest MSE to the target, the "oracle" choice winner-takes-all training optimises); the
+predictions file keeps all ``K``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+#: Metric keys in report order (``docs/architecture.md``).
+METRIC_KEYS = (
+    "psnr", "ssim", "ms_ssim", "lpips", "hf_ratio", "grad_ratio", "err_red", "err_green",
+    "err_blue", "err_luma", "err_chroma", "chroma_ratio", "retrieval_top1",
+)
+#: How many neighbours ``neighbours.json`` lists per image.
+NEIGHBOURS_K = 4
+
+
+class NotARunError(ValueError):
+    """A directory that is not a losslab training run (no ``config.yaml``/checkpoints)."""
+
+
+def check_run_dir(run_dir: str | Path) -> Path:
+    """Return ``run_dir`` as a path if it holds a losslab run, else raise :class:`NotARunError`."""
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise NotARunError(f"run directory {str(path)!r} does not exist.")
+    config = path / "config.yaml"
+    checkpoints = path / "checkpoints"
+    if not config.is_file():
+        hint = ""
+        if (path / "runs").is_dir() or (path / "experiment.yaml").is_file():
+            hint = (" It looks like a comparison directory: evaluate one of its runs "
+                    f"({path / 'runs' / '<run_name>'}) or rebuild its report with losslab report.")
+        raise NotARunError(
+            f"{str(path)!r} is not a losslab run: it has no config.yaml (a run directory is made "
+            f"by losslab train or losslab compare and holds config.yaml, checkpoints/, logs/).{hint}"
+        )
+    if not (checkpoints / "last.ckpt").is_file() and not (checkpoints / "best.ckpt").is_file():
+        raise NotARunError(
+            f"run {str(path)!r} has no checkpoint (checkpoints/last.ckpt): it has not trained yet. "
+            "Train it first (losslab train --config "
+            f"{config}) or re-run the comparison, which resumes it."
+        )
+    return path
+
+
+def best_hypothesis(outputs: Tensor, targets: Tensor) -> Tensor:
+    """Pick, per image, the hypothesis closest to the target (MSE).
+
+    Shape:
+        - outputs: ``(N, K, C, H, W)``; targets: ``(N, C, H, W)``.
+        - returns ``(N, C, H, W)``.
+    """
+    if outputs.dim() != 5:
+        raise ValueError(f"outputs must be (N, K, C, H, W); got shape {tuple(outputs.shape)}.")
+    errors = (outputs - targets.unsqueeze(1)).square().flatten(2).mean(dim=2)  # (N, K)
+    winner = errors.argmin(dim=1)
+    return outputs[torch.arange(outputs.shape[0]), winner]
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _encoder(run_dir: Path) -> Callable[[Tensor], Tensor] | None:
+    """The trained model's ``encode`` (autoencoders), or ``None`` for models without codes."""
+    from losslab.train import load_run
+
+    loaded = load_run(run_dir)  # (model, config)
+    model = loaded[0] if isinstance(loaded, tuple) else loaded
+    candidates = [model, getattr(model, "model", None)]
+    for holder in list(candidates):
+        if holder is not None:
+            candidates.append(getattr(holder, "model", None))
+    for candidate in candidates:
+        if candidate is not None and callable(getattr(candidate, "encode", None)):
+            if isinstance(candidate, torch.nn.Module):
+                candidate.eval()
+            return candidate.encode
+    return None
+
+
+def _task_of(run_dir: Path) -> str:
+    import yaml
+
+    values = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
+    return str(values.get("task", ""))
+
+
+def compute_metrics(outputs: Tensor, targets: Tensor,
+                    encode_fn: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
+    """Image metrics of outputs vs targets (best hypothesis when outputs are 5-D).
+
+    Returns ``{metric_key: float | None, "unavailable": {metric: reason}, "notes": {...}}``;
+    ``retrieval_top1`` needs ``encode_fn`` (autoencoders) and is ``None`` with a reason otherwise.
+    """
+    from losslab.metrics import compute_image_metrics
+
+    scored = best_hypothesis(outputs, targets) if outputs.dim() == 5 else outputs
+    raw = dict(compute_image_metrics(scored, targets, encode_fn=encode_fn))
+    unavailable = dict(raw.pop("unavailable", {}) or {})
+    notes = dict(raw.pop("notes", {}) or {})
+    metrics: dict[str, Any] = {key: _json_value(value) for key, value in raw.items()}
+    for key, value in raw.items():
+        if value is not None and metrics[key] is None:
+            unavailable.setdefault(key, f"not finite ({value}); e.g. PSNR of identical images")
+    if encode_fn is None:
+        metrics["retrieval_top1"] = None
+        unavailable["retrieval_top1"] = ("only autoencoders (task reconstruct, one hypothesis) "
+                                         "have codes to retrieve")
+    if outputs.dim() == 5:
+        notes["all"] = (f"best of {outputs.shape[1]} hypotheses per image (lowest MSE to the "
+                        "target)")
+    ordered = {key: metrics.get(key) for key in METRIC_KEYS if key in metrics}
+    ordered.update({key: value for key, value in metrics.items() if key not in ordered})
+    ordered["unavailable"] = unavailable
+    ordered["notes"] = notes
+    return ordered
+
+
+def spectrum_of(outputs: Tensor, targets: Tensor) -> dict[str, list[float]]:
+    """Mean radial luma power spectra ``{"frequency", "output", "target"}`` (frequency in
+    fractions of Nyquist; best hypothesis for 5-D outputs)."""
+    from losslab.metrics.sharpness import radial_bin_centres, radial_power_spectrum
+
+    scored = best_hypothesis(outputs, targets) if outputs.dim() == 5 else outputs
+    output_power = radial_power_spectrum(scored.float()).mean(dim=0)
+    target_power = radial_power_spectrum(targets.float()).mean(dim=0)
+    bins = output_power.shape[0]
+    return {
+        "frequency": radial_bin_centres(bins).tolist(),
+        "output": output_power.tolist(),
+        "target": target_power.tolist(),
+    }
+
+
+def neighbours_of(encode: Callable[[Tensor], Tensor], images: Tensor, k: int = NEIGHBOURS_K
+                  ) -> dict[str, Any]:
+    """Nearest neighbours of every image's code among the other images' codes.
+
+    Returns ``{"k", "indices": (N, k) nested lists, "distances": (N, k)}``; indices point into
+    the validation images of ``evaluation/predictions.pt``.
+    """
+    from losslab.metrics.codes import nearest_neighbours
+
+    with torch.no_grad():
+        codes = encode(images)
+    k = max(1, min(k, images.shape[0] - 1))
+    indices, distances = nearest_neighbours(codes, k)
+    return {"k": k, "indices": indices.tolist(), "distances": distances.float().tolist()}
+
+
+def write_json_atomic(path: Path, payload: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and a rename (readers never see half a file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2, default=_json_value) + "\n",
+                         encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def write_metrics_csv(path: Path, rows: Mapping[str, Mapping[str, Any]],
+                      first_columns: tuple[str, ...] = ("run",)) -> None:
+    """One CSV row per key of ``rows``; columns: ``first_columns`` then the metric keys.
+
+    Nested values (``unavailable``) are left out; ``None`` becomes an empty cell.
+    """
+    keys: list[str] = [key for key in METRIC_KEYS
+                       if any(key in row for row in rows.values())]
+    for row in rows.values():
+        for key, value in row.items():
+            if key not in keys and key not in first_columns and not isinstance(value, Mapping):
+                keys.append(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*first_columns, *keys])
+        for label, row in rows.items():
+            leading = [label, *(row.get(column, "") for column in first_columns[1:])]
+            values = [row.get(key) for key in keys]
+            writer.writerow(leading + ["" if value is None else value for value in values])
+
+
+def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
+    """Evaluate a trained run on its fixed validation images; write the files listed above.
+
+    Args:
+        run_dir: a run directory made by ``losslab train`` / ``losslab compare``.
+
+    Returns:
+        the metrics dict written to ``metrics.json``.
+
+    Raises:
+        NotARunError: ``run_dir`` is not a losslab run, or has no checkpoint yet.
+    """
+    from losslab.train import predict_validation
+
+    path = check_run_dir(run_dir)
+    inputs, outputs, targets = predict_validation(path)
+    inputs, outputs, targets = (t.detach().float().cpu() for t in (inputs, outputs, targets))
+    evaluation = path / "evaluation"
+    evaluation.mkdir(parents=True, exist_ok=True)
+    temporary = evaluation / "predictions.pt.tmp"
+    torch.save({"inputs": inputs, "outputs": outputs, "targets": targets}, temporary)
+    os.replace(temporary, evaluation / "predictions.pt")
+
+    encode = _encoder(path) if _task_of(path) == "reconstruct" else None
+    metrics = compute_metrics(outputs, targets, encode)
+    if encode is not None:
+        write_json_atomic(evaluation / "neighbours.json", neighbours_of(encode, targets))
+    write_json_atomic(evaluation / "spectrum.json", spectrum_of(outputs, targets))
+    write_json_atomic(path / "metrics.json", metrics)
+    write_metrics_csv(path / "metrics.csv", {path.name: metrics})
+    return metrics

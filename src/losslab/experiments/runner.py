@@ -1,0 +1,366 @@
+"""The comparison runner: one training run per loss, evaluated, probed and reported.
+
+:func:`run_comparison` writes the layout of ``docs/architecture.md`` ("Evaluated runs and
+comparisons on disk")::
+
+    DIR/experiment.yaml          the resolved experiment (budget after --steps / scaling,
+                                 perceptual weights written into the specs)
+    DIR/comparison.json          per run: label, loss, run dir, steps, feature-network weights,
+                                 what the probe measured
+    DIR/runs/<run_name>/...      train's run dir + evaluation files + DONE (written last)
+    DIR/probe.json|csv|png       the loss probe on the same specs
+    DIR/metrics.json|csv         {label: {metric: value}}
+    DIR/report/index.html
+
+It is restartable: a run whose ``DONE`` marker exists is reused (after checking that it was
+trained with the same settings), a run that was interrupted resumes from its last checkpoint
+(``train``'s own resume), and only the missing runs train.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from losslab.experiments.evaluate import (
+    METRIC_KEYS,
+    evaluate_run,
+    write_json_atomic,
+    write_metrics_csv,
+)
+from losslab.experiments.schema import (
+    PERCEPTUAL_WEIGHT_CHOICES,
+    Experiment,
+    ExperimentError,
+    resolve_experiment,
+)
+from losslab.experiments.specs import probe_spec, unique_run_names, with_perceptual_weights
+
+DONE_FILE = "DONE"
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a comparison: its label, directory name and full training config values."""
+
+    label: str
+    run_name: str
+    loss: str
+    hypotheses: int
+    note: str
+    config: dict[str, Any]
+
+
+def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = copy.deepcopy(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def resolve_budget(experiment: Experiment, *, steps: int | None = None,
+                   budget_scale: float = 1.0, perceptual_weights: str | None = None) -> Experiment:
+    """Apply command-line overrides and return the resolved experiment.
+
+    Args:
+        steps: replaces every run's step budget (entry overrides included).
+        budget_scale: multiplies every run's steps (rounded, at least 1), e.g. 10 on a GPU;
+            ignored when ``steps`` is given.
+        perceptual_weights: ``imagenet`` or ``random`` for every ``perceptual`` term that does
+            not name its weights; overrides the experiment's ``perceptual_weights``.
+    """
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps must be a positive integer; got {steps!r}.")
+    if not (isinstance(budget_scale, (int, float)) and math.isfinite(budget_scale)
+            and budget_scale > 0):
+        raise ValueError(f"budget_scale must be a positive number (e.g. 10 on a GPU); got "
+                         f"{budget_scale!r}.")
+    if perceptual_weights is not None and perceptual_weights not in PERCEPTUAL_WEIGHT_CHOICES:
+        raise ValueError(f"perceptual_weights must be one of {', '.join(PERCEPTUAL_WEIGHT_CHOICES)}; "
+                         f"got {perceptual_weights!r}.")
+
+    def scaled(value: int) -> int:
+        if steps is not None:
+            return steps
+        return max(1, round(value * budget_scale))
+
+    weights = perceptual_weights or experiment.perceptual_weights
+    entries = tuple(
+        dataclasses.replace(
+            entry,
+            loss=with_perceptual_weights(entry.loss, weights),
+            steps=None if entry.steps is None else scaled(entry.steps),
+        )
+        for entry in experiment.entries
+    )
+    budget = dataclasses.replace(experiment.budget, steps=scaled(experiment.budget.steps))
+    return dataclasses.replace(experiment, entries=entries, budget=budget,
+                               perceptual_weights=weights)
+
+
+def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
+    """The runs of a (resolved) experiment with their ``TrainConfig`` values (nested dicts)."""
+    out_dir = Path(out_dir)
+    labels = [entry.name for entry in experiment.entries]
+    plans = []
+    for entry, run_name in zip(experiment.entries, unique_run_names(labels), strict=True):
+        budget = experiment.budget
+        values: dict[str, Any] = {
+            "task": experiment.task,
+            "loss": entry.loss,
+            "steps": entry.steps or budget.steps,
+            "out": str(out_dir / "runs" / run_name),
+            "name": entry.name,
+            "seed": budget.seed,
+            "data": {
+                "name": experiment.data,
+                "crop_size": budget.crop_size,
+                "batch_size": entry.batch_size or budget.batch_size,
+                "options": copy.deepcopy(experiment.data_options),
+            },
+            "model": {
+                "name": experiment.model,
+                "options": _deep_merge(experiment.model_options, entry.model_options),
+            },
+            "hypotheses": {"count": entry.hypotheses},
+            "optimizer": {"lr": entry.lr or budget.lr},
+        }
+        values = _deep_merge(values, experiment.train_options)
+        values = _deep_merge(values, entry.train_options)
+        plans.append(PlannedRun(entry.name, run_name, entry.loss, entry.hypotheses, entry.note,
+                                values))
+    return plans
+
+
+def _train_config(plan: PlannedRun) -> Any:
+    from losslab.train import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(plan.config)
+    except (TypeError, ValueError) as error:
+        raise ExperimentError(
+            f"entry {plan.label!r}: its training settings are not a valid TrainConfig: {error} "
+            "(check train_options / model_options in the experiment file)."
+        ) from None
+
+
+def _weights_descriptions(module: Any) -> list[str]:
+    found = []
+    for child in module.modules():
+        description = getattr(child, "weights_description", None)
+        if isinstance(description, str) and description not in found:
+            found.append(description)
+    return found
+
+
+def preflight(plans: list[PlannedRun]) -> dict[str, list[str]]:
+    """Build every loss and config before any training, so a typo fails in seconds, not after
+    the first runs; returns each run's feature-network weight descriptions."""
+    from losslab.losses import loss as build_loss
+
+    descriptions = {}
+    for plan in plans:
+        _train_config(plan)
+        try:
+            module = build_loss(plan.loss)
+        except Exception as error:  # weights missing, typo: stop before training anything
+            raise ExperimentError(f"entry {plan.label!r}: cannot build its loss: {error}") from error
+        descriptions[plan.run_name] = _weights_descriptions(module)
+    return descriptions
+
+
+def _done_payload(plan: PlannedRun) -> dict[str, Any]:
+    return {"label": plan.label, "loss": plan.loss, "config": _identity(plan.config),
+            "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+
+
+def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The config fields that decide what a run learns (the output path is left out)."""
+    return {key: value for key, value in json.loads(json.dumps(config)).items() if key != "out"}
+
+
+def _check_reusable(run_dir: Path, plan: PlannedRun) -> None:
+    try:
+        stored = json.loads((run_dir / DONE_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # an empty or foreign DONE marker: trust it, as documented
+    previous = stored.get("config") if isinstance(stored, dict) else None
+    if previous is None:
+        return
+    current = _identity(plan.config)
+    if previous != current:
+        differences = [
+            f"{key}: {previous.get(key)!r} -> {current.get(key)!r}"
+            for key in sorted(set(previous) | set(current)) if previous.get(key) != current.get(key)
+        ]
+        raise ExperimentError(
+            f"{run_dir} finished with other settings than this comparison asks for "
+            f"({'; '.join(differences)}). Use another --out directory, or delete that run "
+            "directory to retrain it."
+        )
+
+
+def write_done(run_dir: Path, payload: Mapping[str, Any]) -> None:
+    """Write the ``DONE`` marker atomically (temporary file, then rename)."""
+    temporary = run_dir / (DONE_FILE + ".tmp")
+    temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(temporary, run_dir / DONE_FILE)
+
+
+def train_and_evaluate(plan: PlannedRun) -> bool:
+    """Train (or resume) one run, evaluate it and mark it done; ``False`` if it was reused."""
+    run_dir = Path(plan.config["out"])
+    if (run_dir / DONE_FILE).is_file():
+        _check_reusable(run_dir, plan)
+        return False
+    from losslab.train import train
+
+    train(_train_config(plan))
+    evaluate_run(run_dir)
+    write_done(run_dir, _done_payload(plan))
+    return True
+
+
+def _run_probe(plans: list[PlannedRun], out_dir: Path,
+               image_size: int | None = None) -> dict[str, dict[str, Any]]:
+    """Probe the runs' losses (adversarial terms left out); write probe.json/csv/png.
+
+    ``image_size``: side of the probe's photo crops (``None``: the probe's default, 192 px, which
+    5-scale MS-SSIM needs; specs that mention ``ms_ssim`` always get the default).
+
+    Returns ``{run_name: {"spec": probed spec or None, "note": what was left out}}``.
+    """
+    from losslab import probe as probe_module
+
+    notes: dict[str, dict[str, Any]] = {}
+    specs: list[str] = []
+    for plan in plans:
+        spec, note = probe_spec(plan.loss)
+        if plan.hypotheses > 1 and spec is not None:
+            note = (f"probed as its per-hypothesis loss {spec!r}: the winner-takes-all minimum "
+                    f"over {plan.hypotheses} outputs has no single prediction to perturb")
+        notes[plan.run_name] = {"spec": spec, "note": note}
+        if spec is not None and spec not in specs:
+            specs.append(spec)
+    if specs:
+        images = None
+        if image_size is not None and not any("ms_ssim" in spec for spec in specs):
+            images = probe_module.default_probe_images(size=image_size)
+        result = probe_module.run_probe(specs, images)
+        probe_module.write_probe_json(result, out_dir / "probe.json")
+        probe_module.write_probe_csv(result, out_dir / "probe.csv")
+        probe_module.plot_probe_heatmap(result, out_dir / "probe.png")
+    return notes
+
+
+def collect_metrics(plans: list[PlannedRun], out_dir: Path) -> dict[str, dict[str, Any]]:
+    """``{label: {"run_dir", "loss", metric: value...}}`` from each run's ``metrics.json``."""
+    table: dict[str, dict[str, Any]] = {}
+    for plan in plans:
+        path = out_dir / "runs" / plan.run_name / "metrics.json"
+        metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+        row: dict[str, Any] = {"run_dir": plan.run_name, "loss": plan.loss}
+        row.update({key: metrics.get(key) for key in METRIC_KEYS})
+        row["unavailable"] = metrics.get("unavailable", {})
+        row["notes"] = metrics.get("notes", {})
+        table[plan.label] = row
+    return table
+
+
+def _write_experiment_yaml(experiment: Experiment, out_dir: Path) -> None:
+    path = out_dir / "experiment.yaml"
+    text = experiment.to_yaml()
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(text, encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def run_comparison(
+    experiment: str | Path | Experiment,
+    out_dir: str | Path | None = None,
+    *,
+    steps: int | None = None,
+    budget_scale: float = 1.0,
+    perceptual_weights: str | None = None,
+    probe: bool = True,
+    probe_image_size: int | None = 96,
+    report: bool = True,
+    progress: bool = True,
+) -> Path:
+    """Train one model per loss of an experiment, evaluate, probe and write the HTML report.
+
+    Args:
+        experiment: a shipped name (``"colors"``), a YAML path or an :class:`Experiment`.
+        out_dir: the comparison directory (default ``runs/<experiment name>``); re-running into
+            the same directory continues where a previous call stopped.
+        steps: replaces every run's step budget.
+        budget_scale: multiplies every run's steps (e.g. 10 on a GPU).
+        perceptual_weights: ``imagenet`` or ``random`` for ``perceptual`` terms that name none.
+        probe: run the loss probe on the same specs (``probe.json/csv/png``).
+        probe_image_size: side of the probe's photo crops in pixels (96 keeps deep feature
+            losses cheap on a CPU; ``None`` = the probe's default 192 px; specs with ``ms_ssim``
+            always use the default, which 5-scale MS-SSIM needs).
+        report: build ``report/index.html`` at the end.
+        progress: show a progress bar over the runs.
+
+    Returns:
+        the report's path (``DIR/report/index.html``), or ``DIR`` when ``report=False``.
+    """
+    resolved = resolve_budget(resolve_experiment(experiment), steps=steps,
+                              budget_scale=budget_scale, perceptual_weights=perceptual_weights)
+    out = Path(out_dir) if out_dir is not None else Path("runs") / resolved.name
+    plans = plan_runs(resolved, out)
+    weights = preflight(plans)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_experiment_yaml(resolved, out)
+
+    from tqdm.auto import tqdm
+
+    trained: list[str] = []
+    bar = tqdm(plans, desc=f"{resolved.name}: runs", unit="run", disable=not progress)
+    for plan in bar:
+        bar.set_postfix_str(plan.label)
+        if train_and_evaluate(plan):
+            trained.append(plan.run_name)
+    bar.close()
+
+    probe_notes = _run_probe(plans, out, probe_image_size) if probe else {
+        plan.run_name: {"spec": None, "note": "probe skipped (probe=False)"} for plan in plans}
+    table = collect_metrics(plans, out)
+    write_json_atomic(out / "metrics.json", table)
+    write_metrics_csv(out / "metrics.csv", table, first_columns=("name", "run_dir", "loss"))
+    write_json_atomic(out / "comparison.json", {
+        "experiment": resolved.name,
+        "perceptual_weights": resolved.perceptual_weights,
+        "runs": [
+            {
+                "label": plan.label,
+                "run_dir": plan.run_name,
+                "loss": plan.loss,
+                "hypotheses": plan.hypotheses,
+                "note": plan.note,
+                "steps": plan.config["steps"],
+                "weights": weights.get(plan.run_name, []),
+                "probe_spec": probe_notes[plan.run_name]["spec"],
+                "probe_note": probe_notes[plan.run_name]["note"],
+            }
+            for plan in plans
+        ],
+        "trained_this_call": trained,
+    })
+    if not report:
+        return out
+    from losslab.report import build_report
+
+    return build_report(out)

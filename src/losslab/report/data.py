@@ -1,0 +1,217 @@
+"""Read a comparison directory from disk (the report never trains or evaluates).
+
+The layout is the one in ``docs/architecture.md`` ("Evaluated runs and comparisons on disk").
+Every file but a run's ``config.yaml`` is optional: a missing file leaves its section of the
+report with a note saying what is missing and which command makes it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor
+
+
+class NotAComparisonError(ValueError):
+    """A directory that holds no comparison (no ``runs/`` with a run in it)."""
+
+
+@dataclass
+class RunRecord:
+    """One run of a comparison as found on disk.
+
+    Attributes:
+        label: the human name (the entry's name or its loss spec).
+        run_dir: the run's directory.
+        loss: the loss spec it was trained with.
+        hypotheses: ``K`` outputs per input (1 = ordinary model).
+        note: the entry's note from the experiment file.
+        steps: its step budget (``None`` when unknown).
+        weights: descriptions of the feature networks its loss used (``perceptual`` terms).
+        probe_spec / probe_note: what the loss probe measured for it, and what was left out.
+        metrics: ``metrics.json`` (``{}`` when the run was not evaluated).
+        done: whether its ``DONE`` marker exists.
+    """
+
+    label: str
+    run_dir: Path
+    loss: str = ""
+    hypotheses: int = 1
+    note: str = ""
+    steps: int | None = None
+    weights: list[str] = field(default_factory=list)
+    probe_spec: str | None = None
+    probe_note: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    done: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.run_dir.name
+
+    def predictions(self) -> dict[str, Tensor] | None:
+        """``evaluation/predictions.pt`` (``inputs``, ``outputs``, ``targets``) or ``None``."""
+        path = self.run_dir / "evaluation" / "predictions.pt"
+        if not path.is_file():
+            return None
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        return {key: loaded[key].float() for key in ("inputs", "outputs", "targets")}
+
+    def spectrum(self) -> dict[str, list[float]] | None:
+        return _read_json(self.run_dir / "evaluation" / "spectrum.json")
+
+    def neighbours(self) -> dict[str, Any] | None:
+        return _read_json(self.run_dir / "evaluation" / "neighbours.json")
+
+    def training_log(self) -> dict[str, list[tuple[float, float]]]:
+        """Every numeric column of the run's Lightning CSV logs as ``(step, value)`` pairs."""
+        return read_training_log(self.run_dir)
+
+
+@dataclass
+class Comparison:
+    """A comparison directory: the resolved experiment, its runs and the probe results."""
+
+    directory: Path
+    experiment: dict[str, Any]
+    runs: list[RunRecord]
+    perceptual_weights: str | None = None
+    probe: dict[str, Any] | None = None
+
+    @property
+    def title(self) -> str:
+        return str(self.experiment.get("name") or self.directory.name)
+
+
+def _read_json(path: Path) -> Any:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); delete it and re-run the "
+                         "comparison (or losslab evaluate on that run) to rewrite it.") from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return values if isinstance(values, dict) else {}
+
+
+def _version_number(path: Path) -> tuple[int, str]:
+    match = re.search(r"version_(\d+)", str(path))
+    return (int(match.group(1)) if match else -1, str(path))
+
+
+def read_training_log(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
+    """Read every Lightning ``CSVLogger`` ``metrics.csv`` under ``run_dir/logs``.
+
+    A resumed run has one CSV per version; they are read in version order and concatenated.
+    Returns ``{column: [(step, value), ...]}`` for the numeric columns (``step`` and ``epoch``
+    excluded); empty cells are skipped. Missing logs give ``{}``.
+    """
+    files = sorted((run_dir / "logs").rglob("metrics.csv"), key=_version_number)
+    series: dict[str, list[tuple[float, float]]] = {}
+    for file in files:
+        with file.open(newline="", encoding="utf-8") as handle:
+            for row in csv.DictReader(handle):
+                step_text = row.get("step") or ""
+                try:
+                    step = float(step_text)
+                except ValueError:
+                    continue
+                for column, text in row.items():
+                    if column in ("step", "epoch") or column is None or not text:
+                        continue
+                    try:
+                        value = float(text)
+                    except (TypeError, ValueError):
+                        continue
+                    series.setdefault(column, []).append((step, value))
+    return series
+
+
+def _runs_from_listing(directory: Path) -> list[dict[str, Any]]:
+    runs = []
+    for run_dir in sorted(p for p in (directory / "runs").iterdir() if p.is_dir()):
+        config = _read_yaml(run_dir / "config.yaml")
+        if not config:
+            continue
+        hypotheses = config.get("hypotheses", {})
+        runs.append({
+            "label": config.get("name") or run_dir.name,
+            "run_dir": run_dir.name,
+            "loss": config.get("loss", ""),
+            "hypotheses": hypotheses.get("count", 1) if isinstance(hypotheses, dict) else 1,
+            "steps": config.get("steps"),
+        })
+    return runs
+
+
+def load_comparison(directory: str | Path) -> Comparison:
+    """Read a comparison directory written by ``losslab compare``.
+
+    Run order and labels come from ``comparison.json``; without it, from ``metrics.json``; without
+    either, from the run directories' ``config.yaml`` files.
+
+    Raises:
+        NotAComparisonError: no ``runs/`` folder with at least one run.
+    """
+    path = Path(directory)
+    if not (path / "runs").is_dir():
+        hint = ""
+        if (path / "config.yaml").is_file():
+            hint = " It looks like a single run: use losslab evaluate on it instead."
+        raise NotAComparisonError(
+            f"{str(path)!r} is not a comparison directory: it has no runs/ folder (losslab compare "
+            f"EXPERIMENT --out DIR makes one).{hint}"
+        )
+    experiment = _read_yaml(path / "experiment.yaml")
+    summary = _read_json(path / "comparison.json") or {}
+    listed = summary.get("runs")
+    if not listed:
+        table = _read_json(path / "metrics.json") or {}
+        listed = [
+            {"label": label, "run_dir": row.get("run_dir", label), "loss": row.get("loss", "")}
+            for label, row in table.items() if isinstance(row, dict)
+        ] or _runs_from_listing(path)
+    if not listed:
+        raise NotAComparisonError(f"{str(path)!r} has a runs/ folder but no run in it; run losslab "
+                                  "compare into it first.")
+    runs = []
+    for item in listed:
+        run_dir = path / "runs" / str(item["run_dir"])
+        config = _read_yaml(run_dir / "config.yaml")
+        hypotheses = item.get("hypotheses")
+        if hypotheses is None:
+            block = config.get("hypotheses", {})
+            hypotheses = block.get("count", 1) if isinstance(block, dict) else 1
+        runs.append(RunRecord(
+            label=str(item.get("label") or run_dir.name),
+            run_dir=run_dir,
+            loss=str(item.get("loss") or config.get("loss", "")),
+            hypotheses=int(hypotheses),
+            note=str(item.get("note") or ""),
+            steps=item.get("steps", config.get("steps")),
+            weights=list(item.get("weights") or []),
+            probe_spec=item.get("probe_spec"),
+            probe_note=str(item.get("probe_note") or ""),
+            metrics=_read_json(run_dir / "metrics.json") or {},
+            done=(run_dir / "DONE").is_file(),
+        ))
+    return Comparison(
+        directory=path,
+        experiment=experiment,
+        runs=runs,
+        perceptual_weights=summary.get("perceptual_weights", experiment.get("perceptual_weights")),
+        probe=_read_json(path / "probe.json"),
+    )

@@ -1,0 +1,106 @@
+"""Experiment files: shipped experiments, validation messages, resolution by name or path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from losslab.experiments import (
+    ExperimentError,
+    experiment_from_dict,
+    list_experiments,
+    load_experiment,
+    resolve_experiment,
+)
+from losslab.losses import parse_spec
+from losslab.train import TrainConfig
+
+
+def _minimal(**changes: object) -> dict:
+    values = {"name": "t", "question": "q?", "task": "reconstruct", "data": "bundled",
+              "budget": {"steps": 3}, "entries": [{"loss": "l1"}, "l1(luma)"]}
+    values.update(changes)
+    return values
+
+
+def test_shipped_experiments_are_listed_and_valid() -> None:
+    names = list_experiments()
+    assert {"colors", "blur", "future", "colorize", "colorize_photos"} <= set(names)
+    for name in names:
+        experiment = resolve_experiment(name)
+        assert experiment.name == name and experiment.question and experiment.entries
+        for entry in experiment.entries:
+            parse_spec(entry.loss.replace("perceptual(", "perceptual(weights=random, "))
+
+
+def test_colors_entries_and_budget() -> None:
+    colors = resolve_experiment("colors")
+    assert [e.loss for e in colors.entries] == ["l1", "l1(luma)", "l1(red)", "l1(green)",
+                                                "l1(blue)"]
+    assert colors.task == "reconstruct" and colors.budget.steps == 500
+
+
+def test_shipped_experiments_build_valid_train_configs(tmp_path: Path) -> None:
+    from losslab.experiments import plan_runs
+
+    for name in list_experiments():
+        for plan in plan_runs(resolve_experiment(name), tmp_path):
+            config = TrainConfig.from_dict(plan.config)
+            assert config.loss == plan.loss
+    blur = plan_runs(resolve_experiment("blur"), tmp_path)
+    assert TrainConfig.from_dict(blur[0].config).task_options.scale == 4
+    future = plan_runs(resolve_experiment("future"), tmp_path)
+    assert [TrainConfig.from_dict(p.config).hypotheses.count for p in future] == [1, 1, 1, 4]
+
+
+def test_defaults_and_shorthand_entries() -> None:
+    experiment = experiment_from_dict(_minimal())
+    assert [e.name for e in experiment.entries] == ["l1", "l1(luma)"]
+    assert experiment.budget.batch_size == 16 and experiment.budget.seed == 0
+    again = experiment_from_dict(yaml.safe_load(experiment.to_yaml()))
+    assert again == experiment
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"questoin": "x"}, r"unknown key 'questoin' in the top level\. Did you mean 'question'"),
+        ({"budget": {"step": 3}}, r"unknown key 'step' in budget\. Did you mean 'steps'"),
+        ({"budget": {"batch_size": 3}}, r"budget needs 'steps'"),
+        ({"budget": {"steps": 0}}, r"budget.steps must be an integer >= 1; got 0"),
+        ({"task": "reconstrut"}, r"unknown task 'reconstrut'\. Did you mean 'reconstruct'"),
+        ({"entries": []}, r"entries must be a non-empty list"),
+        ({"entries": [{"los": "l1"}]}, r"unknown key 'los' in entries\[0\]\. Did you mean 'loss'"),
+        ({"entries": [{"name": "a"}]}, r"entries\[0\] needs a 'loss' spec"),
+        ({"entries": [{"loss": "l1", "crop_size": 8}]}, r"unknown key 'crop_size'"),
+        ({"entries": ["l1", {"loss": "l1"}]}, r"entries\[0\] and entries\[1\] are both named 'l1'"),
+        ({"perceptual_weights": "imagenett"}, r"perceptual_weights must be one of imagenet, random"),
+        ({"entries": [{"loss": "l1", "hypotheses": 0}]}, r"hypotheses must be an integer >= 1"),
+    ],
+)
+def test_validation_errors_name_the_key_and_the_fix(changes: dict, message: str) -> None:
+    with pytest.raises(ExperimentError, match=message):
+        experiment_from_dict(_minimal(**changes))
+
+
+def test_missing_fields_are_listed() -> None:
+    values = _minimal()
+    del values["question"], values["data"]
+    with pytest.raises(ExperimentError, match=r"missing required field\(s\): question, data"):
+        experiment_from_dict(values)
+
+
+def test_resolve_by_path_and_unknown_name(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(_minimal(name="mine")))
+    assert resolve_experiment(str(path)).name == "mine"
+    assert load_experiment(path).source == str(path)
+    with pytest.raises(ExperimentError, match=r"Did you mean 'colors'"):
+        resolve_experiment("colours")
+    with pytest.raises(ExperimentError, match="no such file"):
+        resolve_experiment(str(tmp_path / "absent.yaml"))
+    (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(ExperimentError, match="not valid YAML"):
+        load_experiment(tmp_path / "bad.yaml")

@@ -1,0 +1,131 @@
+"""The HTML report built from a synthetic comparison directory (no training)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from losslab.report import NotAComparisonError, best_per_metric, build_report, load_comparison
+
+
+class _Collector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[str] = []
+        self.links: list[str] = []
+        self.scripts = 0
+        self.best_cells: list[tuple[str, str]] = []
+        self._row_label: str | None = None
+        self._in_best = False
+        self._in_row_header = False
+        self.column = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if tag == "img":
+            self.images.append(values.get("src") or "")
+        if tag in ("link", "script"):
+            self.scripts += 1
+        if tag == "td" and "best" in (values.get("class") or ""):
+            self._in_best = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "td":
+            self._in_best = False
+
+    def handle_data(self, data: str) -> None:
+        if self._in_best:
+            self.best_cells.append(data)
+
+
+def test_report_is_self_contained_and_every_image_exists(built_report: Path) -> None:
+    index = built_report
+    assert index.parent.name == "report" and index.name == "index.html"
+    text = index.read_text(encoding="utf-8")
+    collector = _Collector()
+    collector.feed(text)
+    assert collector.scripts == 0, "no external CSS/JS (and no script at all)"
+    assert not re.search(r"https?://", text.replace("http://www.w3.org", "")), "no network URL"
+    expected = {"grid.png", "colour_errors.png", "spectrum.png", "perception_distortion.png",
+                "training.png", "probe.png", "neighbours.png"}
+    assert set(collector.images) == expected
+    for source in collector.images:
+        image = Image.open(index.parent / source)
+        assert image.width > 100 and image.height > 100
+        pixels = image.convert("L").getextrema()
+        assert pixels[0] < pixels[1], f"{source} is a blank image"
+    assert text.count("<figcaption>") == len(expected)
+    assert text.count("What to look for") == len(expected)
+
+
+def test_report_shows_question_settings_and_flags_random_weights(built_report: Path) -> None:
+    text = built_report.read_text(encoding="utf-8")
+    assert "Which synthetic run is sharpest?" in text
+    assert 'class="warning"' in text and "randomly initialised" in text
+    assert "random (seed 0)" in text
+    for setting in ("colorize", "dead_leaves", "5 steps, batch 2, 16x16 crops"):
+        assert setting in text
+    assert "probed without the adversarial term" in text
+    assert "2 hypotheses" in text
+
+
+def test_no_random_warning_without_random_weights(comparison_dir: Path) -> None:
+    summary = json.loads((comparison_dir / "comparison.json").read_text())
+    summary["perceptual_weights"] = "imagenet"
+    for run in summary["runs"]:
+        run["weights"] = ["ImageNet (torchvision VGG19)"] if run["weights"] else []
+    (comparison_dir / "comparison.json").write_text(json.dumps(summary))
+    text = build_report(comparison_dir).read_text(encoding="utf-8")
+    assert 'class="warning"' not in text
+    assert "ImageNet (torchvision VGG19)" in text
+
+
+def test_best_value_per_metric_follows_its_direction(built_report: Path) -> None:
+    runs = load_comparison(built_report.parent.parent).runs
+    best = best_per_metric(runs)
+    assert best["psnr"] == {"sharp"}  # higher is better: 30 > 28 > 25
+    assert best["err_luma"] == {"sharp"}  # lower is better
+    assert best["hf_ratio"] == {"sharp"}  # closest to 1: |0.95-1| < |1.3-1| < |0.4-1|
+    assert best["chroma_ratio"] == {"blurry", "sharp", "two guesses"}  # a three-way tie
+    assert "lpips" not in best  # no values
+    text = built_report.read_text(encoding="utf-8")
+    collector = _Collector()
+    collector.feed(text)
+    assert "30" in collector.best_cells and "25" not in collector.best_cells
+    assert "↑" in text and "↓" in text and "→1" in text
+    assert "LPIPS weights are missing (synthetic test)" in text  # the reason for the dash
+
+
+def test_rebuilding_replaces_stale_figures(comparison_dir: Path) -> None:
+    report = comparison_dir / "report"
+    report.mkdir()
+    (report / "old.png").write_bytes(b"stale")
+    build_report(comparison_dir)
+    assert not (report / "old.png").exists()
+
+
+def test_missing_evaluation_files_leave_notes_not_crashes(comparison_dir: Path) -> None:
+    for run in (comparison_dir / "runs").iterdir():
+        for name in ("evaluation", "logs"):
+            for path in sorted((run / name).rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+        (run / "metrics.json").unlink()
+    (comparison_dir / "probe.json").unlink()
+    text = build_report(comparison_dir).read_text(encoding="utf-8")
+    assert "No run has evaluation/predictions.pt yet" in text
+    assert "No training logs found" in text
+    assert "No probe results" in text
+    assert "<img" not in text
+
+
+def test_not_a_comparison_directory_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(NotAComparisonError, match="no runs/ folder"):
+        build_report(tmp_path)
+    (tmp_path / "config.yaml").write_text("task: reconstruct\n")
+    with pytest.raises(NotAComparisonError, match="single run: use losslab evaluate"):
+        build_report(tmp_path)

@@ -285,7 +285,7 @@ class WeightedSum(Loss):
         if self._values_checked() and not bool(torch.isfinite(total)):
             bad = [f"{n!r} = {float(v)}" for n, v in values.items() if not torch.isfinite(v)]
             raise FloatingPointError(
-                f"loss total is {float(total)}; non-finite term(s): "
+                f"loss total is {float(total.detach())}; non-finite term(s): "
                 f"{', '.join(bad) or 'none alone (the weighted sum overflowed)'}. Lower the "
                 "learning rate or that term's weight, or check the inputs."
             )

@@ -1,0 +1,56 @@
+"""Training: one LightningModule for every task, a YAML config, crash-safe checkpoints and resume.
+
+Entry points:
+
+- :func:`train` (``TrainConfig`` → run directory, :class:`RunResult`);
+  :func:`train_from_args` / :func:`config_from_overrides` for the ``losslab train`` command.
+- :func:`load_run` (``run_dir`` → ``(model, config)``) and :func:`predict_validation`
+  (``run_dir`` → ``(inputs, outputs, targets)``) for evaluation.
+- :class:`TaskModule`, the LightningModule; :mod:`losslab.train.tasks` the task adapters;
+  :func:`gradient_shares`, which loss term drives the update.
+"""
+
+from losslab.train.config import (
+    CheckpointConfig,
+    DataConfig,
+    HypothesesConfig,
+    ModelConfig,
+    OptimizerConfig,
+    TaskOptions,
+    TrainConfig,
+    config_from_overrides,
+    load_config,
+    save_config,
+)
+from losslab.train.gradient_share import gradient_shares
+from losslab.train.module import TaskModule, TrainingDivergedError
+from losslab.train.run import (
+    RunResult,
+    load_module,
+    load_run,
+    predict_validation,
+    train,
+    train_from_args,
+)
+
+__all__ = [
+    "CheckpointConfig",
+    "DataConfig",
+    "HypothesesConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "RunResult",
+    "TaskModule",
+    "TaskOptions",
+    "TrainConfig",
+    "TrainingDivergedError",
+    "config_from_overrides",
+    "gradient_shares",
+    "load_config",
+    "load_module",
+    "load_run",
+    "predict_validation",
+    "save_config",
+    "train",
+    "train_from_args",
+]

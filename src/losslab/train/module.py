@@ -1,0 +1,270 @@
+"""The LightningModule that trains every task: one short training step, manual optimisation.
+
+:class:`TaskModule` holds the model (``self.model``), the loss (``self.loss``; the
+:class:`~losslab.losses.WeightedSum` of terms is ``self.criterion``) and a task adapter
+(:mod:`losslab.train.tasks`) that turns a batch into ``(input, target)``. The loss is a submodule,
+so discriminators of adversarial terms are in ``state_dict()`` and checkpoints; their optimizers
+are added to the checkpoint by :meth:`on_save_checkpoint`.
+
+There is one training loop for every loss (manual optimisation): forward, loss, backward,
+generator step, then one ``discriminator_step`` per adversarial term. Read
+:meth:`TaskModule.training_step` top to bottom.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, Subset
+
+import losslab
+from losslab.losses.adversarial import adversarial_terms
+from losslab.losses.base import Loss, WeightedSum
+from losslab.losses.multi_hypothesis import (
+    MultiHypothesisLoss,
+    best_hypothesis,
+    select_hypothesis,
+)
+from losslab.train.config import TrainConfig
+from losslab.train.data import GlobalBatchSampler, build_data
+from losslab.train.gradient_share import gradient_shares
+from losslab.train.tasks import get_task
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or the model output became NaN/Inf; the message names the step and the term."""
+
+
+def build_criterion(config: TrainConfig) -> WeightedSum:
+    """The loss spec as a :class:`WeightedSum` (a lone term is wrapped, for uniform logging)."""
+    built = losslab.loss(config.loss, check_values=config.check_values)
+    if isinstance(built, WeightedSum):
+        return built
+    total = WeightedSum([built])
+    total.check_values = config.check_values
+    return total
+
+
+def build_network(config: TrainConfig, item: Tensor) -> nn.Module:
+    """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``)."""
+    from losslab.models import build_model
+
+    task = get_task(config)
+    options = {**task.model_options(item), **config.model.options}
+    count = config.hypotheses.count
+    return build_model(config.model.name or task.default_model,
+                       hypotheses=count if count > 1 else None, **options)
+
+
+class TaskModule(L.LightningModule):
+    """Trains ``config.task`` with ``config.loss``; see the module docstring.
+
+    Args:
+        config: the run's :class:`~losslab.train.config.TrainConfig`.
+        datasets: ``(train, val)`` if already built (else built from ``config.data``).
+    """
+
+    def __init__(self, config: TrainConfig, datasets: tuple[Dataset, Dataset] | None = None) -> None:
+        super().__init__()
+        self.save_hyperparameters({"config": config.to_dict()})
+        self.config = config
+        self.task = get_task(config)
+        self.train_set, self.val_set = datasets if datasets is not None else build_data(config)
+        self.model = build_network(config, self.val_set[0])
+        criterion = build_criterion(config)
+        self.loss: Loss = criterion  # the one registered copy (state_dict keys "loss.*")
+        if config.hypotheses.count > 1:
+            self.loss = MultiHypothesisLoss(criterion, mode=config.hypotheses.mode,
+                                            epsilon=config.hypotheses.epsilon)
+        self.adversarial = adversarial_terms(self.criterion)  # also links their helpers
+        for term in self.adversarial:
+            term.set_last_layer(last_layer_weight(self.model))
+        self.automatic_optimization = False
+
+    @property
+    def criterion(self) -> WeightedSum:
+        """The weighted sum of terms (inside the multi-hypothesis wrapper when ``K > 1``)."""
+        return self.loss.base if isinstance(self.loss, MultiHypothesisLoss) else self.loss  # type: ignore[return-value]
+
+    # -- the training step ----------------------------------------------------------------
+    def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
+        step = self.global_step  # updates done so far; schedules and logs use this number
+        inputs, target = self.task.split(batch)
+        self.criterion.set_step(step)
+        for term in self.adversarial:
+            term.set_step(step)
+
+        prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
+        loss = self.compute_loss(prediction, target, inputs, step)
+        logs = (self.gradient_share_logs(prediction, target, inputs)
+                if due(self.config.grad_share_every, step) else {})
+
+        optimizer = self.optimizers()
+        optimizer.zero_grad(set_to_none=True)
+        self.manual_backward(loss)
+        optimizer.step()
+
+        d_logs = self.discriminator_steps(prediction, target, inputs, step)
+
+        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        if due(self.config.log_every, step):
+            logs |= self.training_logs(loss) | d_logs
+        if logs:
+            self.write_metrics(logs, step)
+        return loss.detach()
+
+    def discriminator_steps(self, prediction: Tensor, target: Tensor, inputs: Tensor,
+                            step: int) -> dict[str, float]:
+        """Each adversarial term updates its D on this step's (detached) prediction; logs."""
+        logs: dict[str, float] = {}
+        for term in self.adversarial:
+            try:
+                term_logs = term.discriminator_step(prediction, target, inputs)
+            except FloatingPointError as error:
+                raise TrainingDivergedError(f"non-finite discriminator loss at step {step}: "
+                                            f"{error}") from error
+            logs |= {f"adversarial/{term.term_name}/{k}": v for k, v in term_logs.items()}
+        return logs
+
+    def compute_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor, step: int) -> Tensor:
+        """``self.loss(prediction, target, inputs)``; NaN/Inf raises :class:`TrainingDivergedError`."""
+        try:
+            return self.loss(prediction, target, inputs)
+        except FloatingPointError as error:
+            raise TrainingDivergedError(f"non-finite loss at step {step}: {error}") from error
+        except ValueError as error:
+            if bool(torch.isfinite(prediction.detach()).all()):
+                raise
+            raise TrainingDivergedError(
+                f"the model output became NaN/Inf at step {step} (the weights diverged in the "
+                f"previous update): {error}"
+            ) from error
+
+    # -- logging --------------------------------------------------------------------------
+    # Scalars go straight to the loggers at an exact step (Lightning's self.log would repeat a
+    # periodic value in every later row); only validation uses self.log, for ModelCheckpoint.
+    def write_metrics(self, values: dict[str, Any], step: int) -> None:
+        """Write ``values`` (floats or 0-d tensors) as one row at ``step`` to CSV and TensorBoard."""
+        row = {k: float(v) for k, v in values.items()}
+        for logger in self.loggers:
+            logger.log_metrics(row, step=step)
+
+    def term_values(self) -> dict[str, Tensor]:
+        """Each term's value in the last loss call (WTA-weighted with hypotheses), detached."""
+        return self.loss.last_values  # type: ignore[return-value]
+
+    def training_logs(self, loss: Tensor) -> dict[str, Any]:
+        """Total loss, each term (unweighted), each effective weight, G-side adversarial logs, lr."""
+        logs: dict[str, Any] = {"train/loss": loss.detach()}
+        logs |= {f"train/{name}": value for name, value in self.term_values().items()}
+        logs |= {f"weight/{name}": w for name, w in self.criterion.current_weights().items()}
+        for term in self.adversarial:
+            logs |= {f"adversarial/{term.term_name}/{k}": v for k, v in term.last_logs.items()}
+        logs["lr"] = self.optimizers().param_groups[0]["lr"]
+        return logs
+
+    def gradient_share_logs(self, prediction: Tensor, target: Tensor, inputs: Tensor) -> dict[str, float]:
+        """``grad_norm/<term>`` and ``grad_share/<term>`` (see :mod:`.gradient_share`)."""
+        if prediction.dim() == 5:  # hypotheses: measure on each sample's winning hypothesis
+            prediction = select_hypothesis(prediction, self.loss.last_best)
+        shares = gradient_shares(self.criterion, prediction, target, inputs)
+        logs = {f"grad_norm/{name}": norm for name, (norm, _) in shares.items()}
+        return logs | {f"grad_share/{name}": share for name, (_, share) in shares.items()}
+
+    # -- validation -----------------------------------------------------------------------
+    def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        inputs, target = self.task.split(batch)
+        prediction = self.model(inputs).to(target.dtype)
+        loss = self.loss(prediction, target, inputs)
+        if prediction.dim() == 5:  # hypotheses: L1/PSNR of the best one per sample (oracle)
+            prediction = select_hypothesis(prediction, best_hypothesis(prediction, target))
+        values = {"val/loss": loss, **{f"val/{n}": v for n, v in self.term_values().items()},
+                  "val/l1": (prediction - target).abs().mean(),
+                  "val/psnr": psnr(prediction, target).mean()}
+        for name, value in values.items():
+            self.log(name, value, on_epoch=True, batch_size=target.shape[0], sync_dist=True,
+                     logger=False)
+
+    def on_validation_end(self) -> None:
+        """One row of validation means at ``step`` = updates done (the model that was validated)."""
+        if not self.trainer.sanity_checking:
+            metrics = self.trainer.callback_metrics
+            self.write_metrics({k: v for k, v in metrics.items() if k.startswith("val/")},
+                               self.global_step)
+
+    # -- optimizers and data --------------------------------------------------------------
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        options = self.config.optimizer
+        return torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=tuple(options.betas),
+                                weight_decay=options.weight_decay)
+
+    def train_dataloader(self) -> DataLoader:
+        world, rank = self.trainer.world_size, self.trainer.global_rank
+        sampler = GlobalBatchSampler(len(self.train_set), self.config.data.batch_size,
+                                     world_size=world, rank=rank, seed=self.config.seed,
+                                     step_source=lambda: self.trainer.global_step)
+        return DataLoader(self.train_set, batch_sampler=sampler,
+                          num_workers=self.config.data.num_workers,
+                          persistent_workers=False)
+
+    def val_dataloader(self) -> DataLoader:
+        items = Subset(self.val_set, range(min(self.config.data.val_items, len(self.val_set))))
+        per_process = self.config.data.batch_size // max(1, self.trainer.world_size)
+        return DataLoader(items, batch_size=per_process, shuffle=False,
+                          num_workers=self.config.data.num_workers)
+
+    def on_train_start(self) -> None:  # also runs when resuming mid-epoch (the next hook doesn't)
+        self.on_train_epoch_start()
+
+    def on_train_epoch_start(self) -> None:
+        """Fresh (seeded) crops every epoch; the epoch is the batch sampler's, from the step."""
+        sampler = self.trainer.train_dataloader.batch_sampler
+        if hasattr(self.train_set, "set_epoch") and isinstance(sampler, GlobalBatchSampler):
+            self.train_set.set_epoch(sampler.position()[0])
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add the config, its fingerprint and the discriminators' optimizer states."""
+        for name, parameter in self.model.named_parameters():
+            if not bool(torch.isfinite(parameter).all()):
+                raise TrainingDivergedError(
+                    f"parameter {name!r} is NaN/Inf at step {self.global_step}; not saving this "
+                    "state (the previous checkpoint is kept). Lower the learning rate."
+                )
+        checkpoint["losslab"] = {
+            "config": self.config.to_dict(),
+            "fingerprint": self.config.fingerprint(),
+            "metrics": {k: float(v) for k, v in self.trainer.callback_metrics.items()
+                        if k.startswith("val/")},
+            "discriminator_optimizers": [t.optimizer_state_dict() for t in self.adversarial],
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        states = checkpoint.get("losslab", {}).get("discriminator_optimizers", [])
+        for term, state in zip(self.adversarial, states, strict=False):
+            term.load_optimizer_state_dict(state)
+
+
+def due(every: int, step: int) -> bool:
+    """Whether a periodic action with period ``every`` (0 = never) runs at ``step``."""
+    return bool(every) and step % every == 0
+
+
+def last_layer_weight(model: nn.Module) -> nn.Parameter:
+    """The weight of the model's last layer with a weight of 2+ dims (for the adaptive weight)."""
+    weights = [p for p in model.parameters() if p.dim() > 1]
+    if not weights:
+        raise ValueError(f"{type(model).__name__} has no layer with a weight matrix.")
+    return weights[-1]
+
+
+def psnr(prediction: Tensor, target: Tensor) -> Tensor:
+    """Per-sample PSNR in dB for ``[0, 1]`` images ``(N, C, H, W) -> (N,)`` (capped at 100 dB)."""
+    mse = (prediction.detach().float().clamp(0, 1) - target.float()).pow(2).flatten(1).mean(dim=1)
+    return (10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp(max=100.0)
+
+
+__all__ = ["TaskModule", "TrainingDivergedError", "build_criterion", "build_network", "psnr"]

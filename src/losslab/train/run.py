@@ -1,0 +1,250 @@
+"""Run a training job: :func:`train` (config → run directory) and the helpers that read runs back.
+
+A run directory (``config.out``) holds::
+
+    config.yaml               the full resolved TrainConfig (re-run it with --config)
+    checkpoints/last.ckpt     every validation (crash-safe writes); resumed automatically
+    checkpoints/best.ckpt     lowest val/loss
+    logs/csv/metrics.csv      every logged scalar (train/<term>, weight/<term>, grad_share/<term>,
+                              val/<term>, val/l1, val/psnr, lr, adversarial/...)
+    logs/tensorboard/         the same scalars for TensorBoard
+    samples/step_XXXXXX.png   validation sample grids (input | output(s) | target rows)
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.strategies import DDPStrategy
+from torch import Tensor, nn
+from torch.utils.data import Subset
+
+from losslab.train.callbacks import ProgressBar, SampleGrid, ValidateAtLastStep
+from losslab.train.checkpointing import (
+    AppendingCSVLogger,
+    AtomicCheckpointIO,
+    check_resumable,
+    read_checkpoint_info,
+)
+from losslab.train.config import TrainConfig, config_from_overrides, load_config, save_config
+from losslab.train.module import TaskModule, TrainingDivergedError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What :func:`train` returns.
+
+    Attributes:
+        run_dir: the run directory (``config.out``).
+        metrics: the last validation's metrics (``val/loss``, ``val/<term>``, ``val/l1``,
+            ``val/psnr``), floats.
+        best_checkpoint: ``checkpoints/best.ckpt`` (``None`` if ``checkpoint.save_best`` is off).
+        last_checkpoint: ``checkpoints/last.ckpt``.
+        global_step: optimizer steps taken in total (including those before a resume).
+        resumed_from_step: the step of the checkpoint this call resumed from, or ``None``.
+        processes: training processes that took part (``devices * num_nodes`` with DDP).
+    """
+
+    run_dir: Path
+    metrics: dict[str, float]
+    best_checkpoint: Path | None
+    last_checkpoint: Path
+    global_step: int
+    resumed_from_step: int | None = None
+    processes: int = 1
+
+
+def _as_config(config: TrainConfig | Mapping[str, Any] | str | Path) -> TrainConfig:
+    if isinstance(config, TrainConfig):
+        return config.validate()
+    if isinstance(config, Mapping):
+        return TrainConfig.from_dict(config)
+    return load_config(config)
+
+
+def _strategy(config: TrainConfig, module: TaskModule) -> Any:
+    if config.strategy != "ddp":
+        return "auto"
+    # Discriminators sit inside the LightningModule but take no part in the generator's backward.
+    return DDPStrategy(find_unused_parameters=bool(module.adversarial))
+
+
+def train(
+    config: TrainConfig | Mapping[str, Any] | str | Path,
+    *,
+    callbacks: Sequence[L.Callback] = (),
+) -> RunResult:
+    """Train ``config.task`` with ``config.loss`` for ``config.steps`` steps into ``config.out``.
+
+    If ``<out>/checkpoints/last.ckpt`` exists (and ``checkpoint.resume`` is on), training
+    continues from it; a checkpoint of a different config raises a ``ValueError`` naming the
+    differing fields. A NaN/Inf loss stops training with :class:`TrainingDivergedError` naming the
+    step and the term; the last checkpoint written before it is kept.
+
+    Args:
+        config: a :class:`TrainConfig`, a mapping, or the path of a YAML config.
+        callbacks: extra Lightning callbacks (progress reporting, timing); they do not change
+            what is trained.
+
+    Returns:
+        :class:`RunResult` (run directory, final validation metrics, checkpoints, step).
+    """
+    config = _as_config(config)
+    out = Path(config.out)
+    checkpoints = out / "checkpoints"
+    last = checkpoints / "last.ckpt"
+    resume_step: int | None = None
+    if last.exists():
+        if not config.checkpoint.resume:
+            raise ValueError(f"{str(out)!r} already holds a run ({last}); choose another out "
+                             "directory, delete it, or set checkpoint.resume: true to continue it.")
+        resume_step = check_resumable(last, config)
+        log.info("resuming %s from step %d", out, resume_step)
+
+    L.seed_everything(config.seed, workers=True, verbose=False)
+    module = TaskModule(config)
+    best_callback = ModelCheckpoint(
+        dirpath=checkpoints, filename="best", monitor="val/loss", mode="min", save_top_k=1,
+        enable_version_counter=False, auto_insert_metric_name=False, save_on_train_epoch_end=False,
+    )
+    last_callback = ModelCheckpoint(
+        dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
+        enable_version_counter=False, save_on_train_epoch_end=False,
+    )
+    run_callbacks: list[L.Callback] = [last_callback, ValidateAtLastStep(config.val_every),
+                                   SampleGrid(out / "samples", config.sample_every,
+                                              config.data.sample_count)]
+    if config.progress_bar:
+        run_callbacks.append(ProgressBar())
+    run_callbacks.extend(callbacks)
+    if config.checkpoint.save_best:
+        run_callbacks.insert(0, best_callback)
+    loggers = [
+        AppendingCSVLogger(save_dir=out / "logs", name="", version="csv", drop_from_step=resume_step),
+        TensorBoardLogger(save_dir=out / "logs", name="", version="tensorboard",
+                          default_hp_metric=False),
+    ]
+    trainer = L.Trainer(
+        accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
+        strategy=_strategy(config, module), precision=config.precision,  # type: ignore[arg-type]
+        max_steps=config.steps, max_epochs=-1, val_check_interval=config.val_every,
+        check_val_every_n_epoch=None, num_sanity_val_steps=0, log_every_n_steps=1,
+        logger=loggers, callbacks=run_callbacks, plugins=[AtomicCheckpointIO()],
+        use_distributed_sampler=False, deterministic=config.deterministic,
+        enable_model_summary=False, enable_progress_bar=config.progress_bar, default_root_dir=out,
+    )
+    if trainer.is_global_zero:
+        save_config(config, out / "config.yaml")
+    try:
+        with warnings.catch_warnings():  # both are expected and handled when resuming
+            warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
+            warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
+            trainer.fit(module, ckpt_path=str(last) if resume_step is not None else None)
+    except TrainingDivergedError as error:
+        kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        raise TrainingDivergedError(f"training stopped: {error}\n({kept}.)") from error
+
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if not metrics and last.exists():  # nothing left to train: report the stored metrics
+        metrics = dict(read_checkpoint_info(last).get("metrics", {}))
+    best = Path(best_callback.best_model_path) if best_callback.best_model_path else None
+    if best is None and (checkpoints / "best.ckpt").exists() and config.checkpoint.save_best:
+        best = checkpoints / "best.ckpt"
+    return RunResult(out, metrics, best, last, trainer.global_step, resume_step, trainer.world_size)
+
+
+def train_from_args(
+    task: str | None = None,
+    data: str | None = None,
+    loss: str | None = None,
+    steps: int | None = None,
+    out: str | None = None,
+    config_path: str | Path | None = None,
+    devices: int | str | None = None,
+    num_nodes: int | None = None,
+    precision: str | None = None,
+    seed: int | None = None,
+    **overrides: Any,
+) -> RunResult:
+    """The ``losslab train`` command: a config file (optional) plus flag overrides, then train.
+
+    ``None`` means "not given" (keep the config file's or the default value). Extra keyword
+    arguments are further overrides (see :func:`~losslab.train.config.config_from_overrides`:
+    ``crop_size=64``, ``hypotheses=4``, ``lr=1e-4``, ``"data.options": "{val_size: 32}"``).
+
+    Example: ``losslab train --task reconstruct --data bundled --loss "l1(luma)" --steps 1500
+    --out runs/x`` calls ``train_from_args(task="reconstruct", data="bundled", loss="l1(luma)",
+    steps=1500, out="runs/x")``.
+    """
+    values = {"task": task, "data": data, "loss": loss, "steps": steps, "out": out,
+              "devices": devices, "num_nodes": num_nodes, "precision": precision, "seed": seed,
+              **overrides}
+    return train(config_from_overrides(config_path, values))
+
+
+# -- reading runs back ---------------------------------------------------------------------------
+def _checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
+    if checkpoint not in ("best", "last"):
+        path = Path(checkpoint)
+    else:
+        path = run_dir / "checkpoints" / f"{checkpoint}.ckpt"
+        if checkpoint == "best" and not path.exists():
+            path = run_dir / "checkpoints" / "last.ckpt"
+    if not path.exists():
+        raise ValueError(f"no checkpoint {str(path)!r}; has the run in {str(run_dir)!r} "
+                         "reached its first validation?")
+    return path
+
+
+def load_module(run_dir: str | Path, checkpoint: str = "best") -> TaskModule:
+    """The run's :class:`TaskModule` with the weights of ``checkpoint`` (``best``, ``last`` or a
+    path), in eval mode on the CPU."""
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    module = TaskModule(config)
+    state = torch.load(_checkpoint_path(run_dir, checkpoint), map_location="cpu", weights_only=False)
+    module.load_state_dict(state["state_dict"])
+    return module.eval()
+
+
+def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[nn.Module, TrainConfig]:
+    """``(model, config)`` of a finished (or running) run, for evaluation.
+
+    The model is in eval mode on the CPU; with ``hypotheses.count = K > 1`` it returns
+    ``(N, K, C, H, W)``. ``checkpoint``: ``best`` (falls back to ``last``), ``last`` or a path.
+    """
+    module = load_module(run_dir, checkpoint)
+    return module.model, module.config
+
+
+def predict_validation(
+    run_dir: str | Path, checkpoint: str = "best", batch_size: int = 16
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(inputs, outputs, targets)`` of the run's model on its fixed validation items.
+
+    The items are the first ``data.val_items`` of the validation set (the ones validated during
+    training). ``inputs`` are the model inputs (e.g. low-resolution images, luma, stacked
+    frames), ``outputs`` are ``(N, C, H, W)`` or ``(N, K, C, H, W)``, ``targets`` ``(N, C, H, W)``.
+    """
+    module = load_module(run_dir, checkpoint)
+    items = Subset(module.val_set, range(min(module.config.data.val_items, len(module.val_set))))
+    inputs, outputs, targets = [], [], []
+    with torch.no_grad():
+        for start in range(0, len(items), batch_size):
+            batch = torch.stack([items[i] for i in range(start, min(start + batch_size, len(items)))])
+            model_input, target = module.task.split(batch)
+            inputs.append(model_input)
+            outputs.append(module.model(model_input))
+            targets.append(target)
+    return torch.cat(inputs), torch.cat(outputs), torch.cat(targets)

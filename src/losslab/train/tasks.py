@@ -1,0 +1,151 @@
+"""Task adapters: how a batch of data becomes ``(input, target)`` and which model a task trains.
+
+The training step is the same for every task; a task only says
+
+- which model it builds by default and with which channel counts (:meth:`Task.model_options`);
+- how to split a batch into the model's input and the target (:meth:`Task.split`);
+- how to show the input as an RGB image of the target's size in sample grids
+  (:meth:`Task.display_input`).
+
+| task | batch item | input | target | default model |
+|---|---|---|---|---|
+| ``reconstruct`` | image ``(3, H, W)`` | the image | the image | ``autoencoder`` |
+| ``super_resolve`` | image ``(3, H, W)`` | ``downscale(image, scale, method)`` | the image | ``super_resolution`` |
+| ``predict_next`` | clip ``(T, 3, H, W)`` | frames ``0..k-1`` stacked, ``(3k, H, W)`` | frame ``k`` | ``unet`` |
+| ``colorize`` | image ``(3, H, W)`` | BT.601 luma ``(1, H, W)`` | the image | ``unet`` |
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from losslab.train.config import TrainConfig
+
+
+class Task:
+    """Base adapter; subclasses set ``name`` and ``default_model`` and implement :meth:`split`."""
+
+    name: ClassVar[str] = ""
+    default_model: ClassVar[str] = ""
+    #: Dimensions of one batch (with the batch axis): 4 for images, 5 for clips.
+    batch_dims: ClassVar[int] = 4
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def model_options(self, item: Tensor) -> dict[str, Any]:
+        """Constructor options this task needs, given one dataset item (user options win)."""
+        return {}
+
+    def check_batch(self, batch: Tensor) -> None:
+        """Raise a clear error when the data does not fit the task (e.g. images for predict_next)."""
+        if batch.dim() != self.batch_dims:
+            kind = "clips (N, T, 3, H, W)" if self.batch_dims == 5 else "images (N, 3, H, W)"
+            raise ValueError(
+                f"task {self.name!r} needs batches of {kind}; dataset {self.config.data.name!r} "
+                f"gave shape {tuple(batch.shape)}. Choose a matching dataset (predict_next: "
+                "moving_shapes; other tasks: an image dataset such as bundled)."
+            )
+
+    def split(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        """``(input, target)`` for the model and the loss."""
+        raise NotImplementedError
+
+    def display_input(self, inputs: Tensor, target: Tensor) -> Tensor:
+        """The input as ``(N, 3, H, W)`` RGB at the target's size, for sample grids."""
+        return inputs
+
+
+class Reconstruct(Task):
+    """Autoencoding: the target is the input; the loss decides what the code keeps."""
+
+    name = "reconstruct"
+    default_model = "autoencoder"
+
+    def split(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        self.check_batch(batch)
+        return batch, batch
+
+
+class SuperResolve(Task):
+    """Upsampling: input = ``downscale(target, scale, method)``."""
+
+    name = "super_resolve"
+    default_model = "super_resolution"
+
+    def model_options(self, item: Tensor) -> dict[str, Any]:
+        return {"scale": self.config.task_options.scale}
+
+    def split(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        from losslab.data.degradations import downscale
+
+        self.check_batch(batch)
+        options = self.config.task_options
+        return downscale(batch, options.scale, options.downscale_method), batch
+
+    def display_input(self, inputs: Tensor, target: Tensor) -> Tensor:
+        return F.interpolate(inputs, size=target.shape[-2:], mode="nearest")
+
+
+class PredictNext(Task):
+    """Next-frame prediction: input = ``k`` past frames on channels, target = frame ``k``."""
+
+    name = "predict_next"
+    default_model = "unet"
+    batch_dims = 5
+
+    def context_frames(self, frames: int) -> int:
+        """``k`` for clips of ``frames`` frames (``task_options.context_frames`` or ``T - 1``)."""
+        k = self.config.task_options.context_frames
+        k = frames - 1 if k is None else k
+        if not 1 <= k < frames:
+            raise ValueError(
+                f"predict_next needs 1 <= context_frames < T; clips have T = {frames} frames and "
+                f"task_options.context_frames = {k}. Use at most {frames - 1} (or null for T - 1)."
+            )
+        return k
+
+    def model_options(self, item: Tensor) -> dict[str, Any]:
+        if item.dim() != 4:
+            self.check_batch(item.unsqueeze(0))
+        return {"in_channels": 3 * self.context_frames(item.shape[0]), "out_channels": 3}
+
+    def split(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        self.check_batch(batch)
+        k = self.context_frames(batch.shape[1])
+        return batch[:, :k].flatten(1, 2), batch[:, k]
+
+    def display_input(self, inputs: Tensor, target: Tensor) -> Tensor:
+        return inputs[:, -3:]  # the last past frame
+
+
+class Colorize(Task):
+    """Colourisation: input = BT.601 luma ``(N, 1, H, W)``, output = RGB."""
+
+    name = "colorize"
+    default_model = "unet"
+
+    def model_options(self, item: Tensor) -> dict[str, Any]:
+        return {"in_channels": 1, "out_channels": 3}
+
+    def split(self, batch: Tensor) -> tuple[Tensor, Tensor]:
+        from losslab.data.degradations import to_luma
+
+        self.check_batch(batch)
+        return to_luma(batch), batch
+
+    def display_input(self, inputs: Tensor, target: Tensor) -> Tensor:
+        return inputs.expand(-1, 3, -1, -1)
+
+
+TASK_CLASSES: dict[str, type[Task]] = {
+    cls.name: cls for cls in (Reconstruct, SuperResolve, PredictNext, Colorize)
+}
+
+
+def get_task(config: TrainConfig) -> Task:
+    """The adapter for ``config.task``."""
+    return TASK_CLASSES[config.task](config)

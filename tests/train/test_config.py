@@ -1,0 +1,86 @@
+"""TrainConfig: defaults, YAML round trip, error messages with close matches, CLI overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from losslab.train import TrainConfig, config_from_overrides, load_config, save_config
+from losslab.train.config import RESUME_SAFE_FIELDS, config_differences, flatten
+
+
+def test_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
+    config = TrainConfig.from_dict({
+        "task": "super_resolve", "loss": "mse + 0.01*l1@ramp(10,20)", "steps": 7, "seed": 3,
+        "data": {"name": "dead_leaves", "crop_size": 48, "options": {"train_size": 8}},
+        "model": {"name": "super_resolution", "options": {"width": 16}},
+        "task_options": {"scale": 4, "downscale_method": "area"},
+        "hypotheses": {"count": 3, "mode": "wta", "epsilon": 0.1},
+        "optimizer": {"lr": 2e-4, "betas": [0.5, 0.9]}, "precision": "bf16-mixed",
+        "deterministic": True,
+    })
+    path = save_config(config, tmp_path / "config.yaml")
+    loaded = load_config(path)
+    assert loaded == config
+    assert loaded.optimizer.betas == (0.5, 0.9)
+    assert loaded.to_dict() == config.to_dict()
+    assert not list(tmp_path.glob("*.tmp"))  # written via a temp file, then renamed
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"stepz": 3}, "Did you mean 'steps'"),
+        ({"data": {"crop": 32}}, "'data.crop'. Did you mean 'crop_size'"),
+        ({"task": "reconstrut"}, "Did you mean 'reconstruct'"),
+        ({"data": {"name": "bundeld"}}, "Did you mean 'bundled'"),
+        ({"model": {"name": "unett"}}, "Did you mean 'unet'"),
+        ({"precision": "16"}, "'32', '16-mixed', 'bf16-mixed'"),
+        ({"strategy": "dp"}, "Did you mean 'ddp'"),
+        ({"hypotheses": {"mode": "hard"}}, "'relaxed', 'wta'"),
+        ({"steps": 0}, "steps must be an integer >= 1"),
+        ({"task_options": {"scale": 3}}, "scale must be 2 or 4"),
+        ({"hypotheses": {"epsilon": 1.0}}, "epsilon must lie in [0, 1)"),
+        ({"data": {"batch_size": 6}, "devices": 4}, "multiple of 4"),
+    ],
+)
+def test_bad_values_raise_clear_errors(values: dict, expected: str) -> None:
+    with pytest.raises(ValueError) as info:
+        TrainConfig.from_dict(values)
+    assert expected in str(info.value)
+
+
+def test_overrides_convert_cli_strings_and_aliases(tmp_path: Path) -> None:
+    config = config_from_overrides(None, {
+        "task": "colorize", "data": "dead_leaves", "steps": "1500", "lr": "1e-4",
+        "crop_size": "48", "hypotheses": "2", "data.options": "{train_size: 16}",
+        "check_values": "false", "deterministic": "warn", "seed": None,  # None = flag not given
+    })
+    assert (config.task, config.data.name, config.steps) == ("colorize", "dead_leaves", 1500)
+    assert config.optimizer.lr == pytest.approx(1e-4)
+    assert config.data.crop_size == 48 and config.hypotheses.count == 2
+    assert config.data.options == {"train_size": 16}
+    assert config.check_values is False and config.seed == TrainConfig().seed
+
+
+def test_overrides_apply_on_top_of_a_yaml_file(tmp_path: Path) -> None:
+    path = save_config(TrainConfig(loss="mse", steps=10), tmp_path / "base.yaml")
+    config = config_from_overrides(path, {"steps": 20, "out": "runs/y"})
+    assert (config.loss, config.steps, config.out) == ("mse", 20, "runs/y")
+
+
+def test_unknown_override_suggests_the_flag() -> None:
+    with pytest.raises(ValueError, match="Did you mean 'crop_size'"):
+        config_from_overrides(None, {"cropsize": 32})
+    with pytest.raises(ValueError, match="cannot be read as int"):
+        config_from_overrides(None, {"steps": "many"})
+
+
+def test_fingerprint_ignores_resume_safe_fields_only() -> None:
+    base = TrainConfig()
+    assert TrainConfig(steps=5, out="elsewhere", devices=2, data=base.data).fingerprint() == base.fingerprint()
+    changed = TrainConfig(loss="mse")
+    assert changed.fingerprint() != base.fingerprint()
+    assert config_differences(base, changed) == ["loss: 'l1' -> 'mse'"]
+    assert set(flatten(base.to_dict())) >= RESUME_SAFE_FIELDS  # every safe name is a real field

@@ -1,0 +1,156 @@
+"""End-to-end runs (a few steps each): run directory, logs, schedules, seeds, resume, NaN, tasks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from train_helpers import column, read_metrics, tiny_config
+
+from losslab.losses.pixel import MSELoss
+from losslab.train import (
+    TrainingDivergedError,
+    load_config,
+    load_run,
+    predict_validation,
+    train,
+)
+
+pytestmark = pytest.mark.usefixtures("quiet_lightning")
+
+
+def _weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+
+
+def test_run_directory_is_self_describing(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", loss="l1 + 0.5*mse", grad_share_every=2,
+                         sample_every=3)
+    result = train(config)
+    run = result.run_dir
+    assert load_config(run / "config.yaml") == config
+    assert result.global_step == 6 and result.resumed_from_step is None
+    assert result.last_checkpoint.exists() and result.best_checkpoint is not None
+    assert set(result.metrics) == {"val/loss", "val/l1", "val/mse", "val/psnr"}
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step_000000.png", "step_000003.png", "step_000006.png"]
+    # rows input | output | target of 2 items of 32 px with 2 px padding
+    assert Image.open(run / "samples" / "step_000006.png").size == (2 * 32 + 3 * 2, 3 * 32 + 4 * 2)
+    assert any((run / "logs" / "tensorboard").glob("events.out.tfevents.*"))
+
+    rows = read_metrics(run)
+    shares_l1, shares_mse = column(rows, "grad_share/l1"), column(rows, "grad_share/mse")
+    assert sorted(shares_l1) == [0, 2, 4]
+    for step in shares_l1:
+        assert shares_l1[step] + shares_mse[step] == pytest.approx(1.0, abs=1e-5)
+        assert 0.0 < shares_mse[step] < 1.0
+    assert sorted(column(rows, "val/loss")) == [3, 6]
+    assert column(rows, "val/loss")[6] == pytest.approx(result.metrics["val/loss"], rel=1e-5)
+    assert len(column(rows, "train/loss")) == 6
+
+
+def test_schedules_change_effective_weights_at_the_stated_steps(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", steps=7, loss="l1 + 0.5*mse@start(3) + 2*l1(luma)@ramp(2,6)")
+    rows = read_metrics(train(config).run_dir)
+    assert column(rows, "weight/mse") == {s: (0.5 if s >= 3 else 0.0) for s in range(7)}
+    ramp = column(rows, "weight/l1(luma)")
+    assert ramp == pytest.approx({s: 2 * min(1.0, max(0.0, (s - 2) / 4)) for s in range(7)})
+    assert sorted(column(rows, "train/mse")) == [3, 4, 5, 6]  # not evaluated before its start
+    total, l1, mse, luma = (column(rows, f"train/{n}") for n in ("loss", "l1", "mse", "l1(luma)"))
+    for step in (4, 6):  # the logged total is the weighted sum of the logged terms
+        assert total[step] == pytest.approx(l1[step] + 0.5 * mse[step] + ramp[step] * luma[step], rel=1e-5)
+
+
+def test_same_seed_gives_identical_weights(tmp_path: Path) -> None:
+    runs = [train(tiny_config(tmp_path / name, seed=seed, steps=4, val_every=4))
+            for name, seed in (("a", 5), ("b", 5), ("c", 6))]
+    first, second, other = (_weights(r.last_checkpoint) for r in runs)
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=0, atol=0)
+    assert any(not torch.equal(first[k], other[k]) for k in first)
+
+
+def test_rerun_resumes_exactly_and_other_config_is_refused(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    short_epochs = {"data.options": {"val_size": 4, "train_size": 12}}  # 3 batches per epoch
+    train(tiny_config(out, steps=4, val_every=2, **short_epochs))
+    result = train(tiny_config(out, steps=7, val_every=2, **short_epochs))  # continues the run
+    assert (result.resumed_from_step, result.global_step) == (4, 7)
+    steps = sorted(column(read_metrics(out), "train/loss"))
+    assert steps == list(range(7))  # no step trained twice, none missing
+    straight = train(tiny_config(tmp_path / "straight", steps=7, val_every=2, **short_epochs))
+    resumed, reference = _weights(result.last_checkpoint), _weights(straight.last_checkpoint)
+    for key in reference:  # same batches, same optimizer state: the same weights
+        torch.testing.assert_close(resumed[key], reference[key], rtol=0, atol=0)
+    assert train(tiny_config(out, steps=7, val_every=2, **short_epochs)).global_step == 7  # no-op
+    with pytest.raises(ValueError) as info:
+        train(tiny_config(out, steps=7, val_every=2, loss="mse", lr=0.01, **short_epochs))
+    message = str(info.value)
+    assert "loss: 'l1' -> 'mse'" in message and "optimizer.lr: 0.001 -> 0.01" in message
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(tiny_config(out, steps=7, resume=False, **short_epochs))
+
+
+def test_nan_loss_stops_naming_the_term_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    original = MSELoss.distance
+    training_calls = [0]
+
+    def distance(self: MSELoss, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        value = original(self, prediction, target)
+        if torch.is_grad_enabled():  # training steps only (validation runs without grad)
+            training_calls[0] += 1
+            if training_calls[0] > 5:
+                return value * float("nan")
+        return value
+
+    monkeypatch.setattr(MSELoss, "distance", distance)
+    config = tiny_config(tmp_path / "run", loss="l1 + 0.1*mse", steps=10, val_every=2)
+    with pytest.raises(TrainingDivergedError) as info:
+        train(config)
+    message = str(info.value)
+    assert "step 5" in message and "'mse' = nan" in message and "last.ckpt" in message
+    checkpoint = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert checkpoint["global_step"] == 4
+    assert all(torch.isfinite(v).all() for v in checkpoint["state_dict"].values())
+
+
+@pytest.mark.parametrize(
+    ("task", "overrides", "input_shape", "output_shape"),
+    [
+        ("super_resolve", {"model.options": {"width": 8, "blocks": 1}}, (4, 3, 16, 16), (4, 3, 32, 32)),
+        ("colorize", {}, (4, 1, 32, 32), (4, 3, 32, 32)),
+        ("predict_next", {"data": "moving_shapes", "data.options": {"val_size": 4, "train_size": 8}},
+         (4, 9, 32, 32), (4, 3, 32, 32)),
+        ("reconstruct", {"hypotheses": 2, "grad_share_every": 1, "loss": "l1 + mse"},
+         (4, 3, 32, 32), (4, 2, 3, 32, 32)),
+    ],
+)
+def test_every_task_trains_and_reads_back(tmp_path: Path, task: str, overrides: dict,
+                                          input_shape: tuple, output_shape: tuple) -> None:
+    result = train(tiny_config(tmp_path / task, task=task, steps=2, val_every=2, **overrides))
+    assert result.global_step == 2 and result.metrics["val/psnr"] > 0
+    inputs, outputs, targets = predict_validation(result.run_dir)
+    assert tuple(inputs.shape) == input_shape and tuple(outputs.shape) == output_shape
+    model, config = load_run(result.run_dir, "last")
+    assert config.task == task and not model.training
+    with torch.no_grad():
+        torch.testing.assert_close(model(inputs), outputs)
+    assert targets.shape[-3:] == outputs.shape[-3:]
+
+
+def test_bf16_mixed_precision_computes_the_loss_in_float32(tmp_path: Path) -> None:
+    result = train(tiny_config(tmp_path / "bf16", precision="bf16-mixed", steps=2, val_every=2,
+                               loss="l1 + mse", grad_share_every=1))
+    assert result.global_step == 2
+    assert all(torch.isfinite(torch.tensor(v)) for v in result.metrics.values())
+    assert sorted(column(read_metrics(result.run_dir), "grad_share/l1")) == [0, 1]
+
+
+def test_bad_loss_spec_fails_before_anything_is_written(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="Did you mean 'mse'"):
+        train(tiny_config(tmp_path / "run", loss="l1 + msee"))
+    assert not (tmp_path / "run" / "config.yaml").exists()

@@ -21,18 +21,16 @@ is identical to the full ``fft2`` formula at about half the cost.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Literal
 
 import torch
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, check_choice, check_pair, check_reduction, reduce
-from losslab.losses.base import Loss
+from losslab.losses._validation import Reduction, check_choice, check_pair, reduce
 from losslab.losses.registry import register_loss
-from losslab.losses.views import ColorView, IdentityView, resolve_view
+from losslab.losses.views import ViewedLoss, ViewLike
 
-ViewLike = str | ColorView | Sequence[Sequence[float]] | None
 SpectrumDistance = Literal["l1", "mse"]
 _DISTANCES = ("l1", "mse")
 
@@ -92,7 +90,7 @@ def _spectrum_distance(prediction: Tensor, target: Tensor, distance: str, focal:
 
 
 @register_loss("frequency", positional=("view",), aliases=("fft", "focal_frequency"))
-class FrequencyLoss(Loss):
+class FrequencyLoss(ViewedLoss):
     """Distance between 2-D Fourier spectra (orthonormal FFT), optionally focal (Jiang et al. 2021).
 
     ``mean_f w_f |fft2(p - t)_f|`` (``distance="l1"``) or ``mean_f w_f |.|^2`` (``"mse"``, which
@@ -126,26 +124,9 @@ class FrequencyLoss(Loss):
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
-        super().__init__(input_range=input_range, check_values=check_values)
-        self.view = resolve_view(view)
+        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
         self.distance = check_choice("distance", distance, _DISTANCES)
         self.focal = _check_focal(focal)
-        self.reduction = check_reduction(reduction)
-        if not isinstance(self.view, IdentityView):
-            self.required_channels = 3
-
-    @property
-    def term_name(self) -> str:
-        explicit = getattr(self, "_term_name", None)
-        if explicit:
-            return explicit
-        if isinstance(self.view, IdentityView):
-            return self.registered_name
-        return f"{self.registered_name}({self.view.name})"
-
-    @term_name.setter
-    def term_name(self, value: str) -> None:
-        self._term_name = value
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
         values = _spectrum_distance(

@@ -14,16 +14,13 @@ valid positions and the channels of the view, so the value is in ``[0, 1]`` unit
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, check_pair, check_reduction, reduce
-from losslab.losses.base import Loss
+from losslab.losses._validation import Reduction, check_pair, reduce
 from losslab.losses.registry import register_loss
-from losslab.losses.views import ColorView, IdentityView, resolve_view
-
-ViewLike = str | ColorView | Sequence[Sequence[float]] | None
+from losslab.losses.views import ViewedLoss, ViewLike
 
 
 def _check_alpha(alpha: float) -> float:
@@ -72,7 +69,7 @@ def _gradient_difference(prediction: Tensor, target: Tensor, alpha: float) -> Te
 
 
 @register_loss("gdl", positional=("view",), aliases=("gradient_difference",))
-class GradientDifferenceLoss(Loss):
+class GradientDifferenceLoss(ViewedLoss):
     """Gradient difference loss (Mathieu et al. 2016): edge strengths must match, not pixels.
 
     ``mean | |dx p| - |dx t| |^alpha + mean | |dy p| - |dy t| |^alpha`` on the viewed images in
@@ -104,26 +101,9 @@ class GradientDifferenceLoss(Loss):
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
-        super().__init__(input_range=input_range, check_values=check_values)
-        self.view = resolve_view(view)
+        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
         self.alpha = _check_alpha(alpha)
-        self.reduction = check_reduction(reduction)
         self.min_size = 2
-        if not isinstance(self.view, IdentityView):
-            self.required_channels = 3
-
-    @property
-    def term_name(self) -> str:
-        explicit = getattr(self, "_term_name", None)
-        if explicit:
-            return explicit
-        if isinstance(self.view, IdentityView):
-            return self.registered_name
-        return f"{self.registered_name}({self.view.name})"
-
-    @term_name.setter
-    def term_name(self, value: str) -> None:
-        self._term_name = value
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
         values = _gradient_difference(self.view(prediction), self.view(target), self.alpha)

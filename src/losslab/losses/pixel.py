@@ -12,49 +12,19 @@ Shape:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, check_reduction, reduce
-from losslab.losses.base import Loss
+from losslab.losses._validation import Reduction, reduce
 from losslab.losses.registry import register_loss
-from losslab.losses.views import ColorView, IdentityView, resolve_view
-
-ViewLike = str | ColorView | Sequence[Sequence[float]] | None
+from losslab.losses.views import ViewedLoss, ViewLike
 
 
-class PixelLoss(Loss):
+class PixelLoss(ViewedLoss):
     """Base of the pixel distances: view both images, take a per-element distance, reduce."""
-
-    def __init__(
-        self,
-        view: ViewLike = "rgb",
-        reduction: Reduction = "mean",
-        *,
-        input_range: Iterable[float] = (0.0, 1.0),
-        check_values: bool | None = None,
-    ) -> None:
-        super().__init__(input_range=input_range, check_values=check_values)
-        self.view = resolve_view(view)
-        self.reduction = check_reduction(reduction)
-        if not isinstance(self.view, IdentityView):
-            self.required_channels = 3
-
-    @property
-    def term_name(self) -> str:
-        explicit = getattr(self, "_term_name", None)
-        if explicit:
-            return explicit
-        if isinstance(self.view, IdentityView):
-            return self.registered_name
-        return f"{self.registered_name}({self.view.name})"
-
-    @term_name.setter
-    def term_name(self, value: str) -> None:
-        self._term_name = value
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
         return self.distance(self.view(prediction), self.view(target))

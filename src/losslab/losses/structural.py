@@ -35,12 +35,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, check_pair, check_reduction, reduce
-from losslab.losses.base import Loss
+from losslab.losses._validation import Reduction, check_pair, reduce
 from losslab.losses.registry import register_loss
-from losslab.losses.views import ColorView, IdentityView, resolve_view
-
-ViewLike = str | ColorView | Sequence[Sequence[float]] | None
+from losslab.losses.views import ViewedLoss, ViewLike
 
 K1 = 0.01
 K2 = 0.03
@@ -241,7 +238,7 @@ def ms_ssim(
     )
 
 
-class _StructuralLoss(Loss):
+class _StructuralLoss(ViewedLoss):
     """Shared parts: colour view, Gaussian window buffer, reduction, naming."""
 
     def __init__(
@@ -254,27 +251,10 @@ class _StructuralLoss(Loss):
         input_range: Iterable[float],
         check_values: bool | None,
     ) -> None:
-        super().__init__(input_range=input_range, check_values=check_values)
-        self.view = resolve_view(view)
-        self.reduction = check_reduction(reduction)
+        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
         self.window_size = window_size
         self.sigma = float(sigma)
         self.register_buffer("window", gaussian_window(window_size, sigma))
-        if not isinstance(self.view, IdentityView):
-            self.required_channels = 3
-
-    @property
-    def term_name(self) -> str:
-        explicit = getattr(self, "_term_name", None)
-        if explicit:
-            return explicit
-        if isinstance(self.view, IdentityView):
-            return self.registered_name
-        return f"{self.registered_name}({self.view.name})"
-
-    @term_name.setter
-    def term_name(self, value: str) -> None:
-        self._term_name = value
 
     def index(self, prediction: Tensor, target: Tensor) -> Tensor:
         """Per-sample similarity index ``(N,)`` of two viewed images in ``[0, 1]``."""

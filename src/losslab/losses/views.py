@@ -12,13 +12,19 @@ standard, ``Cb = (B - Y) / (2 (1 - Kb))``, ``Cr = (R - Y) / (2 (1 - Kr))``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
-from losslab.losses._validation import check_choice, check_image
+from losslab.losses._validation import (
+    Reduction,
+    check_choice,
+    check_image,
+    check_reduction,
+)
+from losslab.losses.base import Loss
 from losslab.losses.registry import suggest
 
 LumaStandard = Literal["bt601", "bt709"]
@@ -161,3 +167,41 @@ def resolve_view(view: str | ColorView | Tensor | Sequence[Sequence[float]] | No
             )
         return _VIEW_FACTORIES[key]()
     return ColorView(view)
+
+
+ViewLike = str | ColorView | Sequence[Sequence[float]] | None
+
+
+class ViewedLoss(Loss):
+    """Base of every loss that compares a colour view of both images (pixel, structural,
+    gradient, frequency): holds the view and the reduction, and names the term ``name(view)``.
+
+    A colour view (anything but ``rgb``) requires 3-channel RGB inputs.
+    """
+
+    def __init__(
+        self,
+        view: ViewLike = "rgb",
+        reduction: Reduction = "mean",
+        *,
+        input_range: Iterable[float] = (0.0, 1.0),
+        check_values: bool | None = None,
+    ) -> None:
+        super().__init__(input_range=input_range, check_values=check_values)
+        self.view = resolve_view(view)
+        self.reduction = check_reduction(reduction)
+        if not isinstance(self.view, IdentityView):
+            self.required_channels = 3
+
+    @property
+    def term_name(self) -> str:
+        explicit = getattr(self, "_term_name", None)
+        if explicit:
+            return explicit
+        if isinstance(self.view, IdentityView):
+            return self.registered_name
+        return f"{self.registered_name}({self.view.name})"
+
+    @term_name.setter
+    def term_name(self, value: str) -> None:
+        self._term_name = value

@@ -47,3 +47,17 @@ def test_blur_removes_power_at_high_frequencies_only(photo_batch: torch.Tensor) 
     blurred = radial_power_spectrum(gaussian_blur(photo_batch, 1.5))
     ratio = (blurred / original).mean(dim=0)
     assert ratio[1] > 0.8 and ratio[-1] < 0.01
+
+
+def test_ratios_are_pooled_so_a_flat_crop_cannot_dominate() -> None:
+    import torch
+
+    from losslab.metrics import gradient_magnitude_ratio, high_frequency_ratio
+
+    textured = torch.rand(1, 3, 32, 32)
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    targets = torch.cat([textured, flat])
+    outputs = targets.clone()
+    outputs[1] += 0.01 * torch.randn(3, 32, 32)  # tiny noise on the flat crop only
+    assert high_frequency_ratio(outputs, targets) < 1.05
+    assert gradient_magnitude_ratio(outputs, targets) < 1.05

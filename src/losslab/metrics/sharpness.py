@@ -92,21 +92,23 @@ def high_frequency_energy(images: Tensor, cutoff: float = 0.25) -> Tensor:
 
 
 def high_frequency_ratio(output: Tensor, target: Tensor, cutoff: float = 0.25) -> float:
-    """High-frequency energy of outputs over that of targets, mean over the batch.
+    """High-frequency energy of outputs over that of targets, pooled over the batch.
 
     Energy = sum of the luma power spectrum over all frequencies with radius ``>= cutoff``
-    times the Nyquist frequency (``cutoff=0.25``: periods shorter than 8 pixels). Per image
-    ``(E_out + eps) / (E_target + eps)``, ``eps = 1e-12``; the batch mean is returned.
+    times the Nyquist frequency (``cutoff=0.25``: periods shorter than 8 pixels). The ratio is
+    ``(sum_i E_out,i + eps) / (sum_i E_target,i + eps)``, ``eps = 1e-12``: pooled rather than a
+    mean of per-image ratios, because one flat target crop (sky, a black background) has almost
+    no high-frequency energy and would dominate a mean of ratios.
     1 for identical images, < 1 for a blurred output, > 1 for added noise.
 
     Shape:
         - output, target: ``(N, 3, H, W)`` in ``[0, 1]``.
     """
     check_image_pair(output, target)
-    ratio = (high_frequency_energy(output, cutoff) + _EPS) / (
-        high_frequency_energy(target, cutoff) + _EPS
+    ratio = (high_frequency_energy(output, cutoff).sum() + _EPS) / (
+        high_frequency_energy(target, cutoff).sum() + _EPS
     )
-    return float(ratio.mean())
+    return float(ratio)
 
 
 def gradient_magnitude(images: Tensor) -> Tensor:
@@ -122,7 +124,8 @@ def gradient_magnitude(images: Tensor) -> Tensor:
 
 
 def gradient_magnitude_ratio(output: Tensor, target: Tensor) -> float:
-    """Mean luma gradient magnitude of outputs over that of targets, mean of per-image ratios.
+    """Mean luma gradient magnitude of outputs over that of targets, pooled over the batch
+    (as :func:`high_frequency_ratio`, so a flat target crop cannot dominate).
 
     1 for identical images, < 1 for blurred outputs (edges spread out), > 1 for noise.
 
@@ -130,5 +133,5 @@ def gradient_magnitude_ratio(output: Tensor, target: Tensor) -> float:
         - output, target: ``(N, 3, H, W)`` in ``[0, 1]``, at least 2x2.
     """
     check_image_pair(output, target, min_size=2)
-    ratio = (gradient_magnitude(output) + _EPS) / (gradient_magnitude(target) + _EPS)
-    return float(ratio.mean())
+    ratio = (gradient_magnitude(output).sum() + _EPS) / (gradient_magnitude(target).sum() + _EPS)
+    return float(ratio)

@@ -39,7 +39,8 @@ def test_colors_entries_and_budget() -> None:
     colors = resolve_experiment("colors")
     assert [e.loss for e in colors.entries] == ["l1", "l1(luma)", "l1(red)", "l1(green)",
                                                 "l1(blue)"]
-    assert colors.task == "reconstruct" and colors.budget.steps == 500
+    assert colors.task == "reconstruct" and colors.data == "bundled"
+    assert colors.budget.steps >= 100  # the seed saw the colour effects after ~500 steps
 
 
 def test_shipped_experiments_build_valid_train_configs(tmp_path: Path) -> None:

@@ -39,3 +39,32 @@ def test_probe_writes_the_documented_json(tmp_path: Path) -> None:
 def test_unknown_loss_in_probe_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["probe", "l1x"]) == 2
     assert "Did you mean 'l1'" in capsys.readouterr().err
+
+
+def test_train_on_a_folder_then_evaluate(tmp_path: Path) -> None:
+    import numpy as np
+    import yaml
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for index in range(3):
+        pixels = rng.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(photos / f"image_{index}.png")
+    out = tmp_path / "run"
+    arguments = ["train", "--task", "reconstruct", "--data", str(photos), "--loss", "l1(luma)",
+                 "--steps", "3", "--crop-size", "32", "--batch-size", "4", "--out", str(out),
+                 "--set", "sample_every=0"]
+    assert main(arguments) == 0
+    config = yaml.safe_load((out / "config.yaml").read_text())
+    assert config["data"]["name"] == "folder" and config["data"]["options"]["path"] == str(photos)
+    assert config["loss"] == "l1(luma)" and config["steps"] == 3
+    assert main(["evaluate", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0 < metrics["psnr"] < 100 and metrics["lpips"] is None
+
+
+def test_train_rejects_an_unknown_setting(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--set", "stpes=3"]) == 2
+    assert "Did you mean 'steps'" in capsys.readouterr().err

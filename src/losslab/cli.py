@@ -67,6 +67,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         }.items()
         if value is not None
     }
+    if args.data and Path(args.data).is_dir():  # `--data my_photos/`: a folder of images
+        overrides["data"] = "folder"
+        overrides["data.options"] = {"path": str(Path(args.data))}
+    for assignment in args.set or []:
+        key, separator, value = assignment.partition("=")
+        if not separator:
+            raise ValueError(f"--set takes KEY=VALUE (e.g. --set task_options.scale=4); got {assignment!r}.")
+        overrides[key.strip()] = value.strip()
     config = config_from_overrides(args.config, overrides)
     result = train(config)
     print(f"run finished: {result.run_dir}")
@@ -155,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train one model under one loss spec")
     p.add_argument("--config", help="YAML config (command-line options override it)")
     p.add_argument("--task", help="reconstruct | super_resolve | predict_next | colorize")
-    p.add_argument("--data", help="bundled | dead_leaves | moving_shapes | folder path | cifar10 ...")
+    p.add_argument("--data", help="bundled | dead_leaves | moving_shapes | cifar10 | stl10 | celeba | "
+                                  "mnist, or a folder of your images")
     p.add_argument("--loss", help='loss spec, e.g. "l1(luma)" or "mse + 0.01*perceptual"')
     p.add_argument("--steps", type=int, help="optimisation steps")
     p.add_argument("--out", help="run directory (re-running the same command resumes)")
@@ -168,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, dest="batch_size")
     p.add_argument("--crop-size", type=int, dest="crop_size")
     p.add_argument("--lr", type=float)
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="any other config field, e.g. --set task_options.scale=4 (repeatable)")
     p.set_defaults(handler=_cmd_train)
 
     p = sub.add_parser("evaluate", help="metrics of a trained run (JSON and CSV in the run dir)")

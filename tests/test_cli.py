@@ -18,6 +18,7 @@ def test_weights_lists_every_network(capsys: pytest.CaptureFixture[str]) -> None
     printed = capsys.readouterr().out
     for info in list_weights():
         assert info.file_name in printed
+    assert main(["weights", "--verify"]) == 0
 
 
 def test_weights_add_rejects_an_unknown_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -38,3 +38,15 @@ def test_the_test_command_is_the_one_ci_runs() -> None:
     ci = (README.parent / ".ci" / "run").read_text()
     assert "python -m pytest" in README.read_text()
     assert ci.strip().splitlines()[-1] == "python -m pytest"
+
+
+def test_the_spec_error_example_is_what_losslab_prints() -> None:
+    import losslab
+
+    text = README.read_text()
+    (example,) = re.findall(r"```text\n(>>> losslab\.loss.*?)```", text, flags=re.DOTALL)
+    call, *printed = example.rstrip("\n").splitlines()
+    spec = re.search(r'losslab\.loss\("(.*)"\)', call).group(1)
+    with pytest.raises(losslab.losses.SpecError) as caught:
+        losslab.loss(spec)
+    assert f"SpecError: {caught.value}".splitlines() == printed

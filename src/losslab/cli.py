@@ -40,7 +40,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
         destination = add_weights(Path(args.file))
         print(f"verified and installed: {destination}")
         return 0
-    print(format_weights_table())
+    print(format_weights_table(verify=args.verify))
     return 0
 
 
@@ -158,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("weights", help="pretrained networks: cache status, or 'add FILE'")
     p.add_argument("action", nargs="?", choices=["list", "add"], default="list")
     p.add_argument("file", nargs="?")
+    p.add_argument("--verify", action="store_true",
+                   help="hash every present file against its expected SHA-256 (slower)")
     p.set_defaults(handler=_cmd_weights)
 
     p = sub.add_parser("train", help="train one model under one loss spec")

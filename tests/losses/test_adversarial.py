@@ -474,3 +474,25 @@ def test_adversarial_training_is_sharp_where_mse_regresses_to_the_blurred_mean()
     print(f"high-frequency energy ratio vs target: mse {mse_ratio:.3f}, adversarial {gan_ratio:.3f}")
     assert mse_ratio < 0.5, mse_ratio
     assert gan_ratio >= 1.5 * mse_ratio, (gan_ratio, mse_ratio)
+
+
+def test_collapse_warning_class_is_public_so_users_can_filter_or_escalate_it() -> None:
+    import losslab.losses as public
+
+    assert "DiscriminatorCollapseWarning" in public.__all__
+    assert public.DiscriminatorCollapseWarning is DiscriminatorCollapseWarning
+    assert issubclass(public.DiscriminatorCollapseWarning, RuntimeWarning)
+
+
+def test_standalone_feature_matching_sets_channels_norm_and_d_steps_of_its_discriminator() -> None:
+    term = losslab.loss("feature_matching(channels=1, norm=batch, d_steps=2, width=8, depth=2)")
+    (own,) = adversarial_terms(term)
+    assert (own.channels, own.norm, own.d_steps) == (1, "batch", 2)
+    assert own.discriminator.in_channels == 1
+    assert any(isinstance(m, nn.BatchNorm2d) for m in own.discriminator.modules())
+    gray = torch.rand(2, 1, 24, 24)
+    assert term(gray, torch.rand(2, 1, 24, 24)).dim() == 0
+    before = copy.deepcopy(own.discriminator.state_dict())
+    own.discriminator_step(gray, torch.rand(2, 1, 24, 24))
+    assert own.optimizer.state_dict()["state"][0]["step"] == 2  # type: ignore[union-attr]
+    assert any(not torch.equal(v, own.discriminator.state_dict()[k]) for k, v in before.items())

@@ -84,3 +84,35 @@ def test_quoted_values_and_signs() -> None:
     (_, call, _), = _Parser("perceptual(weights='/tmp/my vgg.pth', layers=relu1_1)").parse()
     assert call.kwargs["weights"][0] == "/tmp/my vgg.pth"
     assert losslab.loss("l1 +0.5*mse").weights == [1.0, 0.5]  # '+0.5' is an operator, not a sign
+
+
+def test_bare_none_reaches_a_string_parameter_as_the_string_none() -> None:
+    # 'none' is both the spec's null literal and a valid reduction; a parameter that cannot take
+    # None (reduction) gets the string, so reduction=none needs no quotes.
+    built = losslab.loss("l1(reduction=none)")
+    p, t = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 4, 4)
+    torch.testing.assert_close(built(p, t), (p - t).abs())
+    # A parameter that accepts None still gets None.
+    assert losslab.loss("perceptual(layer_weights=none, weights=random)").layer_weights == [0.2] * 5
+
+
+def test_unquoted_absolute_path_suggests_quotes() -> None:
+    with pytest.raises(SpecError, match=r"unexpected character '/' .*quote") as caught:
+        losslab.loss("perceptual(weights=/data/vgg19.pth)")
+    assert "weights='/data/vgg19.pth'" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("spec", "pointed_at"),
+    [
+        ("mse + huber(delta=-1)", "-1"),
+        ("l1 + l1(lumaa)", "lumaa"),
+        ("perceptual(layers=relu1_2,relu9_9, weights=random)", "relu1_2"),
+        ("adversarial(objective=hinge, disc=pathc)", "pathc"),
+    ],
+)
+def test_invalid_parameter_value_points_at_that_value(spec: str, pointed_at: str) -> None:
+    with pytest.raises(SpecError) as caught:
+        losslab.loss(spec)
+    lines = str(caught.value).splitlines()
+    assert lines[-1].index("^") == lines[-2].index(pointed_at), str(caught.value)

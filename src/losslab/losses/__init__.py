@@ -7,6 +7,7 @@ Build one from a spec with :func:`loss` (``loss("mse + 0.01*perceptual")``) or c
 from losslab.losses._validation import set_value_checks, value_checks_enabled
 from losslab.losses.adversarial import (
     AdversarialLoss,
+    DiscriminatorCollapseWarning,
     FeatureMatchingLoss,
     adversarial_terms,
     link_feature_matching,
@@ -45,6 +46,7 @@ __all__ = [
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "DiscriminatorCollapseWarning",
     "FeatureMatchingLoss",
     "FrequencyLoss",
     "GradientDifferenceLoss",

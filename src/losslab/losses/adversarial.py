@@ -637,8 +637,9 @@ class FeatureMatchingLoss(Loss):
     Before the discriminator's ``start`` step the value is a graph-connected zero.
 
     Args:
-        objective, disc, conditional, condition_channels, width, depth, start, r1, lr_d: of the
-            standalone discriminator (see :class:`AdversarialLoss`); ignored once linked.
+        objective, disc, conditional, condition_channels, channels, width, depth, norm, start,
+            r1, d_steps, lr_d: of the standalone discriminator (see :class:`AdversarialLoss`);
+            ignored once linked.
 
     Shape: prediction, target ``(N, C, H, W)`` in ``input_range``; output scalar.
     """
@@ -657,14 +658,18 @@ class FeatureMatchingLoss(Loss):
         start: int = 0,
         r1: float = 0.0,
         lr_d: float = 2e-4,
+        channels: int = 3,
+        norm: str | None = "auto",
+        d_steps: int = 1,
         *,
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
         super().__init__(input_range=input_range, check_values=check_values)
         self.adversary: AdversarialLoss | None = AdversarialLoss(
-            objective, disc, conditional, condition_channels, width=width, depth=depth,
-            start=start, r1=r1, lr_d=lr_d, input_range=input_range, check_values=check_values,
+            objective, disc, conditional, condition_channels, channels=channels, width=width,
+            depth=depth, norm=norm, start=start, r1=r1, d_steps=d_steps, lr_d=lr_d,
+            input_range=input_range, check_values=check_values,
         )
         self.min_size = self.adversary.min_size
         object.__setattr__(self, "_partner", None)

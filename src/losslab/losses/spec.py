@@ -54,7 +54,12 @@ def _tokenize(spec: str) -> list[_Token]:
             continue
         match = _TOKEN.match(spec, position)
         if not match or match.end() == position:
-            raise _error(spec, position, f"unexpected character {spec[position]!r}")
+            hint = ""
+            if spec[position] in "/.~\\:":  # an unquoted file path such as weights=/data/x.pth
+                path = re.split(r"[\s,)]", spec[position:], maxsplit=1)[0]
+                keyword = tokens[-2].text + "=" if len(tokens) >= 2 and tokens[-1].text == "=" else ""
+                hint = f" (quote file paths: {keyword}'{path}')"
+            raise _error(spec, position, f"unexpected character {spec[position]!r}{hint}")
         kind = match.lastgroup or "op"
         start = match.start(kind)
         tokens.append(_Token(kind, match.group(kind), start))
@@ -253,9 +258,11 @@ def _build_call(spec: str, call: _Call, input_range: Iterable[float] | None,
             f"give the others as name=value (parameters: {', '.join(names)})",
         )
     kwargs: dict[str, Any] = {}
-    for (value, _), name in zip(call.args, entry.positional, strict=False):
-        kwargs[name] = value
     hints = {p.name: p.annotation for p in entry.parameters}
+    given: list[tuple[str, Any, int]] = []  # (parameter, value, position) for error pointers
+    for (value, position), name in zip(call.args, entry.positional, strict=False):
+        kwargs[name] = _null_or_string(value, hints.get(name, ""))
+        given.append((name, value, position))
     for key, (value, position) in call.kwargs.items():
         if key not in names:
             raise _error(
@@ -270,7 +277,8 @@ def _build_call(spec: str, call: _Call, input_range: Iterable[float] | None,
                                          f"got {len(value)}: {', '.join(map(str, value))}")
         if _accepts_sequence(hints.get(key, "")) and isinstance(value, str):
             value = [value]
-        kwargs[key] = list(value) if isinstance(value, _ListValue) else value
+        kwargs[key] = list(value) if isinstance(value, _ListValue) else _null_or_string(value, hints.get(key, ""))
+        given.append((key, value, position))
     if "input_range" in names and input_range is not None:
         kwargs.setdefault("input_range", tuple(input_range))
     if "check_values" in names and check_values is not None:
@@ -278,11 +286,39 @@ def _build_call(spec: str, call: _Call, input_range: Iterable[float] | None,
     try:
         module = entry.cls(**kwargs)
     except (ValueError, TypeError) as error:
-        raise _error(spec, call.position, f"cannot build {call.name!r}: {error}") from None
+        position = _blamed_position(str(error), given, call.position)
+        raise _error(spec, position, f"cannot build {call.name!r}: {error}") from None
     module.term_name = spec_text_of(spec, call)
     if input_range is not None:
         module.set_input_range(input_range)
     return module
+
+
+def _null_or_string(value: Any, annotation: str) -> Any:
+    """The bare word ``none`` is ``None``, except for a parameter that cannot take ``None``
+    (e.g. ``reduction``, where ``'none'`` is a valid choice): there it is the string."""
+    if value is None and annotation and "None" not in annotation and "Any" not in annotation:
+        return "none"
+    return value
+
+
+def _blamed_position(message: str, given: list[tuple[str, Any, int]], default: int) -> int:
+    """Position of the one given parameter a construction error is about, else ``default``.
+
+    A parameter is blamed when the message names it as a word or quotes one of its string
+    values (``unknown colour view 'lumaa'``); values are preferred over names.
+    """
+    by_value, by_name = [], []
+    for name, value, position in given:
+        items = value if isinstance(value, list) else [value]
+        if any(isinstance(item, str) and repr(item) in message for item in items):
+            by_value.append(position)
+        elif re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", message):
+            by_name.append(position)
+    for candidates in (by_value, by_name):
+        if len(candidates) == 1:
+            return candidates[0]
+    return default
 
 
 def spec_text_of(spec: str, call: _Call) -> str:

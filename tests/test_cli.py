@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from losslab.cli import main
 
@@ -42,6 +43,28 @@ def test_unknown_loss_in_probe_exits_2(capsys: pytest.CaptureFixture[str]) -> No
     assert "Did you mean 'l1'" in capsys.readouterr().err
 
 
+def test_probe_perturbations_flag_picks_a_subset(tmp_path: Path) -> None:
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    generator = torch.Generator().manual_seed(0)
+    for i in range(2):
+        array = (torch.rand(24, 24, 3, generator=generator) * 255).to(torch.uint8).numpy()
+        Image.fromarray(array).save(photos / f"{i}.png")
+    out = tmp_path / "probe.json"
+    argv = ["probe", "mse", "--images", str(photos), "--perturbations", "noise,blur,shift",
+            "--json", str(out)]
+    assert main(argv) == 0
+    assert set(json.loads(out.read_text())["mse"]) == {"noise", "blur", "shift"}
+
+
+def test_probe_unknown_perturbation_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["probe", "mse", "--perturbations", "noise,blurr"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown perturbation 'blurr'" in err and "Did you mean 'blur'" in err
+
+
 def test_train_on_a_folder_then_evaluate(tmp_path: Path) -> None:
     import numpy as np
     import yaml
@@ -69,3 +92,39 @@ def test_train_on_a_folder_then_evaluate(tmp_path: Path) -> None:
 def test_train_rejects_an_unknown_setting(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--set", "stpes=3"]) == 2
     assert "Did you mean 'steps'" in capsys.readouterr().err
+
+
+def test_compare_without_an_experiment_says_what_to_give(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["compare"]) == 2
+    err = capsys.readouterr().err
+    assert "losslab compare: error: give an experiment" in err and "colors" in err
+
+
+def test_train_on_a_missing_folder_names_the_folder(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "my_photos"
+    assert main(["train", "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert f"folder {str(missing)!r} does not exist" in err and "Did you mean" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_only_rank_zero_reports_the_finished_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import losslab.train
+    from losslab.train import RunResult
+
+    def fake_train(config):  # a DDP worker process returns the same result as rank 0
+        return RunResult(run_dir=Path(config.out), metrics={}, best_checkpoint=None,
+                         last_checkpoint=Path(config.out) / "last.ckpt", global_step=1,
+                         resumed_from_step=None, processes=2)
+
+    monkeypatch.setattr(losslab.train, "train", fake_train)
+    argv = ["train", "--out", str(tmp_path / "run")]
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    assert main(argv) == 0
+    assert "run finished" not in capsys.readouterr().out
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    assert main(argv) == 0
+    assert "run finished" in capsys.readouterr().out

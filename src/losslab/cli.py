@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -70,6 +71,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.data and Path(args.data).is_dir():  # `--data my_photos/`: a folder of images
         overrides["data"] = "folder"
         overrides["data.options"] = {"path": str(Path(args.data))}
+    elif args.data and any(mark in args.data for mark in ("/", "\\", ".", "~")):
+        from losslab.data import available_datasets
+
+        names = ", ".join(name for name in available_datasets() if name != "folder")
+        raise ValueError(  # a path, not a data set name: say so instead of suggesting a name
+            f"--data: folder {args.data!r} does not exist (or is not a directory). Give a folder "
+            f"of images, or a data set name: {names}."
+        )
     for assignment in args.set or []:
         key, separator, value = assignment.partition("=")
         if not separator:
@@ -77,7 +86,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         overrides[key.strip()] = value.strip()
     config = config_from_overrides(args.config, overrides)
     result = train(config)
-    print(f"run finished: {result.run_dir}")
+    if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
+        print(f"run finished: {result.run_dir}")  # once, not once per DDP process
     return 0
 
 
@@ -98,7 +108,12 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         write_probe_json,
     )
 
-    result = run_probe(args.specs, image_dir=args.images, rmse=args.rmse, seed=args.seed)
+    perturbations = (
+        [name.strip() for name in args.perturbations.split(",") if name.strip()]
+        if args.perturbations else None
+    )
+    result = run_probe(args.specs, image_dir=args.images, rmse=args.rmse, seed=args.seed,
+                       perturbations=perturbations)
     print(format_probe_table(result))
     if args.json:
         write_probe_json(result, Path(args.json))
@@ -122,10 +137,15 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 def _cmd_compare(args: argparse.Namespace) -> int:
     from losslab.experiments import list_experiments, run_comparison
 
-    if args.list or not args.experiment:
+    if args.list:
         for name in list_experiments():
             print(name)
-        return 0 if args.list else 2
+        return 0
+    if not args.experiment:
+        raise ValueError(
+            "give an experiment: a shipped name (" + ", ".join(list_experiments())
+            + ") or the path of a YAML file, e.g. losslab compare colors --out runs/colors."
+        )
     report = run_comparison(
         args.experiment,
         Path(args.out) if args.out else None,
@@ -191,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="+", help="loss specs")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
+    p.add_argument("--perturbations",
+                   help="comma-separated subset (default: all): hue, saturation, brightness, "
+                        "channel_red, channel_green, channel_blue, blur, noise, jpeg, contrast, "
+                        "shift, mean_of_two")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results as JSON")
     p.add_argument("--csv", help="write the results as CSV")

@@ -134,3 +134,19 @@ def test_perceptual_weights_are_written_into_the_specs() -> None:
         "mse + 0.01*perceptual(layers=relu1_2, weights=imagenet)"
     assert resolve_budget(experiment, perceptual_weights="random").entries[0].loss == \
         "mse + 0.01*perceptual(layers=relu1_2, weights=random)"
+
+
+def test_missing_weights_point_to_the_compare_flag(
+    fake: FakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import losslab.losses
+    from losslab.weights import WeightsUnavailableError
+
+    def offline(spec: str, **_: Any) -> None:
+        raise WeightsUnavailableError("VGG19 ImageNet is not available: no file.")
+
+    monkeypatch.setattr(losslab.losses, "loss", offline)
+    experiment = _experiment(entries=[{"loss": "mse + 0.01*perceptual"}])
+    with pytest.raises(ExperimentError, match=r"not available.*--perceptual-weights random"):
+        run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
+    assert fake.trained == []

@@ -135,3 +135,31 @@ def test_folder_images(tmp_path) -> None:
         Image.fromarray(array).save(tmp_path / f"{i}.png")
     probe = run_probe(["mse"], image_dir=tmp_path, perturbations=["noise", "blur"])
     assert probe.image_shape == (2, 3, 192, 192)
+
+
+def test_folder_images_skip_unreadable_files_with_a_warning(tmp_path, caplog) -> None:
+    from PIL import Image
+
+    from losslab.probe import folder_probe_images
+
+    array = (torch.rand(40, 50, 3) * 255).to(torch.uint8).numpy()
+    Image.fromarray(array).save(tmp_path / "good.png")
+    (tmp_path / "broken.png").write_text("not an image")
+    with caplog.at_level("WARNING"):
+        crops = folder_probe_images(tmp_path, size=32)
+    assert crops.shape == (1, 3, 32, 32)
+    assert "broken.png" in caplog.text
+
+
+def test_folder_with_only_unreadable_files_is_a_clear_error(tmp_path) -> None:
+    from losslab.probe import folder_probe_images
+
+    (tmp_path / "broken.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match=r"no readable image.*1 unreadable"):
+        folder_probe_images(tmp_path, size=32)
+
+
+def test_grey_image_error_explains_why_hue_cannot_change_it() -> None:
+    grey = torch.rand(1, 1, 32, 32).expand(2, 3, 32, 32).clone()
+    with pytest.raises(ValueError, match=r"hue does not change image\(s\) \[0, 1\].*Grey.*perturbations"):
+        run_probe(["mse"], grey, perturbations=["hue", "blur"])

@@ -44,3 +44,8 @@ def test_empty_runs_folder_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     with pytest.raises(NotAComparisonError, match="no run in it"):
         load_comparison(tmp_path)
+
+
+def test_missing_directory_says_it_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(NotAComparisonError, match=r"does not exist.*losslab compare"):
+        load_comparison(tmp_path / "typo")

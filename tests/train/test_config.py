@@ -70,6 +70,17 @@ def test_overrides_apply_on_top_of_a_yaml_file(tmp_path: Path) -> None:
     assert (config.loss, config.steps, config.out) == ("mse", 20, "runs/y")
 
 
+def test_one_option_key_can_be_set_with_a_dotted_override() -> None:
+    config = config_from_overrides(None, {
+        "model.options": "{depth: 2}", "model.options.width": "8",
+        "data.options.images": "[astronaut, coffee]", "model.options.name": "x",
+    })
+    assert config.model.options == {"depth": 2, "width": 8, "name": "x"}
+    assert config.data.options == {"images": ["astronaut", "coffee"]}
+    with pytest.raises(ValueError, match=r"Did you mean 'model\.options'"):
+        config_from_overrides(None, {"model.option.width": "8"})
+
+
 def test_unknown_override_suggests_the_flag() -> None:
     with pytest.raises(ValueError, match="Did you mean 'crop_size'"):
         config_from_overrides(None, {"cropsize": 32})

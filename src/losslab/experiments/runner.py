@@ -175,7 +175,16 @@ def preflight(plans: list[PlannedRun]) -> dict[str, list[str]]:
         try:
             module = build_loss(plan.loss)
         except Exception as error:  # weights missing, typo: stop before training anything
-            raise ExperimentError(f"entry {plan.label!r}: cannot build its loss: {error}") from error
+            from losslab.weights import WeightsUnavailableError
+
+            hint = ""
+            if isinstance(error, WeightsUnavailableError) and "perceptual" in plan.loss:
+                hint = (" For an offline smoke run of the whole comparison, pass "
+                        "--perceptual-weights random (run_comparison(..., "
+                        "perceptual_weights='random')); the report flags it.")
+            raise ExperimentError(
+                f"entry {plan.label!r}: cannot build its loss: {error}{hint}"
+            ) from error
         descriptions[plan.run_name] = _weights_descriptions(module)
     return descriptions
 

@@ -219,7 +219,12 @@ def match_strength(
     size = _rmse(direction)
     if bool((size <= 1e-12).any()):
         bad = torch.nonzero(size <= 1e-12).flatten().tolist()
-        raise ValueError(f"{name} does not change image(s) {bad}; cannot scale it to RMSE {rmse}.")
+        raise ValueError(
+            f"{name} does not change image(s) {bad}; cannot scale it to RMSE {rmse}. Grey "
+            "images have no hue or saturation, and flat or saturated images may not change "
+            "under other perturbations: use colour photos with texture (or leave this "
+            "perturbation out: losslab probe --perturbations, or perturbations=[...])."
+        )
     low = torch.zeros_like(size)
     high = rmse / size
     for _ in range(40):  # grow the bracket until the clipped change reaches the target

@@ -20,6 +20,7 @@ that is 0 for every matched perturbation gets normalised values of 0.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,8 @@ PROBE_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket")
 PROBE_CROP = 192
 
 ProbeValues = dict[str, dict[str, dict[str, float]]]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -161,21 +164,28 @@ def folder_probe_images(image_dir: str | Path, size: int = PROBE_CROP, limit: in
     """Centre crops ``size x size`` of up to ``limit`` images of a folder (recursive, sorted).
 
     Images smaller than ``size`` are first resized (bicubic, antialiased) so that their shorter
-    side is ``size``. Returns ``(N, 3, size, size)`` in ``[0, 1]``.
+    side is ``size``. Unreadable or corrupt files are skipped with one warning line each (as
+    the ``folder`` dataset does). Returns ``(N, 3, size, size)`` in ``[0, 1]``.
+
+    Raises:
+        ValueError: ``image_dir`` is not a directory, or holds no readable image.
     """
     from losslab.data.folder import find_images, read_image
 
     folder = Path(image_dir)
     if not folder.is_dir():
         raise ValueError(f"image_dir {str(folder)!r} is not a directory.")
-    paths = find_images(folder)[:limit]
-    if not paths:
-        raise ValueError(
-            f"no images (.png, .jpg, .jpeg, .webp, .bmp) found under {str(folder)!r}."
-        )
     crops = []
-    for path in paths:
-        image = read_image(path).float() / 255.0
+    skipped = 0
+    for path in find_images(folder):
+        if len(crops) == limit:
+            break
+        try:
+            image = read_image(path).float() / 255.0
+        except Exception as error:  # PIL raises several types for corrupt files
+            logger.warning("skipping unreadable image %s: %s", path, error)
+            skipped += 1
+            continue
         height, width = image.shape[-2:]
         if min(height, width) < size:
             factor = size / min(height, width)
@@ -186,6 +196,12 @@ def folder_probe_images(image_dir: str | Path, size: int = PROBE_CROP, limit: in
             height, width = new
         top, left = (height - size) // 2, (width - size) // 2
         crops.append(image[:, top : top + size, left : left + size])
+    if not crops:
+        raise ValueError(
+            f"no readable image (.png, .jpg, .jpeg, .webp, .bmp) under {str(folder)!r} "
+            f"({skipped} unreadable file(s) skipped). Put images there or leave out --images "
+            "to use the bundled photos."
+        )
     return torch.stack(crops)
 
 

@@ -164,9 +164,15 @@ def load_comparison(directory: str | Path) -> Comparison:
     either, from the run directories' ``config.yaml`` files.
 
     Raises:
-        NotAComparisonError: no ``runs/`` folder with at least one run.
+        NotAComparisonError: the directory does not exist, or has no ``runs/`` folder with at
+            least one run.
     """
     path = Path(directory)
+    if not path.exists():
+        raise NotAComparisonError(
+            f"comparison directory {str(path)!r} does not exist; give the --out DIR of a "
+            "finished losslab compare EXPERIMENT --out DIR."
+        )
     if not (path / "runs").is_dir():
         hint = ""
         if (path / "config.yaml").is_file():

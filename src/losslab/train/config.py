@@ -414,7 +414,8 @@ def config_from_overrides(
     ``overrides`` keys are field names (``steps``), dotted paths (``data.crop_size``) or the short
     names in :data:`OVERRIDE_ALIASES` (``data`` → ``data.name``, ``lr`` → ``optimizer.lr``).
     ``None`` values are ignored (argparse defaults), strings are converted to the field's type
-    (``"1500"`` → 1500), and ``options`` fields accept a YAML mapping string.
+    (``"1500"`` → 1500), and ``options`` fields accept a YAML mapping string; one key of an
+    ``options`` mapping can be set alone (``model.options.width`` = ``"8"``, read as YAML).
     """
     if base is None:
         values = TrainConfig().to_dict()
@@ -429,6 +430,14 @@ def config_from_overrides(
         if value is None:
             continue
         path = OVERRIDE_ALIASES.get(key, key)
+        parent, _, option = path.rpartition(".")
+        if path not in flat_defaults and option and parent.endswith("options") \
+                and parent in flat_defaults:  # `model.options.width=8`: one key of a mapping
+            node = values
+            for part in parent.split("."):
+                node = node[part]
+            node[option] = yaml.safe_load(value) if isinstance(value, str) else value
+            continue
         if path not in flat_defaults:
             known = sorted(set(flat_defaults) | set(OVERRIDE_ALIASES))
             raise ValueError(f"unknown override {key!r}.{_suggest(key, known)} "

@@ -69,7 +69,7 @@ def test_pose_wta_error_much_smaller_than_mse() -> None:
 @pytest.mark.slow
 def test_run_mean_demo_writes_figures_and_json(tmp_path) -> None:
     result = run_mean_demo(tmp_path, seed=0)
-    for name in ("histogram", "image"):
+    for name in ("histogram", "image", "pose"):
         assert (tmp_path / result["files"][name].split("/")[-1]).read_bytes()[:4] == b"\x89PNG"
     data = json.loads(write_mean_demo_json(result, tmp_path / "mean.json").read_text())
     assert set(data["sample"]) == {"mean", "median", "modes"}

@@ -376,13 +376,59 @@ def run_pose_demo(seed: int = 0, *, train: int = 2048, test: int = 512, steps: i
         mse_error = angular_error(torch.atan2(single[:, 1], single[:, 0]), test_angles)
         pairs = wta_net(test_images).view(-1, 2, 2)
         wta_errors = angular_error(torch.atan2(pairs[..., 1], pairs[..., 0]), test_angles[:, None])
+    shown = slice(0, 6)  # a few test images with their predicted directions, for the figure
     return {
         "mse_error_deg": float(mse_error.mean()),
         "wta_error_deg": float(wta_errors.mean()),
         "wta_best_error_deg": float(wta_errors.amin(dim=1).mean()),
         "chance_error_deg": 45.0,
         "mse_output_norm": float(single.norm(dim=1).mean()),
+        "examples": {
+            "images": test_images[shown, 0],
+            "mse": single[shown],
+            "wta": pairs[shown],
+        },
     }
+
+
+def plot_pose_demo(result: dict, path: str | Path) -> Path:
+    """Draw test ellipses with MSE's predicted (cos, sin) and both WTA hypotheses as arrows.
+
+    An arrow's length is the predicted vector's norm: MSE's arrows shrink towards zero (the mean
+    of theta and theta + pi is the origin), WTA's two arrows point along the shape, both ways.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    examples = result["examples"]
+    count = examples["images"].shape[0]
+    size = examples["images"].shape[-1]
+    centre = (size - 1) / 2
+    scale = size * 0.45
+    figure, axes = plt.subplots(1, count, figsize=(2.0 * count, 2.5))
+    for index, axis in enumerate(axes):
+        axis.imshow(examples["images"][index], cmap="gray", vmin=0, vmax=1)
+        vectors = [("MSE", examples["mse"][index], "tab:red")]
+        vectors += [(f"WTA {k + 1}", examples["wta"][index, k], "tab:green") for k in range(2)]
+        for label, (cos, sin), colour in vectors:
+            axis.arrow(centre, centre, float(cos) * scale, float(sin) * scale, color=colour,
+                       width=0.4, head_width=1.6, length_includes_head=True,
+                       label=label if index == 0 else None)
+        axis.set_axis_off()
+    axes[0].legend(loc="upper left", fontsize=7, bbox_to_anchor=(0, -0.02), ncol=3)
+    figure.suptitle(
+        f"Orientation of a 180°-symmetric shape: MSE error {result['mse_error_deg']:.1f}° "
+        f"(chance 45°), WTA {result['wta_error_deg']:.1f}°", fontsize=10,
+    )
+    figure.text(0.01, -0.04, "Look for: MSE's arrows (red) are short and point anywhere, the average "
+                "of two opposite answers; WTA's two arrows (green) lie along the shape.", fontsize=8)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(target, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return target
 
 
 def _mse_step(net: nn.Module, pair: tuple[Tensor, Tensor]) -> Tensor:
@@ -406,6 +452,8 @@ def run_mean_demo(out_dir: str | Path | None = None, seed: int = 0) -> dict:
         directory = Path(out_dir)
         files["histogram"] = str(plot_one_dimensional(one_d, directory / "mean_1d.png"))
         files["image"] = str(plot_image_demo(image, directory / "mean_image.png"))
+        files["pose"] = str(plot_pose_demo(pose, directory / "mean_pose.png"))
+    pose = {key: value for key, value in pose.items() if key != "examples"}  # tensors: not JSON
     return {
         "sample": one_d["sample"],
         "predictions": one_d["predictions"],

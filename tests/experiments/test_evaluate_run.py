@@ -57,3 +57,30 @@ def test_metrics_csv_has_one_row_per_run(tmp_path: Path) -> None:
     assert [r["run"] for r in table] == ["a", "b"]
     assert table[0]["lpips"] == "" and table[1]["ssim"] == "0.5" and "unavailable" not in table[0]
     json.dumps(rows)  # the same rows are JSON-serialisable
+
+
+def test_evaluate_run_scores_the_last_checkpoint_not_the_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An adversarial run's val/loss is 0 while the term is gated off (start=...), so best.ckpt
+    # would be a warm-up model; a comparison must judge the model after its full budget.
+    import losslab.train
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.yaml").write_text("task: predict_next\nloss: mse\n", encoding="utf-8")
+    for name in ("best", "last"):
+        (run / "checkpoints" / f"{name}.ckpt").write_bytes(b"")
+    asked: list[str] = []
+    targets = torch.zeros(2, 3, 8, 8)
+    targets[:, :, 2:6, 2:6] = 1.0
+    weights = {"best": 0.0, "last": 0.9}  # best predicts black (6 dB), last is close (26 dB)
+
+    def fake_predict(run_dir: Path, checkpoint: str = "best", batch_size: int = 16):
+        asked.append(checkpoint)
+        return targets, targets * weights[checkpoint], targets
+
+    monkeypatch.setattr(losslab.train, "predict_validation", fake_predict)
+    metrics = evaluate_run(run)
+    assert asked == ["last"]
+    assert metrics["psnr"] == pytest.approx(26.02, abs=0.05)

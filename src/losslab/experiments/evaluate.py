@@ -208,6 +208,8 @@ def write_metrics_csv(path: Path, rows: Mapping[str, Mapping[str, Any]],
 def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     """Evaluate a trained run on its fixed validation images; write the files listed above.
 
+    Scores ``checkpoints/last.ckpt`` (the model after its full budget), not ``best.ckpt``.
+
     Args:
         run_dir: a run directory made by ``losslab train`` / ``losslab compare``.
 
@@ -220,7 +222,10 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     from losslab.train import predict_validation
 
     path = check_run_dir(run_dir)
-    inputs, outputs, targets = predict_validation(path)
+    # The model after its full step budget: best.ckpt (lowest val/loss) is no fair pick when the
+    # loss has an adversarial term, whose generator loss is 0 while gated off (start) and grows
+    # as D learns, so "best" would be a warm-up checkpoint.
+    inputs, outputs, targets = predict_validation(path, checkpoint="last")
     inputs, outputs, targets = (t.detach().float().cpu() for t in (inputs, outputs, targets))
     evaluation = path / "evaluation"
     evaluation.mkdir(parents=True, exist_ok=True)

@@ -73,11 +73,13 @@ def test_registry_lists_every_network_with_torchvision_file_names(torch_home: Pa
         assert info.url == url
         assert url.endswith("/" + info.file_name)
         # torch.hub's convention: the hash prefix sits between the last '-' and the extension
-        assert info.sha256_is_prefix and info.file_name.endswith(f"-{info.sha256}.pth")
+        prefix = info.file_name.rsplit("-", 1)[1].removesuffix(".pth")
+        assert info.sha256.startswith(prefix)
+        assert info.sha256_is_prefix == (len(info.sha256) != 64)
         assert info.path == torch_home / info.file_name
         assert not info.present
     assert by_name["vgg19-imagenet"].file_name == "vgg19-dcbb9e9d.pth"
-    assert by_name["alexnet-imagenet"].sha256 == "7be5be79"
+    assert by_name["alexnet-imagenet"].sha256.startswith("7be5be79")
     for net in ("alex", "vgg", "squeeze"):
         assert f"lpips-{net}-v0.1" in by_name
 
@@ -239,3 +241,11 @@ def test_load_state_dict_file_unwraps_checkpoints_and_rejects_other_objects(tmp_
     torch.save([torch.ones(1)], tmp_path / "list.pth")
     with pytest.raises(WeightsError, match="not a state dict"):
         load_state_dict_file(tmp_path / "list.pth")
+
+
+def test_full_digests_are_known_for_the_perceptual_and_lpips_alex_backbones() -> None:
+    by_name = {info.name: info for info in list_weights()}
+    for name in ("vgg19-imagenet", "alexnet-imagenet"):
+        info = by_name[name]
+        assert not info.sha256_is_prefix and len(info.sha256) == 64
+        assert info.matches(info.sha256) and not info.matches(info.sha256[:8] + "0" * 56)

@@ -135,12 +135,27 @@ def sha256_of(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
+# Full SHA-256 of torchvision files whose complete digest is published beside the file
+# (VGG19: 574,673,361 bytes; AlexNet: 244,408,911 bytes). For the others only the prefix that
+# torchvision embeds in the file name is known, and files are verified by that prefix, as
+# torchvision itself does.
+_TORCHVISION_FULL_SHA256 = {
+    "vgg19-dcbb9e9d.pth": "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
+    "alexnet-owt-7be5be79.pth": "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+}
+
+
 def _torchvision_entry(name: str, description: str, used_by: str, weights: object) -> WeightsInfo:
     url: str = weights.url  # type: ignore[attr-defined]
     file_name = os.path.basename(urlparse(url).path)
     match = _HASH_IN_NAME.search(file_name)
     if match is None:  # every torchvision classification file follows the convention
         raise RuntimeError(f"cannot read the hash prefix from torchvision file name {file_name!r}.")
+    full = _TORCHVISION_FULL_SHA256.get(file_name)
+    if full is not None:
+        if not full.startswith(match.group(1)):
+            raise RuntimeError(f"the recorded SHA-256 of {file_name} contradicts its file name.")
+        return WeightsInfo(name, description, file_name, full, False, used_by, url)
     return WeightsInfo(name, description, file_name, match.group(1), True, used_by, url)
 
 

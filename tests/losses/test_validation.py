@@ -86,3 +86,13 @@ def test_bad_reduction_and_range() -> None:
         L1Loss(reduction="avg")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="low < high"):
         L1Loss(input_range=(1, 0))
+
+
+def test_a_gan_sized_overshoot_is_tolerated_but_not_a_byte_image(criterion: L1Loss) -> None:
+    target = torch.rand(1, 3, 8, 8)
+    overshoot = target.clone()
+    overshoot[0, 0, 0, 0] = 1.53  # seen in an SRGAN-style run on [0, 1] data
+    overshoot[0, 0, 0, 1] = -0.29
+    assert torch.isfinite(criterion(overshoot, target))
+    with pytest.raises(ValueError, match="prediction values"):
+        criterion(target * 255, target)

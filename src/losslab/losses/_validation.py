@@ -12,8 +12,11 @@ to a ``[0, 1]`` loss), not a model's small overshoot while it trains. Therefore:
 - the **target** (data) may leave the declared range ``[lo, hi]`` by at most
   ``TARGET_TOLERANCE * (hi - lo)`` (5 %: covers resampling ringing and rounding);
 - the **prediction** (a model output, often unconstrained) may leave it by at most
-  ``PREDICTION_TOLERANCE * (hi - lo)`` (50 %: an untrained or overshooting model never stops
-  training, while a ``[-1, 1]`` image given as ``[0, 1]`` or a ``[0, 255]`` image still fails).
+  ``PREDICTION_TOLERANCE * (hi - lo)`` (one whole span: ``[-1, 2]`` for ``[0, 1]``). A model with
+  a linear output overshoots while it trains, a GAN generator by 50 % and more (measured: an
+  SRGAN-style run reached 1.53 on ``[0, 1]`` data), and that must never stop training. A
+  ``[0, 255]`` prediction still fails at once; a ``[-1, 1]`` convention mismatch is caught on the
+  target, which carries the data's convention.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ Reduction = Literal["mean", "sum", "none"]
 InputRange = tuple[float, float]
 
 TARGET_TOLERANCE = 0.05
-PREDICTION_TOLERANCE = 0.5
+PREDICTION_TOLERANCE = 1.0
 
 _value_checks_enabled = True
 

@@ -328,7 +328,7 @@ def test_feature_matching_shares_the_adversarial_discriminator() -> None:
     assert all(p.grad is None for p in term.discriminator.parameters())
     # D's weights are stored once (under the adversarial term), not again under feature matching.
     assert not [k for k in criterion.state_dict() if "discriminator" in k and k.startswith("terms.2")]
-    assert float(feature_matching_loss(fake, fake)) == 0.0
+    assert float(feature_matching_loss(fake, fake).detach()) == 0.0
 
 
 def test_standalone_feature_matching_owns_and_trains_its_own_discriminator() -> None:
@@ -338,11 +338,11 @@ def test_standalone_feature_matching_owns_and_trains_its_own_discriminator() -> 
     assert own is matching.adversary and matching.partner is own and own.objective == "lsgan"
     assert any(k.startswith("terms.1.adversary.discriminator.") for k in criterion.state_dict())
     prediction, target = torch.rand(2, 3, 24, 24, requires_grad=True), torch.rand(2, 3, 24, 24)
-    before = float(matching(prediction, target))
+    before = float(matching(prediction, target).detach())
     criterion(prediction, target).backward()
     assert all(p.grad is None for p in own.discriminator.parameters())
     own.discriminator_step(prediction, target)
-    assert float(matching(prediction, target)) != pytest.approx(before)
+    assert float(matching(prediction, target).detach()) != pytest.approx(before)
     # Linking to an adversarial term drops the own discriminator.
     shared = losslab.loss("adversarial(width=4, depth=2) + feature_matching")
     assert len(adversarial_terms(shared)) == 1

@@ -409,7 +409,7 @@ def plot_pose_demo(result: dict, path: str | Path) -> Path:
     scale = size * 0.45
     figure, axes = plt.subplots(1, count, figsize=(2.0 * count, 2.5))
     for index, axis in enumerate(axes):
-        axis.imshow(examples["images"][index], cmap="gray", vmin=0, vmax=1)
+        axis.imshow(examples["images"][index].numpy(), cmap="gray", vmin=0, vmax=1)
         vectors = [("MSE", examples["mse"][index], "tab:red")]
         vectors += [(f"WTA {k + 1}", examples["wta"][index, k], "tab:green") for k in range(2)]
         for label, (cos, sin), colour in vectors:

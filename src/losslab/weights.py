@@ -34,12 +34,13 @@ import hashlib
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
+
+from losslab._atomic import atomic_path
 
 __all__ = [
     "WeightsError",
@@ -374,13 +375,6 @@ def add_weights(path: str | os.PathLike[str]) -> Path:
     destination.parent.mkdir(parents=True, exist_ok=True)
     if destination.exists() and destination.samefile(source):
         return destination
-    handle, temporary = tempfile.mkstemp(prefix=f".{info.file_name}.", suffix=".partial",
-                                         dir=destination.parent)
-    os.close(handle)
-    try:
+    with atomic_path(destination) as temporary:
         shutil.copyfile(source, temporary)
-        os.replace(temporary, destination)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
     return destination

@@ -18,13 +18,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
+
+from losslab._atomic import atomic_path, write_text_atomic
 
 #: Metric keys in report order (``docs/architecture.md``).
 METRIC_KEYS = (
@@ -176,11 +177,7 @@ def neighbours_of(encode: Callable[[Tensor], Tensor], images: Tensor, k: int = N
 
 def write_json_atomic(path: Path, payload: Any) -> None:
     """Write JSON to ``path`` via a temporary file and a rename (readers never see half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2, default=_json_value) + "\n",
-                         encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(path, json.dumps(payload, indent=2, default=_json_value) + "\n")
 
 
 def write_metrics_csv(path: Path, rows: Mapping[str, Mapping[str, Any]],
@@ -229,9 +226,8 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     inputs, outputs, targets = (t.detach().float().cpu() for t in (inputs, outputs, targets))
     evaluation = path / "evaluation"
     evaluation.mkdir(parents=True, exist_ok=True)
-    temporary = evaluation / "predictions.pt.tmp"
-    torch.save({"inputs": inputs, "outputs": outputs, "targets": targets}, temporary)
-    os.replace(temporary, evaluation / "predictions.pt")
+    with atomic_path(evaluation / "predictions.pt") as temporary:
+        torch.save({"inputs": inputs, "outputs": outputs, "targets": targets}, temporary)
 
     encode = _encoder(path) if _task_of(path) == "reconstruct" else None
     metrics = compute_metrics(outputs, targets, encode)

@@ -23,13 +23,13 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from losslab._atomic import write_text_atomic
 from losslab.experiments.evaluate import (
     METRIC_KEYS,
     evaluate_run,
@@ -222,9 +222,7 @@ def _check_reusable(run_dir: Path, plan: PlannedRun) -> None:
 
 def write_done(run_dir: Path, payload: Mapping[str, Any]) -> None:
     """Write the ``DONE`` marker atomically (temporary file, then rename)."""
-    temporary = run_dir / (DONE_FILE + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(temporary, run_dir / DONE_FILE)
+    write_text_atomic(run_dir / DONE_FILE, json.dumps(payload, indent=2) + "\n")
 
 
 def train_and_evaluate(plan: PlannedRun) -> bool:
@@ -288,11 +286,7 @@ def collect_metrics(plans: list[PlannedRun], out_dir: Path) -> dict[str, dict[st
 
 
 def _write_experiment_yaml(experiment: Experiment, out_dir: Path) -> None:
-    path = out_dir / "experiment.yaml"
-    text = experiment.to_yaml()
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    write_text_atomic(out_dir / "experiment.yaml", experiment.to_yaml())
 
 
 def run_comparison(

@@ -20,7 +20,6 @@ Example::
 from __future__ import annotations
 
 import copy
-import difflib
 import math
 import re
 from collections.abc import Mapping
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from losslab.losses.registry import suggest
 
 #: Tasks the trainer knows (``train.TrainConfig.task``).
 KNOWN_TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")
@@ -173,8 +174,7 @@ class Experiment:
 
 
 def _suggest(key: str, known: tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(key, list(known), n=2, cutoff=0.5)
-    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return suggest(key, known)
 
 
 def _check_keys(mapping: Mapping[str, Any], known: tuple[str, ...], where: str, origin: str) -> None:

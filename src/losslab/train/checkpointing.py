@@ -22,6 +22,7 @@ from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
+from losslab._atomic import atomic_path
 from losslab.train.config import TrainConfig, config_differences
 
 
@@ -30,15 +31,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any,
                         storage_options: Any | None = None) -> None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        temporary = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        try:
+        with atomic_path(path) as temporary:
             super().save_checkpoint(checkpoint, temporary, storage_options)
-            os.replace(temporary, target)
-        finally:
-            if temporary.exists():
-                temporary.unlink()
 
 
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:

@@ -18,7 +18,6 @@ Example YAML (every key optional; omitted keys take the defaults below)::
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -27,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from losslab._atomic import write_text_atomic
+from losslab.losses.registry import suggest
 
 TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")
@@ -37,8 +39,7 @@ DOWNSCALE_METHODS = ("bicubic", "area")
 
 
 def _suggest(name: str, known: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.5)
-    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return suggest(str(name), list(known))
 
 
 @dataclass
@@ -386,12 +387,7 @@ def load_config(path: str | Path) -> TrainConfig:
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:
     """Write ``config`` as YAML (atomically: a temp file, then rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    temporary.write_text(config.to_yaml())
-    temporary.replace(path)
-    return path
+    return write_text_atomic(path, config.to_yaml())
 
 
 # -- overrides (the CLI) -------------------------------------------------------------------

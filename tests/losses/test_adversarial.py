@@ -496,3 +496,18 @@ def test_standalone_feature_matching_sets_channels_norm_and_d_steps_of_its_discr
     own.discriminator_step(gray, torch.rand(2, 1, 24, 24))
     assert own.optimizer.state_dict()["state"][0]["step"] == 2  # type: ignore[union-attr]
     assert any(not torch.equal(v, own.discriminator.state_dict()[k]) for k, v in before.items())
+
+
+def test_adaptive_weight_reuses_the_sums_reconstruction_instead_of_recomputing_it() -> None:
+    criterion = losslab.loss("l1 + 0.5*adversarial(adaptive=true, width=4, depth=2)")
+    (term,) = adversarial_terms(criterion)
+    model = torch.nn.Conv2d(3, 3, 3, padding=1)
+    term.set_last_layer(model.weight)
+    l1 = criterion.terms[0]
+    calls = []
+    original = l1.compute
+    l1.compute = lambda p, t: calls.append(1) or original(p, t)  # type: ignore[method-assign]
+    prediction = model(torch.rand(2, 3, 32, 32))
+    criterion(prediction, torch.rand(2, 3, 32, 32)).backward()
+    assert len(calls) == 1  # once for the total; the adaptive weight got that value
+    assert list(criterion.last_values) == ["l1", "adversarial(adaptive=true,width=4,depth=2)"]

@@ -77,7 +77,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from losslab.losses._validation import check_choice, check_pair
-from losslab.losses.base import Loss, WeightedSum
+from losslab.losses.base import Loss, WeightedSum, _uses_discriminator
 from losslab.losses.registry import register_loss
 from losslab.models.discriminators import (
     ConditionalPatchDiscriminator,
@@ -615,8 +615,6 @@ def _average_gradients_across_processes(module: nn.Module) -> None:
             parameter.grad /= world
 
 
-def _uses_discriminator(term: nn.Module) -> bool:
-    return bool(getattr(term, "is_adversarial", False) or getattr(term, "uses_discriminator", False))
 
 
 # -- feature matching -------------------------------------------------------------------------

@@ -264,13 +264,19 @@ class WeightedSum(Loss):
 
     def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
         total: Tensor | None = None
+        reconstruction: Tensor | None = None  # weighted sum of the terms without a discriminator
         values: dict[str, Tensor] = {}
-        for name, term, weight, schedule in zip(
-            self.term_names, self.terms, self.weights, self.schedules, strict=True
-        ):
-            factor = weight * schedule.factor(self.step)
+        # Terms with a discriminator go last, so that an adaptive adversarial weight receives the
+        # reconstruction total computed here instead of evaluating those terms a second time.
+        order = sorted(range(len(self.terms)), key=lambda i: _uses_discriminator(self.terms[i]))
+        for index in order:
+            name, term = self.term_names[index], self.terms[index]
+            schedule = self.schedules[index]
+            factor = self.weights[index] * schedule.factor(self.step)
             if factor == 0.0 and schedule.kind != "constant":
                 continue  # a scheduled term that has not started costs nothing
+            if reconstruction is not None and hasattr(term, "set_reconstruction_loss"):
+                term.set_reconstruction_loss(reconstruction)
             value = term.evaluate(prediction, target, condition if term.uses_condition else None)
             if value.dim() != 0:
                 raise ValueError(
@@ -278,10 +284,13 @@ class WeightedSum(Loss):
                     "reduce to a scalar (use reduction='mean' or 'sum')."
                 )
             values[name] = value.detach()
-            total = value * factor if total is None else total + value * factor
+            weighted = value * factor
+            total = weighted if total is None else total + weighted
+            if not _uses_discriminator(term):
+                reconstruction = weighted if reconstruction is None else reconstruction + weighted
         if total is None:  # every term is scheduled later: a zero that keeps the graph
             total = prediction.sum() * 0.0
-        self.last_values = values
+        self.last_values = {name: values[name] for name in self.term_names if name in values}
         if self._values_checked() and not bool(torch.isfinite(total)):
             bad = [f"{n!r} = {float(v)}" for n, v in values.items() if not torch.isfinite(v)]
             raise FloatingPointError(
@@ -290,6 +299,11 @@ class WeightedSum(Loss):
                 "learning rate or that term's weight, or check the inputs."
             )
         return total
+
+
+def _uses_discriminator(term: Loss) -> bool:
+    """Whether a term is judged by a discriminator (adversarial, feature matching)."""
+    return bool(getattr(term, "is_adversarial", False) or getattr(term, "uses_discriminator", False))
 
 
 def _unique_names(names: list[str]) -> list[str]:

@@ -54,9 +54,11 @@ criterion's parameters out of the generator's DDP reducer (e.g. Lightning
 Adaptive weight (``adaptive=true``, VQGAN): the generator loss is multiplied by
 ``lambda = ||grad_w L_rec|| / (||grad_w L_G|| + 1e-4)`` (clamped to ``[0, 1e4]``, detached),
 ``w`` being the generator's last layer (:meth:`~AdversarialLoss.set_last_layer`). ``L_rec``
-comes from :meth:`~AdversarialLoss.set_reconstruction_loss` when the trainer already has it,
-otherwise from the non-adversarial terms of the sum the term belongs to (linked by
-:func:`adversarial_terms`; this re-evaluates those terms once).
+is the weighted total of the sum's terms without a discriminator: a
+:class:`~losslab.losses.WeightedSum` evaluates those first and hands it over with
+:meth:`~AdversarialLoss.set_reconstruction_loss`, so nothing is computed twice. A term called on
+its own needs ``set_reconstruction_loss`` before each call, or a sum linked by
+:func:`adversarial_terms` (whose other terms it then evaluates itself).
 
 Feature matching (``feature_matching``, pix2pixHD) shares the discriminator of the adversarial
 term in the same sum: :func:`link_feature_matching` (called by :func:`adversarial_terms`) links

@@ -13,6 +13,7 @@ first scales the shorter side of every image to that many pixels (antialiased bi
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -269,29 +270,9 @@ def build_torchvision(
 
 
 def _register(name: str, description: str) -> None:
-    def builder(
-        *,
-        crop_size: int,
-        seed: int = 0,
-        root: str | os.PathLike[str] | None = None,
-        download: bool = True,
-        train_size: int | None = None,
-        val_size: int | None = 16,
-        resize: int | None = None,
-        flip: bool = True,
-    ) -> DatasetPair:
-        return build_torchvision(
-            name,
-            crop_size=crop_size,
-            seed=seed,
-            root=root,
-            download=download,
-            train_size=train_size,
-            val_size=val_size,
-            resize=resize,
-            flip=flip,
-        )
-
+    # The builder is build_torchvision with the name bound: its signature (read by the data
+    # registry for option checking) is build_torchvision's keyword options.
+    builder = functools.partial(build_torchvision, name)
     builder.__name__ = f"build_{name}"
     builder.__doc__ = (
         f"{description} (torchvision; files under root, downloaded when online).\n\n"

@@ -308,3 +308,33 @@ def fixed_crops(
         boxes.append((region, top, left))
     stacked = torch.stack(items) if items else torch.empty(0, 3, crop_size, crop_size)
     return TensorDataset(stacked, boxes, source_names)
+
+
+def region_crop_datasets(
+    image_of: Callable[[int], Tensor],
+    train_regions: Sequence[Region],
+    val_regions: Sequence[Region],
+    *,
+    crop_size: int,
+    train_size: int,
+    val_size: int,
+    seed: int,
+    flip: bool,
+    source_names: Sequence[str] = (),
+) -> tuple[RandomCropDataset, TensorDataset]:
+    """The usual pair: fresh random crops of ``train_regions`` for training, a fixed seeded set
+    of ``val_size`` crops of ``val_regions`` for validation (``(3, crop, crop)`` in ``[0, 1]``)."""
+    train = RandomCropDataset(
+        image_of,
+        train_regions,
+        crop_size=crop_size,
+        length=train_size,
+        seed=seed,
+        flip=flip,
+        source_names=source_names,
+    )
+    val = fixed_crops(
+        image_of, val_regions, crop_size=crop_size, count=val_size, seed=seed,
+        source_names=source_names,
+    )
+    return train, val

@@ -20,9 +20,8 @@ from torch import Tensor
 
 from losslab.data._common import (
     DatasetPair,
-    RandomCropDataset,
     check_positive_int,
-    fixed_crops,
+    region_crop_datasets,
     register_dataset,
     split_columns,
 )
@@ -161,21 +160,8 @@ def build_bundled(
             ) from None
         train_regions.append(train_region)
         val_regions.append(val_region)
-    train = RandomCropDataset(
-        photos,
-        train_regions,
-        crop_size=crop_size,
-        length=train_size,
-        seed=seed,
-        flip=flip,
-        source_names=names,
-    )
-    val = fixed_crops(
-        photos.__getitem__,
-        val_regions,
-        crop_size=crop_size,
-        count=val_size,
-        seed=seed,
-        source_names=names,
+    train, val = region_crop_datasets(
+        photos.__getitem__, train_regions, val_regions, crop_size=crop_size, train_size=train_size,
+        val_size=val_size, seed=seed, flip=flip, source_names=names,
     )
     return train, val

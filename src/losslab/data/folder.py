@@ -33,10 +33,9 @@ from torch import Tensor
 
 from losslab.data._common import (
     DatasetPair,
-    RandomCropDataset,
     Region,
     check_positive_int,
-    fixed_crops,
+    region_crop_datasets,
     register_dataset,
     split_columns,
 )
@@ -200,22 +199,9 @@ def build_folder(
         train_regions = [Region(i, 0, 0, *sizes[i]) for i in train_sources]
         val_regions = [Region(i, 0, 0, *sizes[i]) for i in val_sources]
 
-    train = RandomCropDataset(
-        source_of,
-        train_regions,
-        crop_size=crop_size,
-        length=train_size,
-        seed=seed,
-        flip=flip,
-        source_names=names,
-    )
-    val = fixed_crops(
-        source_of,
-        val_regions,
-        crop_size=crop_size,
-        count=val_size,
-        seed=seed,
-        source_names=names,
+    train, val = region_crop_datasets(
+        source_of, train_regions, val_regions, crop_size=crop_size, train_size=train_size,
+        val_size=val_size, seed=seed, flip=flip, source_names=names,
     )
     for dataset, regions in ((train, train_regions), (val, val_regions)):
         dataset.paths = tuple(paths[r.source] for r in regions)  # type: ignore[attr-defined]

@@ -131,7 +131,8 @@ def test_generator_backward_leaves_d_alone_and_the_d_step_leaves_g_alone() -> No
     assert generator.weight.grad is not None
     g_before, d_before = snapshot(generator), snapshot(term.discriminator)
     logs = term.discriminator_step(prediction, y)
-    assert set(logs) == {"d_loss", "r1", "real_logit", "fake_logit", "d_accuracy"}
+    assert set(logs) == {"d_loss", "r1", "real_logit", "fake_logit", "d_accuracy", "d_updates",
+                         "d_accuracy_running"}
     assert changed(term.discriminator, d_before)
     assert not changed(generator, g_before)
     assert all(p.grad is None for p in term.discriminator.parameters())

@@ -109,7 +109,9 @@ def test_conditional_accepts_stacked_past_frames_and_rejects_mismatches() -> Non
 
 def test_build_discriminator_names_and_errors() -> None:
     assert available_discriminators() == [
-        "conditional_patch", "conditional_patch_sn", "patch", "patch_sn"
+        "conditional_multiscale", "conditional_multiscale_sn", "conditional_patch",
+        "conditional_patch_sn", "conditional_unet_sn", "multiscale", "multiscale_sn", "patch",
+        "patch_sn", "unet_sn",
     ]
     disc = build_discriminator("conditional_patch", condition_channels=1, width=4, depth=1)
     assert isinstance(disc, ConditionalPatchDiscriminator) and disc.in_channels == 4

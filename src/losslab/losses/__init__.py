@@ -15,6 +15,7 @@ from losslab.losses.adversarial import (
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gradient import GradientDifferenceLoss
+from losslab.losses.ldl import LDLLoss
 from losslab.losses.lpips import LPIPSLoss
 from losslab.losses.multi_hypothesis import MultiHypothesisLoss, best_hypothesis, winner_takes_all
 from losslab.losses.perceptual import PerceptualLoss
@@ -53,6 +54,7 @@ __all__ = [
     "HuberLoss",
     "IdentityView",
     "L1Loss",
+    "LDLLoss",
     "LPIPSLoss",
     "Loss",
     "LumaView",

@@ -78,18 +78,17 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from losslab.losses._distributed import mean_across_processes
 from losslab.losses._validation import check_choice, check_pair
 from losslab.losses.base import Loss, WeightedSum, _uses_discriminator
 from losslab.losses.registry import register_loss
-from losslab.models.discriminators import (
-    ConditionalPatchDiscriminator,
-    PatchDiscriminator,
-    build_discriminator,
-)
+from losslab.models.discriminators import build_discriminator
 
 Objective = Literal["vanilla", "lsgan", "hinge", "relativistic"]
 OBJECTIVES: tuple[str, ...] = ("vanilla", "lsgan", "hinge", "relativistic")
-_DISCS = ("patch", "patch_sn")
+_DISCS = ("patch", "patch_sn", "multiscale", "multiscale_sn", "unet_sn")
+#: Smoothing of the running D accuracy that drives ``adaptive_d`` (about a 10-update window).
+D_ACCURACY_SMOOTHING = 0.9
 
 
 class DiscriminatorCollapseWarning(RuntimeWarning):
@@ -255,13 +254,19 @@ class AdversarialLoss(Loss):
         objective: ``'vanilla'`` (non-saturating BCE), ``'lsgan'``, ``'hinge'`` (default, as in
             VQGAN) or ``'relativistic'`` (relativistic average, ESRGAN; uses the targets in the
             generator loss too).
-        disc: ``'patch'`` (instance norm) or ``'patch_sn'`` (spectral norm, no other norm).
+        disc: ``'patch'`` (PatchGAN, instance norm), ``'patch_sn'`` (spectral norm, no other
+            norm), ``'multiscale'`` / ``'multiscale_sn'`` (the patch D at ``scales`` image scales,
+            pix2pixHD; the objective is averaged over scales) or ``'unet_sn'`` (U-Net with
+            spectral norm and a logit per pixel, Real-ESRGAN). Each has a conditional form
+            (``conditional=true``).
         conditional: judge ``(image, condition)`` pairs; the condition is the model's input.
         condition_channels: channels of the condition (``3 * T`` for ``T`` stacked frames);
             ``None`` infers them at the first call (pass it to build D up front, e.g. for DDP).
         channels: channels of the judged images.
         width, depth: D's first-layer width and number of stride-2 blocks (images must be at
-            least ``3 * 2^depth`` pixels).
+            least ``3 * 2^depth`` pixels for ``patch``, ``3 * 2^depth * 2^(scales - 1)`` for
+            ``multiscale``, ``2^depth`` for ``unet_sn``).
+        scales: image scales of ``multiscale`` (2-3 in pix2pixHD); ignored by the others.
         norm: D's normalisation; ``'auto'`` is instance norm for ``patch`` and none for
             ``patch_sn``; or ``'instance'``, ``'batch'``, ``'none'``.
         start: training step at which the term switches on; before it the loss is a
@@ -270,6 +275,14 @@ class AdversarialLoss(Loss):
         adaptive: multiply the generator loss by VQGAN's adaptive weight (needs
             :meth:`set_last_layer`).
         d_steps: discriminator updates per :meth:`discriminator_step` call.
+        adaptive_d: adapt the number of D updates to D's running accuracy ``a`` (mean fraction
+            of correctly classified real and fake logits, smoothed over about 10 updates,
+            :data:`D_ACCURACY_SMOOTHING`): ``a > d_high`` -> no update this step (D wins
+            outright: its gradient tells the generator little, and more D steps make it
+            worse); ``a < d_low`` -> ``d_steps + 1`` updates (D is near chance and gives no
+            signal); otherwise ``d_steps``. Accuracy rather than the loss, because it is
+            bounded and means the same for every objective (0.5 = chance).
+        d_low, d_high: the accuracy band of ``adaptive_d``, ``0 <= d_low < d_high <= 1``.
         lr_d: D's Adam learning rate.
         betas: D's Adam betas.
         collapse_steps: warn once when D's accuracy has been exactly 1 for this many
@@ -301,6 +314,10 @@ class AdversarialLoss(Loss):
         lr_d: float = 2e-4,
         betas: Sequence[float] = (0.5, 0.999),
         collapse_steps: int = 200,
+        scales: int = 2,
+        adaptive_d: bool = False,
+        d_low: float = 0.6,
+        d_high: float = 0.9,
         *,
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
@@ -310,10 +327,10 @@ class AdversarialLoss(Loss):
         self.disc = check_choice("disc", disc, _DISCS)
         norm = "none" if norm is None else norm
         norm = check_choice("norm", norm, ("auto", "instance", "batch", "none"))
-        self.norm = ("none" if disc == "patch_sn" else "instance") if norm == "auto" else norm
+        self.norm = ("none" if disc.endswith("_sn") else "instance") if norm == "auto" else norm
         for name, value, low in (("channels", channels, 1), ("width", width, 1), ("depth", depth, 1),
                                  ("start", start, 0), ("d_steps", d_steps, 1),
-                                 ("collapse_steps", collapse_steps, 1)):
+                                 ("collapse_steps", collapse_steps, 1), ("scales", scales, 1)):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
         if condition_channels is not None and (
@@ -324,6 +341,9 @@ class AdversarialLoss(Loss):
             raise ValueError(f"r1 (the R1 penalty weight gamma) must be >= 0; got {r1}.")
         if not lr_d > 0:
             raise ValueError(f"lr_d must be > 0; got {lr_d}.")
+        if not 0.0 <= d_low < d_high <= 1.0:
+            raise ValueError(f"adaptive_d needs 0 <= d_low < d_high <= 1 (D accuracies); got "
+                             f"d_low={d_low}, d_high={d_high}, e.g. d_low=0.6, d_high=0.9.")
         betas = tuple(float(b) for b in betas)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.5, 0.999); got {betas}.")
@@ -332,7 +352,12 @@ class AdversarialLoss(Loss):
         self.start, self.r1, self.adaptive = start, float(r1), bool(adaptive)
         self.d_steps, self.lr_d, self.betas = d_steps, float(lr_d), betas
         self.collapse_steps = collapse_steps
-        self.min_size = 3 * 2**depth
+        self.scales = scales
+        self.adaptive_d, self.d_low, self.d_high = bool(adaptive_d), float(d_low), float(d_high)
+        self.min_size = {"multiscale": 3 * 2**depth * 2 ** (scales - 1),
+                         "unet_sn": 2**depth}.get(disc.removesuffix("_sn"), 3 * 2**depth)
+        #: Running (smoothed) D accuracy for ``adaptive_d``; ``None`` before the first update.
+        self.d_accuracy: float | None = None
         self.step = 0
         self.register_module("discriminator", None)
         self._optimizer: torch.optim.Adam | None = None
@@ -348,7 +373,11 @@ class AdversarialLoss(Loss):
 
     # -- construction ---------------------------------------------------------------------
     def _build(self, condition_channels: int | None, device: torch.device | None = None) -> None:
-        options: dict[str, Any] = {"width": self.width, "depth": self.depth, "norm": self.norm}
+        options: dict[str, Any] = {"width": self.width, "depth": self.depth}
+        if self.disc != "unet_sn":
+            options["norm"] = self.norm
+        if self.disc.startswith("multiscale"):
+            options["scales"] = self.scales
         name = self.disc
         if self.conditional:
             name = f"conditional_{name}"
@@ -361,7 +390,7 @@ class AdversarialLoss(Loss):
         self.discriminator = disc
         self._optimizer = torch.optim.Adam(disc.parameters(), lr=self.lr_d, betas=self.betas)
 
-    def _discriminator_for(self, condition: Tensor | None, like: Tensor) -> PatchDiscriminator:
+    def _discriminator_for(self, condition: Tensor | None, like: Tensor) -> nn.Module:
         if self.discriminator is None:
             if condition is None:
                 raise ValueError(
@@ -371,13 +400,15 @@ class AdversarialLoss(Loss):
                 )
             channels = condition.shape[1] * (condition.shape[2] if condition.dim() == 5 else 1)
             self._build(channels, like.device)
-        return self.discriminator  # type: ignore[return-value]
+        return self.discriminator
 
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # A lazily built conditional D is created from the checkpoint's first-layer shape.
         if self.discriminator is None:
+            first = {"unet_sn": "stem.", "multiscale": "discriminators.0.blocks.0.0."}.get(
+                self.disc.removesuffix("_sn"), "blocks.0.0.")
             for suffix in ("weight", "parametrizations.weight.original"):
-                key = f"{prefix}discriminator.blocks.0.0.{suffix}"
+                key = f"{prefix}discriminator.{first}{suffix}"
                 if key in state_dict:
                     in_channels = state_dict[key].shape[1]
                     self._build(in_channels - self.channels, state_dict[key].device)
@@ -441,10 +472,14 @@ class AdversarialLoss(Loss):
     def _to_disc_range(self, images: Tensor) -> Tensor:
         return self.to_unit_range(images) * 2.0 - 1.0
 
-    def _run(self, disc: PatchDiscriminator, images: Tensor, condition: Tensor | None) -> tuple[Tensor, list[Tensor]]:
-        if isinstance(disc, ConditionalPatchDiscriminator):
-            return disc.forward_features(images, condition)
-        return disc.forward_features(images)
+    def _run(self, disc: nn.Module, images: Tensor, condition: Tensor | None
+             ) -> tuple[list[Tensor], list[Tensor]]:
+        """``(logit maps, one per scale; features)`` of D on ``images`` (and the condition)."""
+        if disc.conditional:
+            logits, features = disc.forward_features(images, condition)
+        else:
+            logits, features = disc.forward_features(images)
+        return (logits if isinstance(logits, list) else [logits]), features
 
     def _condition(self, condition: Tensor | None) -> Tensor | None:
         if not self.conditional or condition is None:
@@ -477,7 +512,9 @@ class AdversarialLoss(Loss):
             if self.objective == "relativistic":
                 with torch.no_grad():
                     real_logits, _ = self._run(disc, self._to_disc_range(target), cond)
-        g_loss = generator_loss(fake_logits, real_logits, self.objective)
+        g_loss = _scale_mean([generator_loss(fake, real, self.objective) for fake, real
+                              in zip(fake_logits, real_logits or [None] * len(fake_logits),
+                                     strict=True)])
         weight = self._adaptive(g_loss, prediction, target, condition) if self.adaptive else None
         value = g_loss if weight is None else g_loss * weight
         if self._values_checked() and not bool(torch.isfinite(value)):
@@ -536,11 +573,15 @@ class AdversarialLoss(Loss):
     def discriminator_step(
         self, prediction: Tensor, target: Tensor, condition: Tensor | None = None
     ) -> dict[str, float]:
-        """Run ``d_steps`` updates of D on ``(target: real, prediction.detach(): fake)``.
+        """Update D on ``(target: real, prediction.detach(): fake)``: ``d_steps`` times, or as
+        many as ``adaptive_d`` decides (0, ``d_steps`` or ``d_steps + 1``).
 
-        Returns the mean over the updates of ``d_loss`` (objective + R1), ``r1``, ``real_logit``
-        and ``fake_logit`` (mean logits), ``d_accuracy`` (see :func:`discriminator_accuracy`);
-        an empty dict before ``start``. Advances :attr:`step` by one. Raises
+        Returns the mean over the updates of ``d_loss`` (objective + R1, averaged over scales),
+        ``r1``, ``real_logit`` and ``fake_logit`` (mean logits), ``d_accuracy`` (see
+        :func:`discriminator_accuracy`), plus ``d_updates`` (how many were made) and
+        ``d_accuracy_running`` (the smoothed accuracy ``adaptive_d`` reads); an empty dict
+        before ``start``. A skipped update still measures D (no gradient) so the running
+        accuracy can fall and updates resume. Advances :attr:`step` by one. Raises
         ``FloatingPointError`` (before stepping) when the D loss is NaN/Inf, and warns once with
         :class:`DiscriminatorCollapseWarning` when D's accuracy stays at 1 for ``collapse_steps``
         consecutive updates.
@@ -556,39 +597,73 @@ class AdversarialLoss(Loss):
         fake = self._to_disc_range(prediction.detach())
         real = self._to_disc_range(target.detach())
         cond = self._condition(condition.detach() if condition is not None else None)
+        updates = self.planned_updates()
         totals: dict[str, float] = {}
-        for _ in range(self.d_steps):
+        for _ in range(max(updates, 1)):
             optimizer.zero_grad(set_to_none=True)
-            real_input = real.detach().requires_grad_(True) if self.r1 > 0 else real
-            real_logits, _ = self._run(disc, real_input, cond)
-            fake_logits, _ = self._run(disc, fake, cond)
-            d_loss = discriminator_loss(real_logits, fake_logits, self.objective)
-            penalty = r1_penalty(real_logits, real_input, self.r1) if self.r1 > 0 else None
-            total = d_loss if penalty is None else d_loss + penalty
-            accuracy = discriminator_accuracy(real_logits.detach(), fake_logits.detach(), self.objective)
-            logs = {
-                "d_loss": float(total.detach()),
-                "r1": float(penalty.detach()) if penalty is not None else 0.0,
-                "real_logit": float(real_logits.detach().mean()),
-                "fake_logit": float(fake_logits.detach().mean()),
-                "d_accuracy": float(accuracy),
-            }
-            if not math.isfinite(logs["d_loss"]):
-                raise FloatingPointError(
-                    f"discriminator loss is {logs['d_loss']} at step {self.step} (objective "
-                    f"{self.objective!r}, real logit {logs['real_logit']:.4g}, fake logit "
-                    f"{logs['fake_logit']:.4g}): training diverged. Resume from the last good "
-                    "checkpoint with a lower lr_d, r1 > 0, or disc=patch_sn."
-                )
-            total.backward()
-            _average_gradients_across_processes(disc)
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-            self._track_collapse(logs["d_accuracy"])
+            with contextlib.nullcontext() if updates else torch.no_grad():
+                total, logs = self._discriminator_loss(disc, real, fake, cond, r1=updates > 0)
+            self._update_running_accuracy(logs["d_accuracy"])
+            if updates:
+                total.backward()
+                _average_gradients_across_processes(disc)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                self._track_collapse(logs["d_accuracy"])
             for key, value in logs.items():
-                totals[key] = totals.get(key, 0.0) + value / self.d_steps
+                totals[key] = totals.get(key, 0.0) + value / max(updates, 1)
         self.step += 1
+        totals["d_updates"] = float(updates)
+        totals["d_accuracy_running"] = float(self.d_accuracy or 0.0)
         return totals
+
+    def planned_updates(self) -> int:
+        """D updates for this step: ``d_steps``, or the ``adaptive_d`` rule (see the class)."""
+        if not self.adaptive_d or self.d_accuracy is None:
+            return self.d_steps
+        if self.d_accuracy > self.d_high:
+            return 0
+        if self.d_accuracy < self.d_low:
+            return self.d_steps + 1
+        return self.d_steps
+
+    def _update_running_accuracy(self, accuracy: float) -> None:
+        # Under DDP every process must take the same number of D updates (they all-reduce D's
+        # gradients), so the accuracy that decides it is averaged over processes first.
+        accuracy = _mean_across_processes(accuracy)
+        previous = self.d_accuracy
+        self.d_accuracy = accuracy if previous is None else (
+            D_ACCURACY_SMOOTHING * previous + (1.0 - D_ACCURACY_SMOOTHING) * accuracy)
+
+    def _discriminator_loss(self, disc: nn.Module, real: Tensor, fake: Tensor,
+                            cond: Tensor | None, *, r1: bool) -> tuple[Tensor, dict[str, float]]:
+        """D's loss (objective averaged over scales, + R1) and its float logs; raises on NaN."""
+        use_r1 = r1 and self.r1 > 0
+        real_input = real.detach().requires_grad_(True) if use_r1 else real
+        real_logits, _ = self._run(disc, real_input, cond)
+        fake_logits, _ = self._run(disc, fake, cond)
+        pairs = list(zip(real_logits, fake_logits, strict=True))
+        d_loss = _scale_mean([discriminator_loss(r, f, self.objective) for r, f in pairs])
+        penalty = (r1_penalty(torch.stack([r.sum() for r in real_logits]).sum(), real_input,
+                              self.r1) if use_r1 else None)
+        total = d_loss if penalty is None else d_loss + penalty
+        accuracy = _scale_mean([discriminator_accuracy(r.detach(), f.detach(), self.objective)
+                                for r, f in pairs])
+        logs = {
+            "d_loss": float(total.detach()),
+            "r1": float(penalty.detach()) if penalty is not None else 0.0,
+            "real_logit": float(_scale_mean([r.detach().mean() for r in real_logits])),
+            "fake_logit": float(_scale_mean([f.detach().mean() for f in fake_logits])),
+            "d_accuracy": float(accuracy),
+        }
+        if not math.isfinite(logs["d_loss"]):
+            raise FloatingPointError(
+                f"discriminator loss is {logs['d_loss']} at step {self.step} (objective "
+                f"{self.objective!r}, real logit {logs['real_logit']:.4g}, fake logit "
+                f"{logs['fake_logit']:.4g}): training diverged. Resume from the last good "
+                "checkpoint with a lower lr_d, r1 > 0, or disc=patch_sn."
+            )
+        return total, logs
 
     def _track_collapse(self, accuracy: float) -> None:
         self._pinned_steps = self._pinned_steps + 1 if accuracy >= 1.0 else 0
@@ -603,6 +678,16 @@ class AdversarialLoss(Loss):
                 DiscriminatorCollapseWarning,
                 stacklevel=3,
             )
+
+
+def _scale_mean(values: Sequence[Tensor]) -> Tensor:
+    """Mean of per-scale values (one scale: the value itself)."""
+    return values[0] if len(values) == 1 else torch.stack(list(values)).mean()
+
+
+def _mean_across_processes(value: float) -> float:
+    """``value`` averaged over ``torch.distributed`` processes (itself when not distributed)."""
+    return float(mean_across_processes(torch.tensor([value], dtype=torch.float64))[0])
 
 
 def _average_gradients_across_processes(module: nn.Module) -> None:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from losslab.losses._distributed import mean_across_processes
 from losslab.losses._validation import (
     InputRange,
     check_input_range,
@@ -24,6 +25,7 @@ from losslab.losses._validation import (
     check_pair_values,
     value_checks_enabled,
 )
+from losslab.losses.share import check_share_targets, share_multipliers, smooth_norms
 
 
 class Loss(nn.Module):
@@ -125,16 +127,21 @@ class Loss(nn.Module):
 
 @dataclass(frozen=True)
 class WeightSchedule:
-    """A multiplier on a term's weight as a function of the training step.
+    """A multiplier on a term's weight as a function of the training step, and a share target.
 
     Kinds: ``constant`` (always 1), ``start`` (0 before step ``begin``, then 1) and ``ramp``
     (0 before ``begin``, linear to 1 at ``end``, then 1). Spec syntax: ``0.01*perceptual@start(500)``
     or ``0.01*perceptual@ramp(1000, 2000)``.
+
+    ``share`` (spec ``@share(0.2)``, combinable with either kind: ``@start(500)@share(0.2)``)
+    asks the sum to set the term's weight during training so that its share of the gradient at
+    the model output tracks ``share * factor(step)``; see :mod:`losslab.losses.share`.
     """
 
     kind: str = "constant"
     begin: int = 0
     end: int = 0
+    share: float | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in ("constant", "start", "ramp"):
@@ -147,6 +154,9 @@ class WeightSchedule:
                 + (" < end" if self.kind == "ramp" else "")
                 + "; e.g. ramp(1000, 2000) or start(500)."
             )
+        if self.share is not None and not 0.0 < self.share < 1.0:
+            raise ValueError(f"share(...) takes a fraction of the gradient in (0, 1), e.g. "
+                             f"share(0.2); got {self.share}.")
 
     def factor(self, step: int) -> float:
         """Multiplier in ``[0, 1]`` at ``step``."""
@@ -159,11 +169,13 @@ class WeightSchedule:
         return min(1.0, (step - self.begin) / (self.end - self.begin))
 
     def render(self) -> str:
+        """The spec suffix (``@start(500)``, ``@ramp(1000,2000)@share(0.2)``, ``''``)."""
+        share = "" if self.share is None else f"@share({self.share:g})"
         if self.kind == "constant":
-            return ""
+            return share
         if self.kind == "start":
-            return f"@start({self.begin})"
-        return f"@ramp({self.begin},{self.end})"
+            return f"@start({self.begin})" + share
+        return f"@ramp({self.begin},{self.end})" + share
 
 
 CONSTANT = WeightSchedule()
@@ -186,6 +198,12 @@ class WeightedSum(Loss):
     Built with ``a + 0.01 * b`` or from a spec string. After each call, :attr:`last_values`
     maps every term's name to its unweighted value (detached, no device sync) for logging.
     When value checks are on and the total is NaN/Inf, the error names the offending term(s).
+
+    Terms with a share target (``@share(0.2)``) get a multiplier ``m_i`` on their weight,
+    ``weight_i * schedule_i(step) * m_i``, updated by every call made in training mode with
+    gradients (see :mod:`losslab.losses.share`; it costs one gradient of each term w.r.t. the
+    prediction per call). The state is in the buffers ``share_norms`` and
+    ``share_multipliers`` (present only when a term has a share target).
 
     Shape:
         - prediction, target: ``(N, C, H, W)`` in the declared input range.
@@ -221,6 +239,22 @@ class WeightedSum(Loss):
         self.step = 0
         self.last_values: dict[str, Tensor] = {}
         self.term_names = _unique_names([term.term_name for term in terms])
+        self.share_targets = [s.share for s in self.schedules]
+        check_share_targets(self.share_targets, self.term_names)
+        if self.has_share_targets:
+            self.register_buffer("share_norms", torch.zeros(len(terms), dtype=torch.float64))
+            self.register_buffer("share_multipliers", torch.ones(len(terms), dtype=torch.float64))
+
+    @property
+    def has_share_targets(self) -> bool:
+        """Whether any term's weight is set by gradient share (``@share``)."""
+        return any(t is not None for t in self.share_targets)
+
+    def multipliers(self) -> list[float]:
+        """The share multiplier ``m_i`` of every term (1 for terms without ``@share``)."""
+        if not self.has_share_targets:
+            return [1.0] * len(self.terms)
+        return [float(m) for m in self.share_multipliers.tolist()]
 
     @classmethod
     def _from_parts(cls, parts: list[_Part]) -> WeightedSum:
@@ -248,10 +282,12 @@ class WeightedSum(Loss):
         self.step = int(step)
 
     def current_weights(self) -> dict[str, float]:
-        """Effective weight of each term at the current step (weight times schedule factor)."""
+        """Effective weight of each term at the current step (weight x schedule factor x share
+        multiplier)."""
         return {
-            name: w * s.factor(self.step)
-            for name, w, s in zip(self.term_names, self.weights, self.schedules, strict=True)
+            name: w * s.factor(self.step) * m
+            for name, w, s, m in zip(self.term_names, self.weights, self.schedules,
+                                     self.multipliers(), strict=True)
         }
 
     def validate(self, prediction: Tensor, target: Tensor) -> None:
@@ -269,10 +305,12 @@ class WeightedSum(Loss):
         # Terms with a discriminator go last, so that an adaptive adversarial weight receives the
         # reconstruction total computed here instead of evaluating those terms a second time.
         order = sorted(range(len(self.terms)), key=lambda i: _uses_discriminator(self.terms[i]))
+        multipliers = self.multipliers()
+        live: dict[int, Tensor] = {}  # graph-connected values, for the share measurement
         for index in order:
             name, term = self.term_names[index], self.terms[index]
             schedule = self.schedules[index]
-            factor = self.weights[index] * schedule.factor(self.step)
+            factor = self.weights[index] * schedule.factor(self.step) * multipliers[index]
             if factor == 0.0 and schedule.kind != "constant":
                 continue  # a scheduled term that has not started costs nothing
             if reconstruction is not None and hasattr(term, "set_reconstruction_loss"):
@@ -284,12 +322,16 @@ class WeightedSum(Loss):
                     "reduce to a scalar (use reduction='mean' or 'sum')."
                 )
             values[name] = value.detach()
+            live[index] = value
             weighted = value * factor
             total = weighted if total is None else total + weighted
             if not _uses_discriminator(term):
                 reconstruction = weighted if reconstruction is None else reconstruction + weighted
         if total is None:  # every term is scheduled later: a zero that keeps the graph
             total = prediction.sum() * 0.0
+        if self.has_share_targets and self.training and torch.is_grad_enabled() \
+                and prediction.requires_grad:
+            self._update_shares(live, prediction)
         self.last_values = {name: values[name] for name in self.term_names if name in values}
         if self._values_checked() and not bool(torch.isfinite(total)):
             bad = [f"{n!r} = {float(v)}" for n, v in values.items() if not torch.isfinite(v)]
@@ -299,6 +341,25 @@ class WeightedSum(Loss):
                 "learning rate or that term's weight, or check the inputs."
             )
         return total
+
+
+    def _measure_norm(self, value: Tensor, prediction: Tensor) -> float:
+        """``||d value / d prediction||_2`` (graph kept for the training backward)."""
+        (gradient,) = torch.autograd.grad(value, prediction, retain_graph=True, allow_unused=True)
+        return 0.0 if gradient is None else float(gradient.float().norm())
+
+    def _update_shares(self, live: dict[int, Tensor], prediction: Tensor) -> None:
+        """Steps 1-3 of :mod:`losslab.losses.share`: measure, smooth, set the multipliers."""
+        measured = [self._measure_norm(live[i], prediction) if i in live and live[i].requires_grad
+                    else 0.0 for i in range(len(self.terms))]
+        # Every process averages the same measurements, so every rank sets the same weights.
+        measured = mean_across_processes(torch.tensor(measured, dtype=torch.float64)).tolist()
+        norms = smooth_norms(self.share_norms.tolist(), [n if n > 0 else None for n in measured])
+        factors = [s.factor(self.step) for s in self.schedules]
+        multipliers = share_multipliers(norms, self.weights, factors, self.share_targets,
+                                        self.multipliers())
+        self.share_norms.copy_(torch.tensor(norms, dtype=torch.float64))
+        self.share_multipliers.copy_(torch.tensor(multipliers, dtype=torch.float64))
 
 
 def _uses_discriminator(term: Loss) -> bool:

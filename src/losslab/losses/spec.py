@@ -3,11 +3,14 @@
 Grammar (whitespace is free)::
 
     spec     := term ('+' term)*
-    term     := [number '*'] call ['*' number] ['@' schedule]
+    term     := [number '*'] call ['*' number] ('@' schedule)*
     call     := NAME ['(' [arg (',' arg)*] ')']
     arg      := NAME '=' value | value
     value    := number | NAME | 'quoted string' | true | false | none | '[' value (',' value)* ']'
-    schedule := 'start' '(' int ')' | 'ramp' '(' int ',' int ')'
+    schedule := 'start' '(' int ')' | 'ramp' '(' int ',' int ')' | 'share' '(' number ')'
+
+A term takes at most one of ``start``/``ramp`` and at most one ``share``:
+``0.01*perceptual@ramp(100,200)@share(0.2)`` (see :mod:`losslab.losses.share`).
 
 A bare value after ``name=value`` extends that parameter into a list, so
 ``perceptual(layers=relu1_2,relu2_2, weights=random)`` sets ``layers`` to both names.
@@ -131,18 +134,24 @@ class _Parser:
             self.take("*")
             weight *= self.number()
         schedule = CONSTANT
-        if self.at("@"):
+        while self.at("@"):
             self.take("@")
-            schedule = self.schedule()
+            schedule = self.schedule(schedule)
         return weight, call, schedule
 
-    def schedule(self) -> WeightSchedule:
+    def schedule(self, previous: WeightSchedule) -> WeightSchedule:
         token = self.take(kind="name")
-        if token.text not in ("start", "ramp"):
+        if token.text not in ("start", "ramp", "share"):
             raise _error(
                 self.spec, token.position,
-                f"unknown weight schedule {token.text!r}; use start(STEP) or ramp(BEGIN, END)",
+                f"unknown weight schedule {token.text!r}; use start(STEP), ramp(BEGIN, END) or "
+                "share(FRACTION)",
             )
+        if token.text == "share":
+            return self.share(token, previous)
+        if previous.kind != "constant":
+            raise _error(self.spec, token.position,
+                         f"a term takes one of start/ramp; it already has {previous.render()}")
         self.take("(")
         numbers = [self.number()]
         while self.at(","):
@@ -157,7 +166,18 @@ class _Parser:
                 + ("start(500)" if expected == 1 else "ramp(1000, 2000)"),
             )
         try:
-            return WeightSchedule(token.text, *map(int, numbers))
+            return WeightSchedule(token.text, *map(int, numbers), share=previous.share)
+        except ValueError as error:
+            raise _error(self.spec, token.position, str(error)) from None
+
+    def share(self, token: _Token, previous: WeightSchedule) -> WeightSchedule:
+        if previous.share is not None:
+            raise _error(self.spec, token.position, "a term takes one share(...)")
+        self.take("(")
+        fraction = self.number()
+        self.take(")")
+        try:
+            return WeightSchedule(previous.kind, previous.begin, previous.end, share=fraction)
         except ValueError as error:
             raise _error(self.spec, token.position, str(error)) from None
 
@@ -364,7 +384,10 @@ def parse_spec(
     modules = [_build_call(spec, call, input_range, check_values) for _, call, _ in parsed]
     if len(parsed) == 1 and parsed[0][0] == 1.0 and parsed[0][2] is CONSTANT:
         return modules[0]
-    total = WeightedSum(modules, [w for w, _, _ in parsed], [s for _, _, s in parsed])
+    try:
+        total = WeightedSum(modules, [w for w, _, _ in parsed], [s for _, _, s in parsed])
+    except ValueError as error:  # e.g. share targets that cannot all be met
+        raise SpecError(f"{error}\n  in loss spec: {spec}") from None
     if check_values is not None:
         total.check_values = check_values
     return total

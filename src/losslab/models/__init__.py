@@ -2,11 +2,14 @@
 
 Build one by name with :func:`build_model` (``build_model("unet", in_channels=9, hypotheses=4)``);
 :func:`available_models` lists the names. The discriminators (``PatchDiscriminator``,
-``ConditionalPatchDiscriminator``) are built directly by the adversarial loss terms.
+``ConditionalPatchDiscriminator``, ``MultiScaleDiscriminator``, ``UNetDiscriminator``) are built
+by name (:func:`~losslab.models.discriminators.build_discriminator`) by the adversarial terms.
 """
 
 from losslab.models.autoencoder import ConvAutoencoder
+from losslab.models.discriminator_unet import UNetDiscriminator
 from losslab.models.discriminators import ConditionalPatchDiscriminator, PatchDiscriminator
+from losslab.models.discriminators_multiscale import MultiScaleDiscriminator
 from losslab.models.multi_hypothesis_head import MultiHypothesisHead
 from losslab.models.registry import (
     available_models,
@@ -22,10 +25,12 @@ __all__ = [
     "ConditionalPatchDiscriminator",
     "ConvAutoencoder",
     "MultiHypothesisHead",
+    "MultiScaleDiscriminator",
     "PatchDiscriminator",
     "ResidualBlock",
     "SuperResolutionNet",
     "UNet",
+    "UNetDiscriminator",
     "available_models",
     "build_model",
     "get_model_class",

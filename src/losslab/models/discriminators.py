@@ -73,6 +73,9 @@ class PatchDiscriminator(nn.Module):
         - output: ``(N, 1, floor(H / 2^depth) - 2, floor(W / 2^depth) - 2)`` raw logits.
     """
 
+    #: Whether ``forward`` takes ``(image, condition)`` pairs (see :func:`build_discriminator`).
+    conditional: bool = False
+
     def __init__(
         self,
         in_channels: int = 3,
@@ -204,6 +207,8 @@ class ConditionalPatchDiscriminator(PatchDiscriminator):
         - output: ``(N, 1, floor(H / 2^depth) - 2, floor(W / 2^depth) - 2)``.
     """
 
+    conditional = True
+
     def __init__(
         self,
         image_channels: int = 3,
@@ -258,7 +263,7 @@ class ConditionalPatchDiscriminator(PatchDiscriminator):
         return self.forward_features(image, condition)[0]
 
 
-_DISCRIMINATORS: dict[str, tuple[type[PatchDiscriminator], dict[str, Any]]] = {
+_DISCRIMINATORS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
     "patch": (PatchDiscriminator, {}),
     "patch_sn": (PatchDiscriminator, {"spectral_norm": True, "norm": "none"}),
     "conditional_patch": (ConditionalPatchDiscriminator, {}),
@@ -266,17 +271,33 @@ _DISCRIMINATORS: dict[str, tuple[type[PatchDiscriminator], dict[str, Any]]] = {
 }
 
 
+def register_discriminator(name: str, cls: type[nn.Module], **defaults: Any) -> None:
+    """Add a discriminator to the table :func:`build_discriminator` reads (``name`` -> class).
+
+    Other modules (multi-scale, U-Net) register theirs at import; ``losslab.models`` imports
+    them, so every name is known once the package is imported.
+    """
+    if name in _DISCRIMINATORS and _DISCRIMINATORS[name][0] is not cls:
+        raise ValueError(f"discriminator name {name!r} is already taken by "
+                         f"{_DISCRIMINATORS[name][0].__name__}; choose another name.")
+    _DISCRIMINATORS[name] = (cls, dict(defaults))
+
+
 def available_discriminators() -> list[str]:
     """Names accepted by :func:`build_discriminator`."""
     return sorted(_DISCRIMINATORS)
 
 
-def build_discriminator(name: str = "patch", **options: Any) -> PatchDiscriminator:
+def build_discriminator(name: str = "patch", **options: Any) -> nn.Module:
     """Build a discriminator by name; ``options`` override the name's defaults.
 
-    Names: ``patch`` (instance norm), ``patch_sn`` (spectral norm, no other normalisation) and
-    their conditional forms ``conditional_patch`` / ``conditional_patch_sn`` (which take
-    ``image_channels`` and ``condition_channels`` instead of ``in_channels``).
+    Names: ``patch`` (instance norm), ``patch_sn`` (spectral norm, no other normalisation),
+    ``multiscale`` (the patch D at several image scales, pix2pixHD), ``unet_sn`` (U-Net with
+    spectral norm, per-pixel logits, Real-ESRGAN) and their conditional forms
+    ``conditional_<name>`` (which take ``image_channels`` and ``condition_channels`` instead of
+    ``in_channels``). Every discriminator has ``forward_features(x[, condition]) -> (logits,
+    features)``, a ``conditional`` flag and a ``min_size``; ``logits`` is one ``(N, 1, h, w)``
+    map, or a list of them (one per scale) for ``multiscale``.
     """
     if name not in _DISCRIMINATORS:
         raise ValueError(

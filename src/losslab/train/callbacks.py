@@ -18,13 +18,16 @@ from torchvision.utils import make_grid, save_image
 
 
 def sample_rows(module: L.LightningModule, batch: Tensor) -> list[Tensor]:
-    """``[input, output_1, ..., output_K, target]`` rows, each ``(n, 3, H, W)`` in ``[0, 1]``."""
+    """``[input, output_1, ..., output_K, target]`` rows, each ``(n, 3, H, W)`` in ``[0, 1]``.
+
+    The outputs come from ``module.eval_model`` (the EMA average when training keeps one)."""
     inputs, target = module.task.split(batch)
-    was_training = module.model.training
-    module.model.eval()
+    model = getattr(module, "eval_model", module.model)  # the EMA average when there is one
+    was_training = model.training
+    model.eval()
     with torch.no_grad():
-        prediction = module.model(inputs)
-    module.model.train(was_training)
+        prediction = model(inputs)
+    model.train(was_training)
     outputs = list(prediction.unbind(1)) if prediction.dim() == 5 else [prediction]
     shown = [module.task.display_input(inputs, target), *outputs, target]
     return [row.detach().float().clamp(0.0, 1.0).cpu() for row in shown]

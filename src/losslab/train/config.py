@@ -185,6 +185,13 @@ class TrainConfig:
             stops training with a message naming the term).
         deterministic: passed to ``lightning.Trainer(deterministic=...)``: ``true``, ``false``
             or ``"warn"`` (deterministic algorithms where available, a warning elsewhere).
+        ema_decay: keep an exponential moving average of the model's weights with this decay
+            (``0`` = off; typical ``0.999``, with a warm-up, see :mod:`losslab.train.ema`);
+            validation, sample grids, ``load_run`` and ``losslab evaluate`` then use the
+            average, and checkpoints hold both weight sets.
+        skip_nonfinite: ``0`` = a NaN/Inf loss or gradient stops training at once; ``N > 0`` =
+            skip such steps (counted by cause, see :mod:`losslab.train.nonfinite`) and stop
+            after ``N`` in a row.
     """
 
     task: str = "reconstruct"
@@ -211,6 +218,8 @@ class TrainConfig:
     progress_bar: bool = True
     check_values: bool = True
     deterministic: bool | str = "warn"
+    ema_decay: float = 0.0
+    skip_nonfinite: int = 0
 
     def __post_init__(self) -> None:
         self.validate()
@@ -235,6 +244,7 @@ class TrainConfig:
             ("hypotheses.count", self.hypotheses.count, 1), ("num_nodes", self.num_nodes, 1),
             ("val_every", self.val_every, 1), ("sample_every", self.sample_every, 0),
             ("grad_share_every", self.grad_share_every, 0), ("log_every", self.log_every, 1),
+            ("skip_nonfinite", self.skip_nonfinite, 0),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{key} must be an integer >= {low}; got {value!r}.")
@@ -245,6 +255,10 @@ class TrainConfig:
             raise ValueError(f"task_options.scale must be 2 or 4; got {self.task_options.scale!r}.")
         if not 0.0 <= float(self.hypotheses.epsilon) < 1.0:
             raise ValueError(f"hypotheses.epsilon must lie in [0, 1); got {self.hypotheses.epsilon!r}.")
+        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
+                or not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be a number in [0, 1) (0 = no EMA, typical 0.999); "
+                             f"got {self.ema_decay!r}.")
         if not float(self.optimizer.lr) > 0.0:
             raise ValueError(f"optimizer.lr must be > 0; got {self.optimizer.lr!r}.")
         if self.devices != "auto" and (isinstance(self.devices, bool)
@@ -301,7 +315,7 @@ class TrainConfig:
 RESUME_SAFE_FIELDS = frozenset({
     "steps", "out", "name", "data.num_workers", "accelerator", "devices", "num_nodes", "strategy",
     "val_every", "sample_every", "grad_share_every", "log_every", "checkpoint.resume",
-    "progress_bar",
+    "progress_bar", "skip_nonfinite",
 })
 
 

@@ -7,12 +7,17 @@ so discriminators of adversarial terms are in ``state_dict()`` and checkpoints; 
 are added to the checkpoint by :meth:`on_save_checkpoint`.
 
 There is one training loop for every loss (manual optimisation): forward, loss, backward,
-generator step, then one ``discriminator_step`` per adversarial term. Read
+generator step, EMA update, then one ``discriminator_step`` per adversarial term. Read
 :meth:`TaskModule.training_step` top to bottom.
+
+Stabilisers (config): ``ema_decay`` keeps an average of the weights (``self.ema_model``,
+:mod:`.ema`) that evaluation uses (:attr:`TaskModule.eval_model`); ``skip_nonfinite`` skips
+NaN/Inf steps instead of stopping (:mod:`.nonfinite`).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import lightning as L
@@ -30,8 +35,12 @@ from losslab.losses.multi_hypothesis import (
 )
 from losslab.train.config import TrainConfig
 from losslab.train.data import GlobalBatchSampler, build_data
+from losslab.train.ema import ema_decay_at, make_ema, update_ema
 from losslab.train.gradient_share import gradient_shares
+from losslab.train.nonfinite import NonFiniteGuard
 from losslab.train.tasks import get_task
+
+log = logging.getLogger(__name__)
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -82,7 +91,16 @@ class TaskModule(L.LightningModule):
         self.adversarial = adversarial_terms(self.criterion)  # also links their helpers
         for term in self.adversarial:
             term.set_last_layer(last_layer_weight(self.model))
+        self.ema_model = make_ema(self.model) if config.ema_decay > 0 else None
+        self.ema_terms = [t for t in self.criterion.terms if getattr(t, "uses_ema_prediction", False)]
+        check_stabilisers(config, self.criterion, bool(self.ema_terms))
+        self.guard = NonFiniteGuard(config.skip_nonfinite) if config.skip_nonfinite else None
         self.automatic_optimization = False
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The model evaluation uses: the EMA average when ``ema_decay > 0``, else the model."""
+        return self.ema_model if self.ema_model is not None else self.model
 
     @property
     def criterion(self) -> WeightedSum:
@@ -93,21 +111,27 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         step = self.global_step  # updates done so far; schedules and logs use this number
         inputs, target = self.task.split(batch)
-        self.criterion.set_step(step)
-        for term in self.adversarial:
-            term.set_step(step)
+        self.prepare_terms(inputs, step)
 
         prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
-        loss = self.compute_loss(prediction, target, inputs, step)
+        loss, bad = self.guarded_loss(prediction, target, inputs, step)
         logs = (self.gradient_share_logs(prediction, target, inputs)
-                if due(self.config.grad_share_every, step) else {})
+                if bad is None and due(self.config.grad_share_every, step) else {})
 
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
-        self.manual_backward(loss)
-        optimizer.step()
+        if bad is None:
+            self.manual_backward(loss)
+            bad = "gradients" if self.guard and self.guard.bad_gradients(self.model.parameters()) else None
+        if bad is not None:  # skip: without gradients Adam changes neither weights nor moments
+            optimizer.zero_grad(set_to_none=True)
+        optimizer.step()  # a skipped step still counts, so the next batch comes
+        if bad is None and self.ema_model is not None:
+            update_ema(self.ema_model, self.model, ema_decay_at(self.config.ema_decay, step))
 
-        d_logs = self.discriminator_steps(prediction, target, inputs, step)
+        d_logs, d_bad = (self.discriminator_steps(prediction, target, inputs, step)
+                         if bad is None else ({}, None))
+        logs |= self.end_step(step, bad or d_bad)
 
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
         if due(self.config.log_every, step):
@@ -116,18 +140,78 @@ class TaskModule(L.LightningModule):
             self.write_metrics(logs, step)
         return loss.detach()
 
+    def prepare_terms(self, inputs: Tensor, step: int) -> None:
+        """Tell the terms the step; hand LDL terms the EMA model's prediction for ``inputs``."""
+        self.criterion.set_step(step)
+        for term in self.adversarial:
+            term.set_step(step)
+        if self.ema_terms and self.ema_model is not None:
+            with torch.no_grad():
+                ema_prediction = self.ema_model.eval()(inputs)
+            for term in self.ema_terms:
+                term.set_ema_prediction(ema_prediction)
+
+    def guarded_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor,
+                     step: int) -> tuple[Tensor, str | None]:
+        """``(loss, None)``, or with ``skip_nonfinite`` on a NaN/Inf ``(loss, cause)``: the
+        names of the non-finite terms (or ``model output``) instead of an error."""
+        if self.guard is None:
+            return self.compute_loss(prediction, target, inputs, step), None
+        if not bool(torch.isfinite(prediction.detach()).all()):
+            return prediction.sum() * 0.0, "model output"
+        try:
+            loss = self.loss(prediction, target, inputs)
+        except FloatingPointError:
+            loss = prediction.sum() * float("nan")
+        if bool(torch.isfinite(loss.detach())):
+            return loss, None
+        return loss, self.nonfinite_terms(prediction, target, inputs)
+
+    def nonfinite_terms(self, prediction: Tensor, target: Tensor, inputs: Tensor) -> str:
+        """Which terms are NaN/Inf on this batch (each evaluated alone, no gradients)."""
+        bad = []
+        with torch.no_grad():
+            for name, term in zip(self.criterion.term_names, self.criterion.terms, strict=True):
+                try:
+                    finite = bool(torch.isfinite(term.evaluate(
+                        prediction, target, inputs if term.uses_condition else None)).all())
+                except FloatingPointError:
+                    finite = False
+                if not finite:
+                    bad.append(name)
+        return "+".join(bad) or "loss"
+
+    def end_step(self, step: int, cause: str | None) -> dict[str, float]:
+        """Count a skipped step (``skip_nonfinite``); stop after too many in a row."""
+        if self.guard is None:
+            return {}
+        logs, stop = self.guard.end_step(step, cause)
+        if cause is not None:
+            log.warning("step %d skipped: non-finite %s", step, cause)
+        if stop is not None:
+            raise TrainingDivergedError(stop)
+        return logs
+
     def discriminator_steps(self, prediction: Tensor, target: Tensor, inputs: Tensor,
-                            step: int) -> dict[str, float]:
-        """Each adversarial term updates its D on this step's (detached) prediction; logs."""
+                            step: int) -> tuple[dict[str, float], str | None]:
+        """Each adversarial term updates its D on this step's (detached) prediction.
+
+        Returns ``(logs, cause)``: ``cause`` names a term whose D loss was NaN/Inf (its D was
+        not updated) when ``skip_nonfinite`` is on; without it that raises.
+        """
         logs: dict[str, float] = {}
+        cause = None
         for term in self.adversarial:
             try:
                 term_logs = term.discriminator_step(prediction, target, inputs)
             except FloatingPointError as error:
-                raise TrainingDivergedError(f"non-finite discriminator loss at step {step}: "
-                                            f"{error}") from error
+                if self.guard is None:
+                    raise TrainingDivergedError(f"non-finite discriminator loss at step {step}: "
+                                                f"{error}") from error
+                term.step += 1
+                cause, term_logs = f"{term.term_name} (discriminator)", {}
             logs |= {f"adversarial/{term.term_name}/{k}": v for k, v in term_logs.items()}
-        return logs
+        return logs, cause
 
     def compute_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor, step: int) -> Tensor:
         """``self.loss(prediction, target, inputs)``; NaN/Inf raises :class:`TrainingDivergedError`."""
@@ -177,7 +261,9 @@ class TaskModule(L.LightningModule):
     # -- validation -----------------------------------------------------------------------
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         inputs, target = self.task.split(batch)
-        prediction = self.model(inputs).to(target.dtype)
+        for term in self.ema_terms:  # the EMA prediction belongs to the training batch
+            term.set_ema_prediction(None)
+        prediction = self.eval_model(inputs).to(target.dtype)
         loss = self.loss(prediction, target, inputs)
         if prediction.dim() == 5:  # hypotheses: L1/PSNR of the best one per sample (oracle)
             prediction = select_hypothesis(prediction, best_hypothesis(prediction, target))
@@ -240,12 +326,31 @@ class TaskModule(L.LightningModule):
             "metrics": {k: float(v) for k, v in self.trainer.callback_metrics.items()
                         if k.startswith("val/")},
             "discriminator_optimizers": [t.optimizer_state_dict() for t in self.adversarial],
+            "discriminator_accuracy": [t.d_accuracy for t in self.adversarial],
+            "nonfinite": self.guard.state_dict() if self.guard is not None else {},
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        states = checkpoint.get("losslab", {}).get("discriminator_optimizers", [])
-        for term, state in zip(self.adversarial, states, strict=False):
+        stored = checkpoint.get("losslab", {})
+        for term, state in zip(self.adversarial, stored.get("discriminator_optimizers", []),
+                               strict=False):
             term.load_optimizer_state_dict(state)
+        for term, accuracy in zip(self.adversarial, stored.get("discriminator_accuracy", []),
+                                  strict=False):
+            term.d_accuracy = accuracy
+        if self.guard is not None:
+            self.guard.load_state_dict(stored.get("nonfinite", {}))
+
+
+def check_stabilisers(config: TrainConfig, criterion: WeightedSum, has_ema_terms: bool) -> None:
+    """Refuse combinations that cannot work: LDL without EMA, ``@share`` with hypotheses."""
+    if has_ema_terms and config.ema_decay <= 0:
+        raise ValueError("the ldl term compares the model with its EMA average: set ema_decay "
+                         "(e.g. ema_decay: 0.999) or drop ldl from the loss.")
+    if criterion.has_share_targets and config.hypotheses.count > 1:
+        raise ValueError("@share weights are measured on the plain sum; with hypotheses > 1 the "
+                         "winner-takes-all loss evaluates the terms itself. Drop @share or use "
+                         "hypotheses: 1.")
 
 
 def due(every: int, step: int) -> bool:

@@ -223,11 +223,12 @@ def load_module(run_dir: str | Path, checkpoint: str = "best") -> TaskModule:
 def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[nn.Module, TrainConfig]:
     """``(model, config)`` of a finished (or running) run, for evaluation.
 
-    The model is in eval mode on the CPU; with ``hypotheses.count = K > 1`` it returns
-    ``(N, K, C, H, W)``. ``checkpoint``: ``best`` (falls back to ``last``), ``last`` or a path.
+    The model is in eval mode on the CPU (the EMA average when the run has ``ema_decay > 0``);
+    with ``hypotheses.count = K > 1`` it returns ``(N, K, C, H, W)``. ``checkpoint``: ``best``
+    (falls back to ``last``), ``last`` or a path.
     """
     module = load_module(run_dir, checkpoint)
-    return module.model, module.config
+    return module.eval_model, module.config
 
 
 def predict_validation(
@@ -236,7 +237,7 @@ def predict_validation(
     """``(inputs, outputs, targets)`` of the run's model on its fixed validation items.
 
     The items are the first ``data.val_items`` of the validation set (the ones validated during
-    training). ``inputs`` are the model inputs (e.g. low-resolution images, luma, stacked
+    training), by the EMA average when the run has one. ``inputs`` are the model inputs (e.g. low-resolution images, luma, stacked
     frames), ``outputs`` are ``(N, C, H, W)`` or ``(N, K, C, H, W)``, ``targets`` ``(N, C, H, W)``.
     """
     module = load_module(run_dir, checkpoint)
@@ -247,6 +248,6 @@ def predict_validation(
             batch = torch.stack([items[i] for i in range(start, min(start + batch_size, len(items)))])
             model_input, target = module.task.split(batch)
             inputs.append(model_input)
-            outputs.append(module.model(model_input))
+            outputs.append(module.eval_model(model_input))
             targets.append(target)
     return torch.cat(inputs), torch.cat(outputs), torch.cat(targets)

@@ -120,7 +120,7 @@ def test_validation_and_train_crops_skip_near_flat_regions() -> None:
     # PSNR is 182 dB; with it every crop has some texture.
     train, val = build_datasets("bundled", crop_size=48, seed=0)
     assert float(val.items.flatten(1).std(dim=1, unbiased=False).min()) >= 0.02
-    unfiltered_train, unfiltered = build_datasets("bundled", crop_size=48, seed=0, min_std=0)
+    _, unfiltered = build_datasets("bundled", crop_size=48, seed=0, min_std=0)
     assert float(unfiltered.items.flatten(1).std(dim=1, unbiased=False).min()) < 0.005
     stds = torch.stack([train[i] for i in range(100)]).flatten(1).std(dim=1, unbiased=False)
     assert float(stds.min()) >= 0.02

@@ -8,6 +8,7 @@ import torch
 from losslab.data._common import (
     RandomCropDataset,
     Region,
+    crop_std,
     fixed_crops,
     item_rng,
     split_columns,
@@ -65,3 +66,59 @@ def test_fixed_crops_round_robin() -> None:
     assert [float(crops[i].mean()) for i in range(5)] == [0.0, 1.0, 0.0, 1.0, 0.0]
     with pytest.raises(IndexError):
         crops[5]
+
+
+def _half_flat_image() -> torch.Tensor:
+    """``(3, 16, 32)`` uint8: the left half constant grey, the right half a random texture."""
+    image = torch.full((3, 16, 32), 128, dtype=torch.uint8)
+    generator = torch.Generator().manual_seed(0)
+    image[:, :, 16:] = torch.randint(0, 256, (3, 16, 16), generator=generator, dtype=torch.uint8)
+    return image
+
+
+def test_crop_std_is_the_population_std_in_unit_range() -> None:
+    crop = torch.tensor([[[0, 255], [0, 255]]], dtype=torch.uint8)
+    assert crop_std(crop) == pytest.approx(0.5)
+    assert crop_std(crop.float() / 255) == pytest.approx(0.5)
+    assert crop_std(torch.full((3, 4, 4), 0.3)) == pytest.approx(0.0, abs=1e-7)
+
+
+def test_near_flat_crops_are_redrawn_in_train_and_validation() -> None:
+    image = _half_flat_image()
+    region = Region(0, 0, 0, 16, 32)
+    plain = RandomCropDataset([image], [region], crop_size=8, length=200)
+    skipping = RandomCropDataset([image], [region], crop_size=8, length=200, min_std=0.02)
+    flat_before = sum(crop_std(plain[i]) < 0.02 for i in range(200))
+    assert flat_before > 40  # a third of the positions lie in the flat half
+    assert all(crop_std(skipping[i]) >= 0.02 for i in range(200))
+    for index in range(20):  # boxes and items still agree
+        _, top, left, _ = skipping.crop_box(index)
+        assert torch.equal(skipping[index], image[:, top : top + 8, left : left + 8].float() / 255)
+    crops = fixed_crops([image].__getitem__, [region], crop_size=8, count=30, seed=0, min_std=0.02)
+    assert all(crop_std(item) >= 0.02 for item in crops)
+    unfiltered = fixed_crops([image].__getitem__, [region], crop_size=8, count=30, seed=0)
+    assert any(crop_std(item) < 0.02 for item in unfiltered)
+
+
+def test_min_std_zero_keeps_the_draws_of_no_filtering() -> None:
+    image = _half_flat_image()
+    region = Region(0, 0, 0, 16, 32)
+    default = RandomCropDataset([image], [region], crop_size=8, length=50)
+    zero = RandomCropDataset([image], [region], crop_size=8, length=50, min_std=0.0)
+    assert all(default.crop_box(i) == zero.crop_box(i) for i in range(50))
+
+
+def test_an_all_flat_image_keeps_its_most_varied_crop_instead_of_hanging() -> None:
+    image = torch.zeros(3, 16, 16, dtype=torch.uint8)
+    image[:, 15, 15] = 1  # one barely lit pixel: every crop is below the threshold
+    dataset = RandomCropDataset([image], [Region(0, 0, 0, 16, 16)], crop_size=8, length=5,
+                                min_std=0.02)
+    assert all(crop_std(dataset[i]) < 0.02 for i in range(5))
+    assert any(float(dataset[i].max()) > 0 for i in range(5))  # the lit corner was preferred
+
+
+@pytest.mark.parametrize("bad", [-0.1, 0.5, "0.02", True])
+def test_bad_min_std_names_the_range(bad: object) -> None:
+    with pytest.raises(ValueError, match=r"min_std must be a number in \[0, 0\.5\)"):
+        RandomCropDataset([torch.zeros(3, 8, 8)], [Region(0, 0, 0, 8, 8)], crop_size=4,
+                          length=1, min_std=bad)  # type: ignore[arg-type]

@@ -116,3 +116,15 @@ def test_empty_or_unreadable_folder_is_an_error(tmp_path: Path) -> None:
         build_datasets("folder", crop_size=16, path=tmp_path / "missing")
     with pytest.raises(ValueError, match="needs path="):
         build_datasets("folder", crop_size=16)
+
+
+def test_flat_parts_of_folder_images_are_not_cropped(tmp_path: Path) -> None:
+    array = _save(tmp_path / "half.png", 32, 96, seed=6)
+    array[:, :40] = 200  # the left part is flat: a third of the train crops would be
+    Image.fromarray(array, "RGB").save(tmp_path / "half.png")
+    train, _ = build_datasets("folder", crop_size=16, path=tmp_path, train_size=60, val_size=4)
+    assert all(float(train[i].std(unbiased=False)) >= 0.02 for i in range(60))
+    plain, _ = build_datasets("folder", crop_size=16, path=tmp_path, train_size=60, min_std=0)
+    assert any(float(plain[i].std(unbiased=False)) < 0.02 for i in range(60))
+    with pytest.raises(ValueError, match="min_std"):
+        build_datasets("folder", crop_size=16, path=tmp_path, min_std=1.0)

@@ -150,3 +150,36 @@ def test_missing_weights_point_to_the_compare_flag(
     with pytest.raises(ExperimentError, match=r"not available.*--perceptual-weights random"):
         run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
     assert fake.trained == []
+
+
+def test_a_super_resolution_comparison_gets_the_bicubic_baseline_row(
+    fake: FakeTrainer, tmp_path: Path
+) -> None:
+    from losslab.report import build_report
+
+    experiment = _experiment(task="super_resolve", model_options={"width": 8},
+                             train_options={"task_options": {"scale": 2},
+                                            "data": {"val_items": 6}})
+    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
+    summary = json.loads((tmp_path / "comparison.json").read_text())
+    first = summary["runs"][0]
+    assert first["baseline"] is True and first["label"] == "bicubic (baseline)"
+    assert [run["baseline"] for run in summary["runs"][1:]] == [False, False]
+    table = json.loads((tmp_path / "metrics.json").read_text())
+    assert list(table) == ["bicubic (baseline)", "l1", "l1(luma)"]
+    bicubic = table["bicubic (baseline)"]
+    assert bicubic["baseline"] is True and 15 < bicubic["psnr"] < 40
+    assert 0 < bicubic["grad_ratio"] < 1  # bicubic upsampling is blurrier than the target
+    run_dir = tmp_path / "runs" / first["run_dir"]
+    assert (run_dir / "DONE").is_file()
+    assert len(json.loads((run_dir / "metrics.json").read_text())["per_image"]["psnr"]) == 6
+    html = build_report(tmp_path).read_text()
+    assert "no training" in html and "untrained baseline" in html
+    assert 'src="psnr_per_image.png"' in html and "pooled over the validation set" in html
+
+
+def test_reconstruction_has_no_baseline_row(fake: FakeTrainer, tmp_path: Path) -> None:
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    summary = json.loads((tmp_path / "comparison.json").read_text())
+    assert not any(run["baseline"] for run in summary["runs"])
+    assert not any(path.name.startswith("baseline") for path in (tmp_path / "runs").iterdir())

@@ -11,6 +11,7 @@ import torch
 
 from losslab.experiments import NotARunError, evaluate_run
 from losslab.experiments.evaluate import best_hypothesis, compute_metrics, write_metrics_csv
+from losslab.train import TrainConfig
 
 
 def test_a_directory_that_is_not_a_run_is_a_clear_error(tmp_path: Path) -> None:
@@ -84,3 +85,87 @@ def test_evaluate_run_scores_the_last_checkpoint_not_the_best(
     metrics = evaluate_run(run)
     assert asked == ["last"]
     assert metrics["psnr"] == pytest.approx(26.02, abs=0.05)
+
+
+def _tiny_run(out: Path, **overrides: object) -> TrainConfig:
+    from losslab.train import config_from_overrides
+
+    values = {
+        "task": "super_resolve", "data": "bundled", "loss": "mse", "steps": 3, "out": str(out),
+        "crop_size": 16, "batch_size": 4, "val_every": 3, "sample_every": 0,
+        "grad_share_every": 0, "log_every": 1, "accelerator": "cpu", "progress_bar": False,
+        "data.val_items": 6, "data.options": {"val_size": 6}, "task_options.scale": 2,
+        "model.options": {"width": 8},
+    }
+    values.update(overrides)
+    return config_from_overrides(None, values)
+
+
+def _logged(run_dir: Path, name: str) -> float:
+    with open(run_dir / "logs" / "csv" / "metrics.csv", newline="") as file:
+        values = [float(row[name]) for row in csv.DictReader(file) if row.get(name)]
+    return values[-1]
+
+
+@pytest.mark.parametrize("overrides", [
+    {},  # 6 validation images in batches of 4 and 2: pooled across batches, not averaged
+    {"task": "predict_next", "data": "moving_shapes", "crop_size": 24, "hypotheses.count": 2,
+     "data.options": {"val_size": 6, "frames": 2}, "model.options": {"width": 8, "depth": 2,
+                                                                      "output": "linear"},
+     "check_values": False},
+], ids=["super_resolve", "predict_next-2-hypotheses"])
+def test_logged_val_psnr_equals_the_evaluated_psnr(tmp_path: Path, overrides: dict) -> None:
+    from losslab.train import train
+
+    result = train(_tiny_run(tmp_path / "run", **overrides))
+    metrics = evaluate_run(result.run_dir)  # scores last.ckpt: the model validated at step 3
+    assert _logged(result.run_dir, "val/psnr") == pytest.approx(metrics["psnr"], abs=1e-4)
+    assert result.metrics["val/psnr"] == pytest.approx(metrics["psnr"], abs=1e-4)
+    per_image = metrics["per_image"]["psnr"]
+    assert len(per_image) == 6 and min(per_image) <= metrics["psnr"] <= max(per_image)
+
+
+def test_baselines_are_scored_by_the_same_metric_code(tmp_path: Path) -> None:
+    import torch.nn.functional as F
+
+    from losslab.data import build_datasets
+    from losslab.data.degradations import downscale
+    from losslab.experiments.evaluate import evaluate_baseline
+
+    config = _tiny_run(tmp_path / "unused")
+    metrics = evaluate_baseline(config, tmp_path / "bicubic")
+    _, val = build_datasets("bundled", crop_size=16, val_size=6)
+    targets = torch.stack([val[i] for i in range(6)])
+    bicubic = F.interpolate(downscale(targets, 2, "bicubic"), size=(16, 16), mode="bicubic",
+                            align_corners=False).clamp(0, 1)
+    expected = compute_metrics(bicubic, targets)
+    for key in ("psnr", "ssim", "hf_ratio", "grad_ratio"):
+        assert metrics[key] == pytest.approx(expected[key], abs=1e-5), key
+    assert (tmp_path / "bicubic" / "evaluation" / "predictions.pt").is_file()
+
+    grey = evaluate_baseline(_tiny_run(tmp_path / "u", task="colorize"), tmp_path / "grey")
+    assert grey["chroma_ratio"] == pytest.approx(0.0, abs=1e-6)  # no colour at all
+
+    copy = evaluate_baseline(
+        _tiny_run(tmp_path / "u", task="predict_next", data="moving_shapes", crop_size=24,
+                  **{"data.options": {"val_size": 6, "frames": 2}}), tmp_path / "copy")
+    assert copy["grad_ratio"] == pytest.approx(1.0, abs=1e-4)  # a copy is perfectly sharp...
+    assert copy["psnr_plausible"] == pytest.approx(copy["psnr"], abs=1e-6)  # ...and never right
+    saved = torch.load(tmp_path / "copy" / "evaluation" / "predictions.pt")
+    assert saved["plausible"].shape == (6, 4, 3, 24, 24)
+
+    assert evaluate_baseline(_tiny_run(tmp_path / "u", task="reconstruct"),
+                             tmp_path / "none") is None
+
+
+def test_multi_hypothesis_metrics_carry_per_hypothesis_scores() -> None:
+    targets = torch.zeros(3, 3, 16, 16)
+    targets[:, :, 4:8, 4:8] = 1.0
+    plausible = torch.stack([targets, targets.roll(6, dims=-1)], dim=1)
+    outputs = torch.stack([plausible[:, 1], plausible.mean(dim=1)], dim=1)
+    metrics = compute_metrics(outputs, targets, plausible=plausible)
+    assert metrics["psnr_plausible"] is None  # inf: hypothesis 1 is exactly a plausible answer
+    per = metrics["per_hypothesis"]
+    assert per["nearest_counts"][0] == [0, 3] and per["psnr_plausible"][0] is None
+    assert per["psnr_plausible"][1] < 20
+    assert metrics["per_image"]["psnr_plausible"] == [None, None, None]

@@ -20,7 +20,9 @@ def test_all_keys_and_lpips_unavailable_without_weights(photo_batch, empty_torch
     begin = time.perf_counter()
     result = compute_image_metrics(photo_batch * 0.9, photo_batch, encode_fn=lambda x: x)
     assert time.perf_counter() - begin < 10  # never waits for a download
-    assert [key for key in result if key in METRIC_KEYS] == list(METRIC_KEYS)
+    # psnr_plausible needs the plausible answers (plausible=...), which photos do not have
+    assert [key for key in result if key in METRIC_KEYS] == [
+        key for key in METRIC_KEYS if key != "psnr_plausible"]
     assert result["lpips"] is None
     assert "alexnet-owt-7be5be79.pth" in result["unavailable"]["lpips"]
     assert "3 of 5 scales" in result["notes"]["ms_ssim"]
@@ -57,3 +59,29 @@ def test_accumulator_weights_batches_by_size(photo_batch) -> None:
     accumulator.update(target[:1] + 0.1, target[:1])  # err_red 0.1, one image
     accumulator.update(target[1:], target[1:])  # err_red 0, three images
     assert accumulator.compute()["err_red"] == pytest.approx(0.1 / 4, abs=1e-6)
+
+
+def test_psnr_plausible_key_appears_with_the_plausible_answers(photo_batch) -> None:
+    answers = torch.stack([photo_batch, 1.0 - photo_batch], dim=1)  # (N, 2, 3, H, W)
+    result = compute_image_metrics(1.0 - photo_batch, photo_batch, metrics=["psnr",
+                                   "psnr_plausible"], plausible=answers)
+    assert result["psnr_plausible"] == float("inf")  # the output is the second answer exactly
+    assert result["psnr"] < 20
+    missing = compute_image_metrics(photo_batch, photo_batch, metrics=["psnr_plausible"])
+    assert missing["psnr_plausible"] is None
+    assert "plausible" in missing["unavailable"]["psnr_plausible"]
+
+
+def test_accumulator_pools_psnr_over_batches_like_one_call(photo_batch) -> None:
+    generator = torch.Generator().manual_seed(3)
+    noisy = (photo_batch + 0.03 * torch.randn(photo_batch.shape, generator=generator)).clamp(0, 1)
+    noisy[0] = photo_batch[0] + 0.2 * (0.5 - photo_batch[0])  # one much worse image
+    accumulator = MetricAccumulator(lpips=False, metrics=["psnr"])
+    accumulator.update(noisy[:1], photo_batch[:1])
+    accumulator.update(noisy[1:], photo_batch[1:])
+    whole = compute_image_metrics(noisy, photo_batch, metrics=["psnr"])["psnr"]
+    assert accumulator.compute()["psnr"] == pytest.approx(whole, abs=1e-4)
+    mean_of_batches = (compute_image_metrics(noisy[:1], photo_batch[:1], metrics=["psnr"])["psnr"]
+                       + 3 * compute_image_metrics(noisy[1:], photo_batch[1:],
+                                                   metrics=["psnr"])["psnr"]) / 4
+    assert abs(mean_of_batches - whole) > 0.5  # the pooled value is not a mean of batch values

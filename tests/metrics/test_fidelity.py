@@ -9,7 +9,15 @@ import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from losslab.metrics import ms_ssim, ms_ssim_betas, ms_ssim_scales, psnr, ssim
+from losslab.metrics import (
+    ms_ssim,
+    ms_ssim_betas,
+    ms_ssim_scales,
+    per_image_psnr,
+    psnr,
+    psnr_from_mse,
+    ssim,
+)
 
 
 @pytest.fixture()
@@ -22,12 +30,44 @@ def _hwc(image: torch.Tensor) -> np.ndarray:
     return image.permute(1, 2, 0).double().numpy()
 
 
-def test_psnr_matches_skimage(photo_batch: torch.Tensor, noisy: torch.Tensor) -> None:
-    reference = np.mean([
+def test_per_image_psnr_matches_skimage(photo_batch: torch.Tensor, noisy: torch.Tensor) -> None:
+    reference = [
         peak_signal_noise_ratio(_hwc(t), _hwc(o), data_range=1.0)
         for o, t in zip(noisy, photo_batch, strict=True)
-    ])
-    assert psnr(noisy, photo_batch) == pytest.approx(reference, abs=1e-3)
+    ]
+    assert per_image_psnr(noisy, photo_batch).tolist() == pytest.approx(reference, abs=1e-3)
+
+
+def test_psnr_is_pooled_over_the_set_matching_skimage_on_the_stacked_set(
+    photo_batch: torch.Tensor, noisy: torch.Tensor
+) -> None:
+    # skimage on the whole set as one array is the pooled definition: one MSE over every pixel.
+    stacked = peak_signal_noise_ratio(photo_batch.double().numpy(), noisy.double().numpy(),
+                                      data_range=1.0)
+    assert psnr(noisy, photo_batch) == pytest.approx(stacked, abs=1e-3)
+    mean_squared = float((noisy - photo_batch).square().mean())
+    assert psnr(noisy, photo_batch) == pytest.approx(-10 * math.log10(mean_squared), abs=1e-4)
+
+
+def test_a_near_flat_image_cannot_dominate_the_pooled_psnr() -> None:
+    # The case of issue 10: a mean of per-image PSNRs counts an almost exact flat crop at 180 dB.
+    target = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    target[3] = 0.5
+    output = (target + 0.05).clamp(0, 1)
+    output[3] = 0.5 + 1e-9
+    per_image = per_image_psnr(output, target)
+    assert float(per_image[3]) > 100 or math.isinf(float(per_image[3]))
+    assert psnr(output, target) < 30  # pooled: 3 of 4 images carry the error
+    assert psnr(output, target) == pytest.approx(psnr(output[:3], target[:3]) + 10 * math.log10(4 / 3),
+                                                 abs=1e-3)
+
+
+def test_psnr_clips_outputs_to_the_data_range() -> None:
+    target = torch.ones(1, 3, 4, 4)
+    assert math.isinf(psnr(target + 0.5, target))  # an overshoot above 1 is shown as 1
+    assert psnr_from_mse(0.01) == pytest.approx(20.0)
+    with pytest.raises(ValueError, match="non-negative"):
+        psnr_from_mse(-1.0)
 
 
 def test_psnr_hand_value_and_identity() -> None:

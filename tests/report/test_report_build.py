@@ -129,3 +129,30 @@ def test_not_a_comparison_directory_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "config.yaml").write_text("task: reconstruct\n")
     with pytest.raises(NotAComparisonError, match="single run: use losslab evaluate"):
         build_report(tmp_path)
+
+
+def test_baseline_rows_and_hypothesis_scores_are_shown(comparison_dir: Path) -> None:
+    import json
+
+    from losslab.report import build_report
+    from losslab.report.data import load_comparison
+
+    summary = json.loads((comparison_dir / "comparison.json").read_text())
+    summary["runs"][0]["baseline"] = True  # "sharp" plays an untrained baseline here
+    (comparison_dir / "comparison.json").write_text(json.dumps(summary))
+    metrics_path = comparison_dir / "runs" / "two-guesses" / "metrics.json"
+    metrics = json.loads(metrics_path.read_text())
+    metrics["psnr_plausible"] = 31.5
+    metrics["per_hypothesis"] = {"psnr": [28.0, 12.25], "psnr_plausible": [31.5, 13.0],
+                                 "nearest_counts": [[5, 1, 0, 0], [0, 2, 2, 2]]}
+    metrics["per_image"] = {"psnr": [27.0, 29.0, None, 26.5, 30.0, 28.0]}
+    metrics_path.write_text(json.dumps(metrics))
+
+    assert [run.baseline for run in load_comparison(comparison_dir).runs] == [True, False, False]
+    html = build_report(comparison_dir).read_text()
+    assert '<tr class="baseline"><th>sharp<span class="tag">no training</span>' in html
+    assert "none: untrained baseline" in html
+    assert "2 runs, identical but for the loss, and 1 untrained baseline." in html
+    assert "12.25" in html and "0 / 2 / 2 / 2" in html  # per-hypothesis table
+    assert "psnr_plausible" in html and "nearest plausible answer" in html
+    assert (comparison_dir / "report" / "psnr_per_image.png").is_file()

@@ -12,6 +12,19 @@ Crop regions
 A :class:`Region` is a rectangle of one source image (``top``, ``left``, ``height``, ``width`` in
 pixels). Train crops are drawn from train regions and validation crops from validation regions;
 the two sets of rectangles never overlap, so no validation pixel is ever seen in training.
+
+Near-flat crops
+---------------
+Photos have flat areas (black borders, overexposed sky). A flat crop says nothing about a loss
+(every model reproduces it almost exactly) yet a per-image average of PSNR lets it dominate: a
+crop with standard deviation 0.003 gets a bicubic PSNR of 180 dB. Crop datasets of photos
+therefore skip near-flat crops: with ``min_std > 0`` a crop whose standard deviation (over all
+its pixels and channels, values in ``[0, 1]``) is below ``min_std`` is redrawn from the same
+item generator, up to :data:`FLAT_CROP_ATTEMPTS` times; if every attempt is flat the most
+varied one is kept (so an all-flat image cannot hang training). The photo and folder datasets
+use :data:`FLAT_CROP_STD` = 0.02 (on the bundled photos at 48 px this drops the 1.5 % of crops
+below 0.005 and keeps everything from 0.026 up); generated data sets draw no photos and are
+unaffected.
 """
 
 from __future__ import annotations
@@ -30,6 +43,12 @@ from losslab.losses.registry import suggest
 
 #: Integer codes of the splits, mixed into every seed so train and val draws never coincide.
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1}
+
+#: Default ``min_std`` of the photo and folder datasets: crops with a standard deviation below
+#: this (values in ``[0, 1]``, over all pixels and channels) are near-flat and redrawn.
+FLAT_CROP_STD = 0.02
+#: How many draws an item gets to find a crop that is not near-flat.
+FLAT_CROP_ATTEMPTS = 32
 
 DatasetPair = tuple[Dataset, Dataset]
 Builder = Callable[..., DatasetPair]
@@ -130,6 +149,55 @@ def check_index(index: int, length: int) -> int:
     return index
 
 
+def check_min_std(value: Any) -> float:
+    """Return ``min_std`` as a float in ``[0, 0.5)`` (0 switches flat-crop skipping off), else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < 0.5:
+        raise ValueError(
+            f"min_std must be a number in [0, 0.5) (the standard deviation below which a crop "
+            f"counts as flat, in [0, 1] units; 0 keeps every crop); got {value!r}."
+        )
+    return float(value)
+
+
+def crop_std(crop: Tensor) -> float:
+    """Standard deviation of a ``(C, h, w)`` crop over all its values, in ``[0, 1]`` units."""
+    values = crop.float()
+    if crop.dtype == torch.uint8:
+        values = values / 255.0
+    return float(values.std(unbiased=False))
+
+
+def draw_textured_crop(
+    rng: np.random.Generator,
+    pick_region: Callable[[np.random.Generator], Region],
+    image_of: Callable[[int], Tensor],
+    crop_size: int,
+    min_std: float,
+) -> tuple[Region, int, int, Tensor]:
+    """Draw ``(region, top, left, crop)`` with ``rng``, redrawing near-flat crops.
+
+    Each attempt picks a region with ``pick_region(rng)`` and a uniform position inside it; a
+    crop with :func:`crop_std` ``>= min_std`` is returned at once. After
+    :data:`FLAT_CROP_ATTEMPTS` flat attempts the most varied one is returned. ``min_std = 0``
+    returns the first draw (the behaviour without skipping).
+    """
+    best: tuple[float, Region, int, int, Tensor] | None = None
+    for _ in range(FLAT_CROP_ATTEMPTS if min_std > 0 else 1):
+        region = pick_region(rng)
+        top, left = random_crop_box(rng, region, crop_size)
+        crop = image_of(region.source)[:, top : top + crop_size, left : left + crop_size]
+        if min_std <= 0:
+            return region, top, left, crop
+        spread = crop_std(crop)
+        if spread >= min_std:
+            return region, top, left, crop
+        if best is None or spread > best[0]:
+            best = (spread, region, top, left, crop)
+    if best is None:  # unreachable: at least one attempt is made
+        raise RuntimeError("no crop was drawn.")
+    return best[1], best[2], best[3], best[4]
+
+
 def to_unit_float(image: Tensor) -> Tensor:
     """A ``uint8`` (or float) ``(C, H, W)`` tensor as contiguous float32 in ``[0, 1]``."""
     if image.dtype == torch.uint8:
@@ -208,6 +276,8 @@ class RandomCropDataset(Dataset):
         flip: random horizontal flips.
         split: ``'train'`` or ``'val'``, mixed into the seed.
         source_names: optional name of each source image (for messages and inspection).
+        min_std: redraw crops whose standard deviation is below this (see "Near-flat crops"
+            in the module docstring; 0 keeps every crop).
     """
 
     def __init__(
@@ -221,6 +291,7 @@ class RandomCropDataset(Dataset):
         flip: bool = False,
         split: str = "train",
         source_names: Sequence[str] = (),
+        min_std: float = 0.0,
     ) -> None:
         if not regions:
             raise ValueError("RandomCropDataset needs at least one region.")
@@ -235,6 +306,7 @@ class RandomCropDataset(Dataset):
         self.flip = flip
         self.split = split
         self.source_names = tuple(source_names)
+        self.min_std = check_min_std(min_std)
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -246,22 +318,27 @@ class RandomCropDataset(Dataset):
             return self._images(source)
         return self._images[source]
 
-    def crop_box(self, index: int) -> tuple[Region, int, int, bool]:
-        """``(region, top, left, flipped)`` of item ``index`` in the current epoch."""
+    def _pick_region(self, rng: np.random.Generator) -> Region:
+        return self.regions[int(rng.integers(0, len(self.regions)))]
+
+    def _draw(self, index: int) -> tuple[Region, int, int, bool, Tensor]:
         index = check_index(index, self.length)
         rng = item_rng(self.seed, self.split, index, self.epoch)
-        region = self.regions[int(rng.integers(0, len(self.regions)))]
-        top, left = random_crop_box(rng, region, self.crop_size)
+        region, top, left, crop = draw_textured_crop(rng, self._pick_region, self._image,
+                                                     self.crop_size, self.min_std)
         flipped = bool(self.flip and rng.random() < 0.5)
+        return region, top, left, flipped, crop
+
+    def crop_box(self, index: int) -> tuple[Region, int, int, bool]:
+        """``(region, top, left, flipped)`` of item ``index`` in the current epoch."""
+        region, top, left, flipped, _ = self._draw(index)
         return region, top, left, flipped
 
     def __len__(self) -> int:
         return self.length
 
     def __getitem__(self, index: int) -> Tensor:
-        region, top, left, flipped = self.crop_box(index)
-        image = self._image(region.source)
-        crop = image[:, top : top + self.crop_size, left : left + self.crop_size]
+        _, _, _, flipped, crop = self._draw(index)
         if flipped:
             crop = crop.flip(-1)
         return to_unit_float(crop)
@@ -296,14 +373,17 @@ def fixed_crops(
     count: int,
     seed: int,
     source_names: Sequence[str] = (),
+    min_std: float = 0.0,
 ) -> TensorDataset:
-    """``count`` seeded crops from ``regions``, assigned round-robin so every region is used."""
+    """``count`` seeded crops from ``regions``, assigned round-robin so every region is used;
+    near-flat crops (standard deviation below ``min_std``) are redrawn in the same region."""
+    min_std = check_min_std(min_std)
     items, boxes = [], []
     for index in range(count):
         rng = item_rng(seed, "val", index)
         region = regions[index % len(regions)]
-        top, left = random_crop_box(rng, region, crop_size)
-        crop = image_of(region.source)[:, top : top + crop_size, left : left + crop_size]
+        region, top, left, crop = draw_textured_crop(rng, lambda _rng, r=region: r, image_of,
+                                                     crop_size, min_std)
         items.append(to_unit_float(crop))
         boxes.append((region, top, left))
     stacked = torch.stack(items) if items else torch.empty(0, 3, crop_size, crop_size)
@@ -321,9 +401,13 @@ def region_crop_datasets(
     seed: int,
     flip: bool,
     source_names: Sequence[str] = (),
+    min_std: float = FLAT_CROP_STD,
 ) -> tuple[RandomCropDataset, TensorDataset]:
     """The usual pair: fresh random crops of ``train_regions`` for training, a fixed seeded set
-    of ``val_size`` crops of ``val_regions`` for validation (``(3, crop, crop)`` in ``[0, 1]``)."""
+    of ``val_size`` crops of ``val_regions`` for validation (``(3, crop, crop)`` in ``[0, 1]``).
+
+    Both skip near-flat crops (standard deviation below ``min_std``, default
+    :data:`FLAT_CROP_STD`; see the module docstring)."""
     train = RandomCropDataset(
         image_of,
         train_regions,
@@ -332,9 +416,10 @@ def region_crop_datasets(
         seed=seed,
         flip=flip,
         source_names=source_names,
+        min_std=min_std,
     )
     val = fixed_crops(
         image_of, val_regions, crop_size=crop_size, count=val_size, seed=seed,
-        source_names=source_names,
+        source_names=source_names, min_std=min_std,
     )
     return train, val

@@ -5,7 +5,9 @@ Split: each photo is cut into a left train region and a right validation strip o
 train and validation crops never share a pixel. Train items are random crops from the train
 regions (a region picked uniformly, so every photo is equally likely whatever its size);
 validation items are a fixed, seeded set of ``val_size`` crops from the strips, assigned to
-the photos in turn.
+the photos in turn. Both skip near-flat crops (standard deviation below ``min_std``, default
+0.02; see :mod:`losslab.data._common`), so a black border or a blank sky cannot become a
+validation image.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab.data._common import (
+    FLAT_CROP_STD,
     DatasetPair,
+    check_min_std,
     check_positive_int,
     region_crop_datasets,
     register_dataset,
@@ -118,6 +122,7 @@ def build_bundled(
     scale: float = 1.0,
     flip: bool = True,
     val_fraction: float = 0.2,
+    min_std: float = FLAT_CROP_STD,
 ) -> DatasetPair:
     """scikit-image's colour photos: random train crops, fixed validation crops from disjoint strips.
 
@@ -132,6 +137,8 @@ def build_bundled(
             covers more of the scene).
         flip: random horizontal flips of train crops.
         val_fraction: width fraction of each photo reserved for validation (right strip).
+        min_std: train and validation crops whose standard deviation (all pixels and channels,
+            ``[0, 1]`` units) is below this are near-flat and redrawn (0 keeps every crop).
 
     Returns:
         ``(train, val)`` datasets of ``(3, crop_size, crop_size)`` float32 in ``[0, 1]``.
@@ -163,5 +170,6 @@ def build_bundled(
     train, val = region_crop_datasets(
         photos.__getitem__, train_regions, val_regions, crop_size=crop_size, train_size=train_size,
         val_size=val_size, seed=seed, flip=flip, source_names=names,
+        min_std=check_min_std(min_std),
     )
     return train, val

@@ -15,7 +15,8 @@ Decisions:
   like the bundled photos (left train part, right validation strip).
 
 Train items are random crops of the train files (a file picked uniformly); validation items
-are ``val_size`` fixed, seeded crops of the validation files. With ``cache=True`` (default)
+are ``val_size`` fixed, seeded crops of the validation files. Both skip near-flat crops
+(standard deviation below ``min_std``, default 0.02; see :mod:`losslab.data._common`). With ``cache=True`` (default)
 every image is decoded once at construction (fully checked, cheap items); with
 ``cache=False`` only the headers are checked and images are decoded per item.
 """
@@ -32,8 +33,10 @@ import torch
 from torch import Tensor
 
 from losslab.data._common import (
+    FLAT_CROP_STD,
     DatasetPair,
     Region,
+    check_min_std,
     check_positive_int,
     region_crop_datasets,
     register_dataset,
@@ -98,6 +101,7 @@ def build_folder(
     val_fraction: float = 0.2,
     flip: bool = True,
     cache: bool = True,
+    min_std: float = FLAT_CROP_STD,
 ) -> DatasetPair:
     """Random crops of the images in a folder (recursive); split by file, or by region for one.
 
@@ -110,6 +114,8 @@ def build_folder(
         val_fraction: fraction of files (or of the width, for a single image) held out.
         flip: random horizontal flips of train crops.
         cache: decode every image once up front (default) instead of once per item.
+        min_std: train and validation crops whose standard deviation (all pixels and channels,
+            ``[0, 1]`` units) is below this are near-flat and redrawn (0 keeps every crop).
 
     Returns:
         ``(train, val)`` datasets of ``(3, crop_size, crop_size)`` float32 in ``[0, 1]``; both
@@ -120,6 +126,7 @@ def build_folder(
     val_size = check_positive_int("val_size", val_size, minimum=0)
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie in (0, 1), e.g. 0.2; got {val_fraction!r}.")
+    min_std = check_min_std(min_std)
     if path is None:
         raise ValueError(
             "dataset 'folder' needs path=<folder of images>, e.g. "
@@ -201,7 +208,7 @@ def build_folder(
 
     train, val = region_crop_datasets(
         source_of, train_regions, val_regions, crop_size=crop_size, train_size=train_size,
-        val_size=val_size, seed=seed, flip=flip, source_names=names,
+        val_size=val_size, seed=seed, flip=flip, source_names=names, min_std=min_std,
     )
     for dataset, regions in ((train, train_regions), (val, val_regions)):
         dataset.paths = tuple(paths[r.source] for r in regions)  # type: ignore[attr-defined]

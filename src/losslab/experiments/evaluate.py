@@ -2,15 +2,29 @@
 
 :func:`evaluate_run` (also ``losslab evaluate RUN_DIR``) writes, inside the run directory::
 
-    metrics.json                  {metric_key: float|null, "unavailable": {metric: reason}}
-    metrics.csv                   one header row, one value row (same keys, reasons left out)
+    metrics.json                  {metric_key: float|null, "unavailable": {metric: reason},
+                                   "notes": {...}, "per_image": {"psnr": [N values], ...},
+                                   "per_hypothesis": {...} (K > 1 only)}
+    metrics.csv                   one header row, one value row (same keys, nested ones left out)
     evaluation/predictions.pt     {"inputs", "outputs", "targets"} on the validation images
+                                  (+ "plausible" (N, P, C, H, W) when the data knows them)
     evaluation/spectrum.json      {"frequency", "output", "target"}: radial luma power spectra
     evaluation/neighbours.json    autoencoders only: code nearest neighbours of each image
 
+``psnr`` is pooled over the validation set (one PSNR of the set's mean squared error, outputs
+clipped to ``[0, 1]``; :mod:`losslab.metrics.fidelity`), the same function that gives the
+training log's ``val/psnr``; ``per_image["psnr"]`` holds each image's own PSNR for the spread
+(``null`` for an exact image). ``psnr_plausible`` (PSNR to the nearest plausible answer,
+:mod:`losslab.metrics.plausibility`) is there when the data knows each item's plausible answers.
+
 Multi-hypothesis runs (outputs ``(N, K, C, H, W)``) are scored on the best hypothesis per image
-(lowest MSE to the target, the "oracle" choice winner-takes-all training optimises); the
-predictions file keeps all ``K``.
+(lowest MSE to the target, the "oracle" choice winner-takes-all training optimises;
+``psnr_plausible`` on the hypothesis nearest to any plausible answer) and per hypothesis in
+``per_hypothesis`` (``psnr``, ``psnr_plausible`` and ``nearest_counts``: how often hypothesis
+``k`` is nearest to plausible answer ``p``); the predictions file keeps all ``K``.
+
+:func:`evaluate_baseline` writes the same files for a task's untrained baseline (bicubic
+upsampling, a copy of the last frame, the grey image), so it is a row like any trained run.
 """
 
 from __future__ import annotations
@@ -29,7 +43,7 @@ from losslab._atomic import atomic_path, write_text_atomic
 
 #: Metric keys in report order (``docs/architecture.md``).
 METRIC_KEYS = (
-    "psnr", "ssim", "ms_ssim", "lpips", "hf_ratio", "grad_ratio", "err_red", "err_green",
+    "psnr", "psnr_plausible", "ssim", "ms_ssim", "lpips", "hf_ratio", "grad_ratio", "err_red", "err_green",
     "err_blue", "err_luma", "err_chroma", "chroma_ratio", "retrieval_top1",
 )
 #: How many neighbours ``neighbours.json`` lists per image.
@@ -112,17 +126,38 @@ def _task_of(run_dir: Path) -> str:
     return str(values.get("task", ""))
 
 
+def _finite_or_none(values: Tensor) -> list[float | None]:
+    return [float(v) if math.isfinite(float(v)) else None for v in values.tolist()]
+
+
 def compute_metrics(outputs: Tensor, targets: Tensor,
-                    encode_fn: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
+                    encode_fn: Callable[[Tensor], Tensor] | None = None,
+                    plausible: Tensor | None = None) -> dict[str, Any]:
     """Image metrics of outputs vs targets (best hypothesis when outputs are 5-D).
 
-    Returns ``{metric_key: float | None, "unavailable": {metric: reason}, "notes": {...}}``;
-    ``retrieval_top1`` needs ``encode_fn`` (autoencoders) and is ``None`` with a reason otherwise.
+    Args:
+        outputs: ``(N, 3, H, W)`` or ``(N, K, 3, H, W)`` in ``[0, 1]``.
+        targets: ``(N, 3, H, W)`` in ``[0, 1]``.
+        encode_fn: the autoencoder's ``encode``, for ``retrieval_top1``.
+        plausible: ``(N, P, 3, H, W)``, every plausible answer of each image, for
+            ``psnr_plausible``.
+
+    Returns ``{metric_key: float | None, "unavailable": {metric: reason}, "notes": {...},
+    "per_image": {...}}`` (plus ``"per_hypothesis"`` for 5-D outputs); ``retrieval_top1`` needs
+    ``encode_fn`` (autoencoders) and is ``None`` with a reason otherwise.
     """
-    from losslab.metrics import compute_image_metrics
+    from losslab.metrics import (
+        compute_image_metrics,
+        per_image_psnr,
+        per_image_psnr_plausible,
+        plausible_per_hypothesis,
+        psnr_plausible,
+    )
 
     scored = best_hypothesis(outputs, targets) if outputs.dim() == 5 else outputs
     raw = dict(compute_image_metrics(scored, targets, encode_fn=encode_fn))
+    if plausible is not None:  # scored on its own hypothesis choice (nearest to any answer)
+        raw["psnr_plausible"] = psnr_plausible(outputs, plausible)
     unavailable = dict(raw.pop("unavailable", {}) or {})
     notes = dict(raw.pop("notes", {}) or {})
     metrics: dict[str, Any] = {key: _json_value(value) for key, value in raw.items()}
@@ -135,11 +170,21 @@ def compute_metrics(outputs: Tensor, targets: Tensor,
                                          "have codes to retrieve")
     if outputs.dim() == 5:
         notes["all"] = (f"best of {outputs.shape[1]} hypotheses per image (lowest MSE to the "
-                        "target)")
+                        "target; psnr_plausible: the hypothesis nearest to any plausible answer)")
+    per_image: dict[str, Any] = {"psnr": _finite_or_none(per_image_psnr(scored, targets))}
+    if plausible is not None:
+        per_image["psnr_plausible"] = _finite_or_none(per_image_psnr_plausible(outputs, plausible))
     ordered = {key: metrics.get(key) for key in METRIC_KEYS if key in metrics}
     ordered.update({key: value for key, value in metrics.items() if key not in ordered})
     ordered["unavailable"] = unavailable
     ordered["notes"] = notes
+    ordered["per_image"] = per_image
+    if outputs.dim() == 5:
+        per_hypothesis = plausible_per_hypothesis(outputs, targets, plausible)
+        for key in ("psnr", "psnr_plausible"):
+            if key in per_hypothesis:
+                per_hypothesis[key] = [_json_value(v) for v in per_hypothesis[key]]
+        ordered["per_hypothesis"] = per_hypothesis
     return ordered
 
 
@@ -216,24 +261,63 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     Raises:
         NotARunError: ``run_dir`` is not a losslab run, or has no checkpoint yet.
     """
-    from losslab.train import predict_validation
+    from losslab.train import predict_validation, validation_plausible
 
     path = check_run_dir(run_dir)
     # The model after its full step budget: best.ckpt (lowest val/loss) is no fair pick when the
     # loss has an adversarial term, whose generator loss is 0 while gated off (start) and grows
     # as D learns, so "best" would be a warm-up checkpoint.
     inputs, outputs, targets = predict_validation(path, checkpoint="last")
+    encode = _encoder(path) if _task_of(path) == "reconstruct" else None
+    return write_evaluation(path, inputs, outputs, targets, validation_plausible(path), encode)
+
+
+def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tensor,
+                     plausible: Tensor | None = None,
+                     encode: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
+    """Score ``outputs`` against ``targets`` and write the files listed in the module docstring
+    into ``path`` (a run directory, or a baseline's directory); returns the metrics.
+
+    Shapes: inputs as the model takes them, outputs ``(N, 3, H, W)`` or ``(N, K, 3, H, W)``,
+    targets ``(N, 3, H, W)``, plausible ``(N, P, 3, H, W)``; all in ``[0, 1]``.
+    """
     inputs, outputs, targets = (t.detach().float().cpu() for t in (inputs, outputs, targets))
+    if plausible is not None:
+        plausible = plausible.detach().float().cpu()
     evaluation = path / "evaluation"
     evaluation.mkdir(parents=True, exist_ok=True)
+    saved = {"inputs": inputs, "outputs": outputs, "targets": targets}
+    if plausible is not None:
+        saved["plausible"] = plausible
     with atomic_path(evaluation / "predictions.pt") as temporary:
-        torch.save({"inputs": inputs, "outputs": outputs, "targets": targets}, temporary)
+        torch.save(saved, temporary)
 
-    encode = _encoder(path) if _task_of(path) == "reconstruct" else None
-    metrics = compute_metrics(outputs, targets, encode)
+    metrics = compute_metrics(outputs, targets, encode, plausible)
     if encode is not None:
         write_json_atomic(evaluation / "neighbours.json", neighbours_of(encode, targets))
     write_json_atomic(evaluation / "spectrum.json", spectrum_of(outputs, targets))
     write_json_atomic(path / "metrics.json", metrics)
     write_metrics_csv(path / "metrics.csv", {path.name: metrics})
     return metrics
+
+
+def evaluate_baseline(config: Any, out_dir: str | Path) -> dict[str, Any] | None:
+    """Evaluate the task's untrained baseline on a run config's validation items.
+
+    Writes ``metrics.json``, ``metrics.csv`` and ``evaluation/`` (as :func:`evaluate_run` does)
+    into ``out_dir``; returns the metrics, or ``None`` when the task has no baseline
+    (:meth:`~losslab.train.tasks.Task.baseline`).
+
+    Args:
+        config: the :class:`~losslab.train.TrainConfig` whose data, task and validation items
+            the baseline uses (any run of the comparison: they share them).
+        out_dir: where to write.
+    """
+    from losslab.train import baseline_validation, validation_plausible
+
+    result = baseline_validation(config)
+    if result is None:
+        return None
+    path = Path(out_dir)
+    path.mkdir(parents=True, exist_ok=True)
+    return write_evaluation(path, *result, validation_plausible(config))

@@ -8,9 +8,17 @@ comparisons on disk")::
     DIR/comparison.json          per run: label, loss, run dir, steps, feature-network weights,
                                  what the probe measured
     DIR/runs/<run_name>/...      train's run dir + evaluation files + DONE (written last)
+    DIR/runs/baseline-<name>/    the task's untrained baseline (bicubic, copy of the last frame,
+                                 grey), evaluated like a run: metrics.json, evaluation/, DONE
     DIR/probe.json|csv|png       the loss probe on the same specs
     DIR/metrics.json|csv         {label: {metric: value}}
     DIR/report/index.html
+
+Every comparison whose task has a trivial baseline (:meth:`losslab.train.tasks.Task.baseline`)
+gets it as a first-class row: evaluated by the same metric code on the same validation images,
+listed in ``comparison.json`` with ``"baseline": true``, shown in the metrics table, the image
+grid and the perception-distortion plot, marked as a baseline. It costs no training and is
+recomputed on every call.
 
 It is restartable: a run whose ``DONE`` marker exists is reused (after checking that it was
 trained with the same settings), a run that was interrupted resumes from its last checkpoint
@@ -32,6 +40,7 @@ from typing import Any
 from losslab._atomic import write_text_atomic
 from losslab.experiments.evaluate import (
     METRIC_KEYS,
+    evaluate_baseline,
     evaluate_run,
     write_json_atomic,
     write_metrics_csv,
@@ -42,7 +51,12 @@ from losslab.experiments.schema import (
     ExperimentError,
     resolve_experiment,
 )
-from losslab.experiments.specs import probe_spec, unique_run_names, with_perceptual_weights
+from losslab.experiments.specs import (
+    probe_spec,
+    safe_run_name,
+    unique_run_names,
+    with_perceptual_weights,
+)
 
 DONE_FILE = "DONE"
 
@@ -141,6 +155,35 @@ def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
         plans.append(PlannedRun(entry.name, run_name, entry.loss, entry.hypotheses, entry.note,
                                 values))
     return plans
+
+
+@dataclass(frozen=True)
+class PlannedBaseline:
+    """The task's untrained baseline row: its label, directory name and what it does."""
+
+    label: str
+    run_name: str
+    description: str
+
+
+def plan_baseline(experiment: Experiment, plans: list[PlannedRun]) -> PlannedBaseline | None:
+    """The baseline row of a comparison (``None`` when its task has no baseline).
+
+    Its directory name avoids the runs' names (``baseline-bicubic``, then ``-2`` ...).
+    """
+    from losslab.train.tasks import TASK_CLASSES
+
+    task = TASK_CLASSES[experiment.task]
+    if not task.baseline_name:
+        return None
+    label = f"{task.baseline_name} (baseline)"
+    used = {plan.run_name.lower() for plan in plans}
+    base = "baseline-" + safe_run_name(task.baseline_name)
+    name, counter = base, 1
+    while name.lower() in used:
+        counter += 1
+        name = f"{base}-{counter}"
+    return PlannedBaseline(label, name, task.baseline_description)
 
 
 def _train_config(plan: PlannedRun) -> Any:
@@ -271,17 +314,26 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
     return notes
 
 
-def collect_metrics(plans: list[PlannedRun], out_dir: Path) -> dict[str, dict[str, Any]]:
-    """``{label: {"run_dir", "loss", metric: value...}}`` from each run's ``metrics.json``."""
+def collect_metrics(plans: list[PlannedRun], out_dir: Path,
+                    baseline: PlannedBaseline | None = None) -> dict[str, dict[str, Any]]:
+    """``{label: {"run_dir", "loss", metric: value...}}`` from each run's ``metrics.json``
+    (the baseline first, with ``"baseline": true`` and an empty ``loss``)."""
+    rows: list[tuple[str, str, str, bool]] = [(plan.label, plan.run_name, plan.loss, False)
+                                              for plan in plans]
+    if baseline is not None:
+        rows.insert(0, (baseline.label, baseline.run_name, "", True))
     table: dict[str, dict[str, Any]] = {}
-    for plan in plans:
-        path = out_dir / "runs" / plan.run_name / "metrics.json"
+    for label, run_name, loss, is_baseline in rows:
+        path = out_dir / "runs" / run_name / "metrics.json"
         metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        row: dict[str, Any] = {"run_dir": plan.run_name, "loss": plan.loss}
-        row.update({key: metrics.get(key) for key in METRIC_KEYS})
+        row: dict[str, Any] = {"run_dir": run_name, "loss": loss}
+        if is_baseline:
+            row["baseline"] = True
+        row.update({key: metrics.get(key) for key in METRIC_KEYS
+                    if key in metrics or key != "psnr_plausible"})
         row["unavailable"] = metrics.get("unavailable", {})
         row["notes"] = metrics.get("notes", {})
-        table[plan.label] = row
+        table[label] = row
     return table
 
 
@@ -337,20 +389,39 @@ def run_comparison(
         if train_and_evaluate(plan):
             trained.append(plan.run_name)
     bar.close()
+    baseline = plan_baseline(resolved, plans)
+    if baseline is not None:
+        baseline_dir = out / "runs" / baseline.run_name
+        evaluate_baseline(_train_config(plans[0]), baseline_dir)
+        write_done(baseline_dir, {"label": baseline.label, "baseline": True,
+                                  "description": baseline.description,
+                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
 
     probe_notes = _run_probe(plans, out, probe_image_size) if probe else {
         plan.run_name: {"spec": None, "note": "probe skipped (probe=False)"} for plan in plans}
-    table = collect_metrics(plans, out)
+    table = collect_metrics(plans, out, baseline)
     write_json_atomic(out / "metrics.json", table)
     write_metrics_csv(out / "metrics.csv", table, first_columns=("name", "run_dir", "loss"))
     write_json_atomic(out / "comparison.json", {
         "experiment": resolved.name,
         "perceptual_weights": resolved.perceptual_weights,
-        "runs": [
+        "runs": ([] if baseline is None else [{
+            "label": baseline.label,
+            "run_dir": baseline.run_name,
+            "loss": "",
+            "baseline": True,
+            "hypotheses": 1,
+            "note": baseline.description,
+            "steps": 0,
+            "weights": [],
+            "probe_spec": None,
+            "probe_note": "",
+        }]) + [
             {
                 "label": plan.label,
                 "run_dir": plan.run_name,
                 "loss": plan.loss,
+                "baseline": False,
                 "hypotheses": plan.hypotheses,
                 "note": plan.note,
                 "steps": plan.config["steps"],

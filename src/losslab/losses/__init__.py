@@ -27,8 +27,10 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
+from losslab.losses.swd import SlicedWassersteinLoss
 from losslab.losses.views import (
     ChannelView,
     ChromaView,
@@ -64,6 +66,8 @@ __all__ = [
     "PerceptualLoss",
     "PixelLoss",
     "SSIMLoss",
+    "SlicedWassersteinLoss",
+    "SpatialView",
     "SpecError",
     "WeightSchedule",
     "WeightedSum",

@@ -2,7 +2,7 @@
 
 Every function takes image batches ``(N, 3, H, W)`` in ``[0, 1]`` on any device.
 :func:`compute_image_metrics` returns them all under the public keys :data:`METRIC_KEYS`
-(``psnr``, ``ssim``, ``ms_ssim``, ``lpips``, ``hf_ratio``, ``grad_ratio``, ``err_red``,
+(``psnr``, ``psnr_plausible``, ``ssim``, ``ms_ssim``, ``lpips``, ``hf_ratio``, ``grad_ratio``, ``err_red``,
 ``err_green``, ``err_blue``, ``err_luma``, ``err_chroma``, ``chroma_ratio``,
 ``retrieval_top1``) with ``None`` plus a reason for anything that needs missing weights.
 """
@@ -17,12 +17,28 @@ from losslab.metrics.compute import (
     available_metrics,
     compute_image_metrics,
 )
-from losslab.metrics.fidelity import ms_ssim, ms_ssim_betas, ms_ssim_scales, psnr, ssim
+from losslab.metrics.fidelity import (
+    ms_ssim,
+    ms_ssim_betas,
+    ms_ssim_scales,
+    per_image_psnr,
+    psnr,
+    psnr_from_mse,
+    squared_error_sum,
+    ssim,
+)
 from losslab.metrics.perceptual import (
     fid_kid,
     fid_kid_unavailable_reason,
     lpips,
     lpips_unavailable_reason,
+)
+from losslab.metrics.plausibility import (
+    best_plausible_hypothesis,
+    nearest_plausible,
+    per_image_psnr_plausible,
+    plausible_per_hypothesis,
+    psnr_plausible,
 )
 from losslab.metrics.sharpness import (
     gradient_magnitude,
@@ -40,6 +56,7 @@ __all__ = [
     "METRIC_KEYS",
     "MetricAccumulator",
     "available_metrics",
+    "best_plausible_hypothesis",
     "chroma_magnitude",
     "chroma_ratio",
     "color_errors",
@@ -57,10 +74,17 @@ __all__ = [
     "ms_ssim_betas",
     "ms_ssim_scales",
     "nearest_neighbours",
+    "nearest_plausible",
+    "per_image_psnr",
+    "per_image_psnr_plausible",
+    "plausible_per_hypothesis",
     "power_spectrum",
     "psnr",
+    "psnr_from_mse",
+    "psnr_plausible",
     "radial_bin_centres",
     "radial_power_spectrum",
     "retrieval_top1",
+    "squared_error_sum",
     "ssim",
 ]

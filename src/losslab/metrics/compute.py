@@ -7,6 +7,10 @@ a value ``None`` for each metric that could not be computed, and two bookkeeping
   pretrained backbone);
 - ``"notes"``: ``{metric: note}`` for values computed with a documented fallback (MS-SSIM with
   fewer scales on small images).
+
+``psnr`` is pooled over the set (:mod:`losslab.metrics.fidelity`); ``psnr_plausible`` is the
+same PSNR against each output's nearest plausible answer (:mod:`losslab.metrics.plausibility`),
+computed when the plausible answers are passed.
 """
 
 from __future__ import annotations
@@ -19,13 +23,22 @@ from torch import Tensor
 from losslab.metrics._common import check_image_pair, check_names
 from losslab.metrics.codes import EncodeFn, retrieval_top1
 from losslab.metrics.color import COLOR_KEYS, color_errors
-from losslab.metrics.fidelity import MS_SSIM_BETAS, ms_ssim, ms_ssim_scales, psnr, ssim
+from losslab.metrics.fidelity import (
+    MS_SSIM_BETAS,
+    ms_ssim,
+    ms_ssim_scales,
+    psnr,
+    psnr_from_mse,
+    squared_error_sum,
+    ssim,
+)
 from losslab.metrics.perceptual import LpipsNet, fid_kid, lpips
+from losslab.metrics.plausibility import psnr_plausible
 from losslab.metrics.sharpness import gradient_magnitude_ratio, high_frequency_ratio
 
 #: Public metric keys, in the order used by tables, JSON and CSV files.
 METRIC_KEYS: tuple[str, ...] = (
-    "psnr", "ssim", "ms_ssim", "lpips", "hf_ratio", "grad_ratio",
+    "psnr", "psnr_plausible", "ssim", "ms_ssim", "lpips", "hf_ratio", "grad_ratio",
     "err_red", "err_green", "err_blue", "err_luma", "err_chroma", "chroma_ratio",
     "retrieval_top1",
 )
@@ -33,7 +46,7 @@ METRIC_KEYS: tuple[str, ...] = (
 DISTRIBUTION_KEYS: tuple[str, ...] = ("fid", "kid")
 #: Direction of each metric, for reports: +1 higher is better, -1 lower is better, 0 closest to 1.
 METRIC_DIRECTIONS: dict[str, int] = {
-    "psnr": 1, "ssim": 1, "ms_ssim": 1, "lpips": -1, "hf_ratio": 0, "grad_ratio": 0,
+    "psnr": 1, "psnr_plausible": 1, "ssim": 1, "ms_ssim": 1, "lpips": -1, "hf_ratio": 0, "grad_ratio": 0,
     "err_red": -1, "err_green": -1, "err_blue": -1, "err_luma": -1, "err_chroma": -1,
     "chroma_ratio": 0, "retrieval_top1": 1, "fid": -1, "kid": -1,
 }
@@ -56,6 +69,7 @@ def compute_image_metrics(
     fid: bool = False,
     kid: bool = False,
     encode_fn: EncodeFn | None = None,
+    plausible: Tensor | None = None,
     hf_cutoff: float = 0.25,
     seed: int = 0,
 ) -> MetricResult:
@@ -72,12 +86,14 @@ def compute_image_metrics(
             Inception weights; hundreds of images for meaningful values).
         encode_fn: an encoder (``model.encode``) for ``retrieval_top1``; without it that key is
             left out (it only makes sense for autoencoders).
+        plausible: ``(N, P, 3, H, W)``, every plausible answer of each image (e.g. every
+            possible next frame), for ``psnr_plausible``; without it that key is left out.
         hf_cutoff: cutoff of ``hf_ratio`` as a fraction of the Nyquist frequency.
         seed: seed of the retrieval augmentation.
 
     Returns:
         ``{metric: float | None, ..., "unavailable": {metric: reason}, "notes": {metric: note}}``.
-        ``psnr`` in dB (``inf`` for identical images); ``ssim``/``ms_ssim`` in ``[0, 1]``-ish;
+        ``psnr`` in dB, pooled over the batch (``inf`` for identical images); ``ssim``/``ms_ssim`` in ``[0, 1]``-ish;
         ``err_*`` are mean absolute errors in ``[0, 1]`` units; ratios are output over target.
     """
     check_image_pair(outputs, targets)
@@ -85,6 +101,7 @@ def compute_image_metrics(
         wanted = [
             key for key in METRIC_KEYS
             if (key != "lpips" or lpips) and (key != "retrieval_top1" or encode_fn is not None)
+            and (key != "psnr_plausible" or plausible is not None)
         ]
         wanted += [key for key, flag in (("fid", fid), ("kid", kid)) if flag]
     else:
@@ -98,6 +115,13 @@ def compute_image_metrics(
     for key in wanted:
         if key == "psnr":
             result[key] = psnr(outputs, targets)
+        elif key == "psnr_plausible":
+            if plausible is None:
+                result[key] = None
+                unavailable[key] = ("psnr_plausible needs the plausible answers of each image "
+                                    "(plausible=...); this data does not know them.")
+            else:
+                result[key] = psnr_plausible(outputs, plausible)
         elif key == "ssim":
             if min(outputs.shape[-2:]) < 11:
                 result[key], unavailable[key] = None, "SSIM needs images of at least 11x11 px."
@@ -154,7 +178,9 @@ class MetricAccumulator:
     """Accumulate :func:`compute_image_metrics` over batches (torchmetrics-style).
 
     ``update(outputs, targets)`` per batch, ``compute()`` for the batch-size-weighted mean of each
-    metric (a metric that was unavailable in any batch stays ``None`` with its reason).
+    metric (a metric that was unavailable in any batch stays ``None`` with its reason), except
+    ``psnr``, which is pooled over every batch exactly as :func:`~losslab.metrics.psnr` pools
+    over one (summed squared errors, then one PSNR).
     Distribution metrics (FID/KID) are not accumulated; compute them on the whole set.
 
     Example:
@@ -179,11 +205,17 @@ class MetricAccumulator:
         self._unavailable: dict[str, str] = {}
         self._notes: dict[str, str] = {}
         self._keys: list[str] = []
+        self._squared_error = 0.0
+        self._values = 0
 
     def update(self, outputs: Tensor, targets: Tensor) -> None:
         """Add one batch ``(N, 3, H, W)`` in ``[0, 1]``."""
         batch = compute_image_metrics(outputs, targets, **self.options)
         n = outputs.shape[0]
+        if "psnr" in batch:
+            total, count = squared_error_sum(outputs, targets)
+            self._squared_error += float(total)
+            self._values += count
         self._unavailable.update(batch["unavailable"])
         self._notes.update(batch["notes"])
         for key, value in batch.items():
@@ -204,6 +236,8 @@ class MetricAccumulator:
             else self._sums[key] / self._counts[key]
             for key in self._keys
         }
+        if "psnr" in result and self._values:
+            result["psnr"] = psnr_from_mse(self._squared_error / self._values)
         result["unavailable"] = dict(self._unavailable)
         result["notes"] = dict(self._notes)
         return result

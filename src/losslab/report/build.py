@@ -22,7 +22,8 @@ from losslab.report.data import Comparison, RunRecord, load_comparison
 #: Column order of the metrics table and how each metric is read.
 #: "max": higher is better; "min": lower is better; "one": closer to 1 is better.
 METRIC_DIRECTIONS: dict[str, tuple[str, str]] = {
-    "psnr": ("max", "PSNR, dB"),
+    "psnr": ("max", "PSNR, dB, pooled over the validation set: 10 log10(1 / MSE of all pixels)"),
+    "psnr_plausible": ("max", "PSNR, dB, to each image's nearest plausible answer (pooled)"),
     "ssim": ("max", "SSIM"),
     "ms_ssim": ("max", "MS-SSIM"),
     "lpips": ("min", "LPIPS"),
@@ -60,6 +61,9 @@ th { background:#f3f5f8; font-weight: 600; }
 table.metrics td.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.metrics td.best { background: var(--best); font-weight: 700; }
 table.metrics th .dir { color: var(--muted); font-weight: 400; margin-left: 3px; }
+tr.baseline th, tr.baseline td { background: #f4f4f4; font-style: italic; }
+.tag { font-size: .75rem; font-style: normal; color: var(--muted); border: 1px solid var(--line);
+       border-radius: 3px; padding: 0 4px; margin-left: 4px; }
 td.na { color: #9aa3af; text-align: center; }
 .settings th { width: 200px; }
 code { font: .85em ui-monospace, SFMono-Regular, Menlo, Consolas, monospace; background:#f3f5f8;
@@ -128,9 +132,47 @@ def _metrics_table(runs: Sequence[RunRecord]) -> str:
             else:
                 reason = unavailable.get(key, "not computed")
                 cells.append(f'<td class="na" title="{_e(reason)}">—</td>')
-        rows.append(f"<tr><th>{_e(run.label)}</th>{''.join(cells)}</tr>")
+        if run.baseline:
+            rows.append(f'<tr class="baseline"><th>{_e(run.label)}<span class="tag">no training'
+                        f"</span></th>{''.join(cells)}</tr>")
+        else:
+            rows.append(f"<tr><th>{_e(run.label)}</th>{''.join(cells)}</tr>")
     return (f'<div class="scroll"><table class="metrics"><thead><tr><th>run</th>{head}</tr>'
             f"</thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+def _hypotheses_table(runs: Sequence[RunRecord]) -> str:
+    """Per multi-hypothesis run: each hypothesis's PSNR, PSNR to the nearest plausible answer
+    and how often it lands nearest each plausible answer (``metrics["per_hypothesis"]``)."""
+    parts = []
+    for run in runs:
+        per = run.metrics.get("per_hypothesis")
+        if not isinstance(per, dict) or not per.get("psnr"):
+            continue
+        counts = per.get("nearest_counts")
+        plausible = per.get("psnr_plausible")
+        head = "<th>hypothesis</th><th>psnr</th>"
+        if plausible:
+            head += "<th>psnr_plausible</th>"
+        if counts:
+            head += "<th>nearest plausible answer (images per answer)</th>"
+        rows = []
+        for k, value in enumerate(per["psnr"]):
+            cells = f'<td class="num">{_format(value) if value is not None else "—"}</td>'
+            if plausible:
+                cell = plausible[k]
+                cells += f'<td class="num">{_format(cell) if cell is not None else "—"}</td>'
+            if counts:
+                cells += f"<td>{_e(' / '.join(str(c) for c in counts[k]))}</td>"
+            rows.append(f"<tr><th>{k + 1}</th>{cells}</tr>")
+        parts.append(f"<p><strong>{_e(run.label)}</strong></p><table class=\"metrics\"><thead>"
+                     f"<tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    if not parts:
+        return ""
+    return ("".join(parts) + '<p class="note">Each hypothesis scored on its own over every '
+            "validation image. A hypothesis that commits to one plausible answer (e.g. one "
+            "direction of motion) is nearest to that answer in most images and scores a high "
+            "psnr_plausible on its own; one that smears several answers scores low on both.</p>")
 
 
 def _unavailable_notes(runs: Sequence[RunRecord]) -> str:
@@ -221,9 +263,11 @@ def _runs_table(comparison: Comparison) -> str:
         status = "" if run.done else ' <span class="note">(not finished)</span>'
         extra = f"{run.hypotheses} hypotheses (winner-takes-all)" if run.hypotheses > 1 else ""
         note = "; ".join(x for x in (extra, run.note) if x)
+        loss = ("<em>none: untrained baseline</em>" if run.baseline
+                else f"<code>{_e(run.loss)}</code>")
         rows.append(
             f'<tr><th><span class="swatch" style="background:{colour}"></span>{_e(run.label)}'
-            f"{status}</th><td><code>{_e(run.loss)}</code></td><td>{_e(note)}</td>"
+            f"{status}</th><td>{loss}</td><td>{_e(note)}</td>"
             f"<td><code>runs/{_e(run.name)}</code></td></tr>"
         )
     return ("<table><thead><tr><th>run</th><th>loss spec</th><th>note</th><th>directory</th>"
@@ -290,6 +334,10 @@ def build_report(directory: str | Path) -> Path:
         if multi:
             caption += (f" {', '.join(map(_e, multi))}: one row per hypothesis; metrics use the "
                         "hypothesis closest to the target per image.")
+        baselines = [r.label for r, _ in usable if r.baseline]
+        if baselines:
+            caption += (f" {', '.join(map(_e, baselines))}: the untrained baseline, what doing "
+                        "nothing gives.")
         grid_html = _figure(path.name, caption, "", "image grid: targets and outputs per loss")
         if mismatched:
             grid_html += (f'<p class="warning">Left out of the grid: {_e(", ".join(mismatched))} '
@@ -305,10 +353,31 @@ def build_report(directory: str | Path) -> Path:
     table_caption = (
         '<p class="note">↑ higher is better, ↓ lower is better, →1 closest to 1 is best (a '
         "ratio of output to target). The best value per column is highlighted. Hover a header "
-        "for its meaning, a — for why it is missing.</p>"
+        "for its meaning, a — for why it is missing. <strong>psnr</strong> is pooled over the "
+        "validation set: 10 log10(1 / MSE) with the MSE over every pixel of every image "
+        "(outputs clipped to [0, 1]), the same function as the training log's val/psnr; a mean "
+        "of per-image PSNRs would let near-flat images dominate. Rows in grey are untrained "
+        "baselines: a loss should beat them.</p>"
     )
+    if any("psnr_plausible" in run.metrics for run in runs):
+        table_caption += (
+            '<p class="note"><strong>psnr_plausible</strong>: PSNR to each image\'s nearest '
+            "plausible answer (every possible future is known for this data), beside psnr to "
+            "the answer that happened. The average of all futures (MSE's smear) is far from each "
+            "of them; a model that commits to one sharp future is close to one of them.</p>")
     sections.append(("metrics", "Metrics",
-                     _metrics_table(runs) + table_caption + _unavailable_notes(runs)))
+                     _metrics_table(runs) + table_caption + _hypotheses_table(runs)
+                     + _unavailable_notes(runs)))
+
+    # -- per-image spread --------------------------------------------------------------------
+    path = figures.psnr_spread(runs, out / "psnr_per_image.png")
+    sections.append(("spread", "PSNR per image", _figure(
+        path.name if path else None,
+        "<strong>What to look for:</strong> each dot is one validation image's own PSNR, the "
+        "black bar the pooled psnr of the table. A gap between two runs that holds for most "
+        "dots is real; one carried by a few images is not. Grey: untrained baselines.",
+        "No per-image PSNR in the runs' metrics.json (evaluate them again).",
+        "per-image PSNR strip plot")))
 
     # -- colour components -------------------------------------------------------------------
     path = figures.color_error_bars(runs, out / "colour_errors.png")
@@ -348,8 +417,9 @@ def build_report(directory: str | Path) -> Path:
         "PSNR or the perception metric is missing in the runs' metrics.", "scatter plot")))
 
     # -- training curves ---------------------------------------------------------------------
-    logs = [run.training_log() for run in runs]
-    path = figures.training_curves(runs, logs, out / "training.png")
+    trained = [run for run in runs if not run.baseline]
+    logs = [run.training_log() for run in trained]
+    path = figures.training_curves(trained, logs, out / "training.png")
     sections.append(("training", "Training curves", _figure(
         path.name if path else None,
         "<strong>What to look for:</strong> left, each loss term (unweighted; faint: raw, solid: "
@@ -395,6 +465,15 @@ def build_report(directory: str | Path) -> Path:
     return _write_page(comparison, sections, out)
 
 
+def _count_text(comparison: Comparison) -> str:
+    trained = sum(not run.baseline for run in comparison.runs)
+    baselines = len(comparison.runs) - trained
+    text = f"{trained} runs, identical but for the loss"
+    if baselines:
+        text += f", and {baselines} untrained baseline{'s' if baselines > 1 else ''}"
+    return text + "."
+
+
 def _write_page(comparison: Comparison, sections: list[tuple[str, str, str]], out: Path) -> Path:
     experiment = comparison.experiment
     question = experiment.get("question") or "(the experiment file has no question)"
@@ -413,7 +492,7 @@ def _write_page(comparison: Comparison, sections: list[tuple[str, str, str]], ou
 <body>
 <main>
 <h1>losslab comparison: {_e(comparison.title)}</h1>
-<p class="subtitle">{len(comparison.runs)} runs, identical but for the loss.{_e(" Experiment file: " + source) if source else ""}</p>
+<p class="subtitle">{_count_text(comparison)}{_e(" Experiment file: " + source) if source else ""}</p>
 <div class="question">{_e(question)}</div>
 <nav>{nav}</nav>
 <section id="settings"><h2>Settings</h2>{_settings(comparison)}{_runs_table(comparison)}</section>

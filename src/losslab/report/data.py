@@ -39,6 +39,8 @@ class RunRecord:
         probe_spec / probe_note: what the loss probe measured for it, and what was left out.
         metrics: ``metrics.json`` (``{}`` when the run was not evaluated).
         done: whether its ``DONE`` marker exists.
+        baseline: an untrained baseline row (bicubic, copy of the last frame, grey), not a
+            trained model: it has no loss, no training log and no probe row.
     """
 
     label: str
@@ -52,6 +54,7 @@ class RunRecord:
     probe_note: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
     done: bool = False
+    baseline: bool = False
 
     @property
     def name(self) -> str:
@@ -193,7 +196,8 @@ def load_comparison(directory: str | Path) -> Comparison:
     if not listed:
         table = _read_json(path / "metrics.json") or {}
         listed = [
-            {"label": label, "run_dir": row.get("run_dir", label), "loss": row.get("loss", "")}
+            {"label": label, "run_dir": row.get("run_dir", label), "loss": row.get("loss", ""),
+             "baseline": bool(row.get("baseline", False))}
             for label, row in table.items() if isinstance(row, dict)
         ] or _runs_from_listing(path)
     if not listed:
@@ -219,6 +223,7 @@ def load_comparison(directory: str | Path) -> Comparison:
             probe_note=str(item.get("probe_note") or ""),
             metrics=_read_json(run_dir / "metrics.json") or {},
             done=(run_dir / "DONE").is_file(),
+            baseline=bool(item.get("baseline", False)),
         ))
     return Comparison(
         directory=path,

@@ -227,7 +227,8 @@ def spectrum_curves(runs: Sequence[RunRecord], spectra: Sequence[dict[str, Any] 
                 linestyle="--", linewidth=2, label="target")
     for run, spectrum in pairs:
         axis.loglog(spectrum["frequency"], np.maximum(spectrum["output"], 1e-12),
-                    color=colours[run.label], linewidth=1.4, label=run.label)
+                    color=colours[run.label], linewidth=1.4, label=run.label,
+                    linestyle=":" if run.baseline else "-")
     axis.set_xlabel("spatial frequency (fraction of Nyquist)")
     axis.set_ylabel("power (luma)")
     axis.grid(True, which="both", alpha=0.25)
@@ -252,8 +253,13 @@ def perception_distortion(runs: Sequence[RunRecord], path: Path) -> tuple[Path |
     figure, axis = plt.subplots(figsize=(6.0, 4.0))
     for run in points:
         x, y = run.metrics["psnr"], run.metrics[key]
-        axis.scatter([x], [y], s=60, color=colours[run.label], zorder=3)
-        axis.annotate(run.label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        if run.baseline:  # untrained baselines: a hollow grey diamond, so they read as reference
+            axis.scatter([x], [y], s=70, marker="D", facecolors="none", edgecolors="#555555",
+                         linewidths=1.6, zorder=3)
+        else:
+            axis.scatter([x], [y], s=60, color=colours[run.label], zorder=3)
+        axis.annotate(run.label, (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8,
+                      style="italic" if run.baseline else "normal")
     if key == "hf_ratio":
         axis.axhline(1.0, color="black", linestyle="--", linewidth=1)
         axis.text(axis.get_xlim()[0], 1.0, " as sharp as the target", va="bottom", fontsize=7)
@@ -265,6 +271,40 @@ def perception_distortion(runs: Sequence[RunRecord], path: Path) -> tuple[Path |
     axis.grid(True, alpha=0.25)
     axis.margins(0.2)
     return _save(figure, path), key
+
+
+def psnr_spread(runs: Sequence[RunRecord], path: Path) -> Path | None:
+    """Per run, every validation image's own PSNR (dots) beside the pooled ``psnr`` (bar).
+
+    Reads ``metrics["per_image"]["psnr"]`` (``None`` for an exact image, drawn at the top edge as
+    a triangle) and ``metrics["psnr"]``. Baselines are drawn in grey. Returns ``None`` when no
+    run has per-image values.
+    """
+    rows = [(run, (run.metrics.get("per_image") or {}).get("psnr")) for run in runs]
+    rows = [(run, values) for run, values in rows if values]
+    if not rows:
+        return None
+    colours = dict(zip([r.label for r in runs], run_colours(len(runs)), strict=True))
+    finite = [v for _, values in rows for v in values if isinstance(v, (int, float))]
+    top = max(finite) + 2.0 if finite else 60.0
+    figure, axis = plt.subplots(figsize=(max(6.0, 1.1 * len(rows) + 2), 3.6))
+    jitter = np.random.default_rng(0)
+    for position, (run, values) in enumerate(rows):
+        colour = "#777777" if run.baseline else colours[run.label]
+        shown = [v if isinstance(v, (int, float)) else top for v in values]
+        offsets = jitter.uniform(-0.18, 0.18, size=len(shown))
+        markers = ["^" if not isinstance(v, (int, float)) else "o" for v in values]
+        for x, y, marker in zip(position + offsets, shown, markers, strict=True):
+            axis.scatter([x], [y], s=14, color=colour, alpha=0.75, marker=marker, zorder=3)
+        pooled = run.metrics.get("psnr")
+        if isinstance(pooled, (int, float)) and math.isfinite(pooled):
+            axis.hlines(pooled, position - 0.32, position + 0.32, color="black", linewidth=2,
+                        zorder=4)
+    axis.set_xticks(range(len(rows)), [_wrap(run.label) for run, _ in rows], fontsize=8)
+    axis.set_ylabel("PSNR per image, dB")
+    axis.grid(True, axis="y", alpha=0.25)
+    axis.spines[["top", "right"]].set_visible(False)
+    return _save(figure, path)
 
 
 def _smooth(values: Sequence[float]) -> list[float]:

@@ -5,7 +5,9 @@ Entry points:
 - :func:`train` (``TrainConfig`` → run directory, :class:`RunResult`);
   :func:`train_from_args` / :func:`config_from_overrides` for the ``losslab train`` command.
 - :func:`load_run` (``run_dir`` → ``(model, config)``) and :func:`predict_validation`
-  (``run_dir`` → ``(inputs, outputs, targets)``) for evaluation.
+  (``run_dir`` → ``(inputs, outputs, targets)``) for evaluation; :func:`baseline_validation`
+  (the task's untrained baseline on the same items) and :func:`validation_plausible` (their
+  plausible targets, when the data knows them).
 - :class:`TaskModule`, the LightningModule; :mod:`losslab.train.tasks` the task adapters;
   :func:`gradient_shares`, which loss term drives the update.
 """
@@ -26,11 +28,13 @@ from losslab.train.gradient_share import gradient_shares
 from losslab.train.module import TaskModule, TrainingDivergedError
 from losslab.train.run import (
     RunResult,
+    baseline_validation,
     load_module,
     load_run,
     predict_validation,
     train,
     train_from_args,
+    validation_plausible,
 )
 
 __all__ = [
@@ -44,6 +48,7 @@ __all__ = [
     "TaskOptions",
     "TrainConfig",
     "TrainingDivergedError",
+    "baseline_validation",
     "config_from_overrides",
     "gradient_shares",
     "load_config",
@@ -53,4 +58,5 @@ __all__ = [
     "save_config",
     "train",
     "train_from_args",
+    "validation_plausible",
 ]

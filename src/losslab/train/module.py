@@ -33,6 +33,7 @@ from losslab.losses.multi_hypothesis import (
     best_hypothesis,
     select_hypothesis,
 )
+from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
 from losslab.train.config import TrainConfig
 from losslab.train.data import GlobalBatchSampler, build_data
 from losslab.train.ema import ema_decay_at, make_ema, update_ema
@@ -259,6 +260,12 @@ class TaskModule(L.LightningModule):
         return logs | {f"grad_share/{name}": share for name, (_, share) in shares.items()}
 
     # -- validation -----------------------------------------------------------------------
+    def on_validation_epoch_start(self) -> None:
+        # val/psnr is pooled over the whole validation set (losslab.metrics.fidelity), so its
+        # squared errors are summed over batches, not averaged as per-batch PSNRs.
+        self._val_squared_error = torch.zeros((), device=self.device)
+        self._val_count = torch.zeros((), device=self.device)
+
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         inputs, target = self.task.split(batch)
         for term in self.ema_terms:  # the EMA prediction belongs to the training batch
@@ -267,12 +274,23 @@ class TaskModule(L.LightningModule):
         loss = self.loss(prediction, target, inputs)
         if prediction.dim() == 5:  # hypotheses: L1/PSNR of the best one per sample (oracle)
             prediction = select_hypothesis(prediction, best_hypothesis(prediction, target))
+        total, count = squared_error_sum(prediction, target)
+        self._val_squared_error += total
+        self._val_count += count
         values = {"val/loss": loss, **{f"val/{n}": v for n, v in self.term_values().items()},
-                  "val/l1": (prediction - target).abs().mean(),
-                  "val/psnr": psnr(prediction, target).mean()}
+                  "val/l1": (prediction - target).abs().mean()}
         for name, value in values.items():
             self.log(name, value, on_epoch=True, batch_size=target.shape[0], sync_dist=True,
                      logger=False)
+
+    def on_validation_epoch_end(self) -> None:
+        """``val/psnr``: the pooled PSNR of the whole validation set (every process's images)."""
+        strategy = self.trainer.strategy
+        total = strategy.reduce(self._val_squared_error, reduce_op="sum")
+        count = strategy.reduce(self._val_count, reduce_op="sum")
+        if float(count) > 0:
+            value = psnr_from_mse(float(total) / float(count))
+            self.log("val/psnr", value, logger=False, sync_dist=False)
 
     def on_validation_end(self) -> None:
         """One row of validation means at ``step`` = updates done (the model that was validated)."""
@@ -366,10 +384,4 @@ def last_layer_weight(model: nn.Module) -> nn.Parameter:
     return weights[-1]
 
 
-def psnr(prediction: Tensor, target: Tensor) -> Tensor:
-    """Per-sample PSNR in dB for ``[0, 1]`` images ``(N, C, H, W) -> (N,)`` (capped at 100 dB)."""
-    mse = (prediction.detach().float().clamp(0, 1) - target.float()).pow(2).flatten(1).mean(dim=1)
-    return (10.0 * torch.log10(1.0 / mse.clamp_min(1e-10))).clamp(max=100.0)
-
-
-__all__ = ["TaskModule", "TrainingDivergedError", "build_criterion", "build_network", "psnr"]
+__all__ = ["TaskModule", "TrainingDivergedError", "build_criterion", "build_network"]

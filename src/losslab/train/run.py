@@ -37,7 +37,9 @@ from losslab.train.checkpointing import (
     read_checkpoint_info,
 )
 from losslab.train.config import TrainConfig, config_from_overrides, load_config, save_config
+from losslab.train.data import build_data
 from losslab.train.module import TaskModule, TrainingDivergedError
+from losslab.train.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -250,4 +252,44 @@ def predict_validation(
             inputs.append(model_input)
             outputs.append(module.eval_model(model_input))
             targets.append(target)
+    return torch.cat(inputs), torch.cat(outputs), torch.cat(targets)
+
+
+def _validation_indices(config: TrainConfig, val_set: Any) -> list[int]:
+    return list(range(min(config.data.val_items, len(val_set))))
+
+
+def validation_plausible(config: TrainConfig | str | Path) -> Tensor | None:
+    """Every plausible target of the run's fixed validation items, ``(N, P, 3, H, W)`` in
+    ``[0, 1]``, or ``None`` when the data does not know them (see
+    :meth:`~losslab.train.tasks.Task.plausible_targets`). ``config``: a config or a run dir."""
+    if not isinstance(config, TrainConfig):
+        config = load_config(Path(config) / "config.yaml")
+    _, val_set = build_data(config)
+    return get_task(config).plausible_targets(val_set, _validation_indices(config, val_set))
+
+
+def baseline_validation(config: TrainConfig, batch_size: int = 16
+                        ) -> tuple[Tensor, Tensor, Tensor] | None:
+    """``(inputs, outputs, targets)`` of the task's trivial baseline on the fixed validation items.
+
+    The same items, split and task as :func:`predict_validation`, with the untrained answer of
+    :meth:`~losslab.train.tasks.Task.baseline` (bicubic upsampling, a copy of the last frame, the
+    grey image) as ``outputs`` ``(N, 3, H, W)``; ``None`` when the task has no baseline.
+    """
+    task = get_task(config)
+    if not task.baseline_name:
+        return None
+    _, val_set = build_data(config)
+    indices = _validation_indices(config, val_set)
+    inputs, outputs, targets = [], [], []
+    for start in range(0, len(indices), batch_size):
+        batch = torch.stack([val_set[i] for i in indices[start : start + batch_size]])
+        model_input, target = task.split(batch)
+        answer = task.baseline(model_input, target)
+        if answer is None:
+            return None
+        inputs.append(model_input)
+        outputs.append(answer)
+        targets.append(target)
     return torch.cat(inputs), torch.cat(outputs), torch.cat(targets)

@@ -5,7 +5,13 @@ The training step is the same for every task; a task only says
 - which model it builds by default and with which channel counts (:meth:`Task.model_options`);
 - how to split a batch into the model's input and the target (:meth:`Task.split`);
 - how to show the input as an RGB image of the target's size in sample grids
-  (:meth:`Task.display_input`).
+  (:meth:`Task.display_input`);
+- the trivial answer that needs no training (:meth:`Task.baseline`), the row every comparison
+  shows so a reader sees whether training beat doing nothing: bicubic upsampling for
+  ``super_resolve``, a copy of the last frame for ``predict_next``, the grey image (luma
+  replicated to RGB) for ``colorize``; ``reconstruct`` has none (copying the input is perfect);
+- the plausible answers of each target, when the data knows them
+  (:meth:`Task.plausible_targets`; ``predict_next`` on ``moving_shapes``: every possible future).
 
 | task | batch item | input | target | default model |
 |---|---|---|---|---|
@@ -17,8 +23,10 @@ The training step is the same for every task; a task only says
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -32,6 +40,9 @@ class Task:
     default_model: ClassVar[str] = ""
     #: Dimensions of one batch (with the batch axis): 4 for images, 5 for clips.
     batch_dims: ClassVar[int] = 4
+    #: Label of the task's trivial baseline (``""``: none) and what it does, for reports.
+    baseline_name: ClassVar[str] = ""
+    baseline_description: ClassVar[str] = ""
 
     def __init__(self, config: TrainConfig) -> None:
         self.config = config
@@ -58,6 +69,16 @@ class Task:
         """The input as ``(N, 3, H, W)`` RGB at the target's size, for sample grids."""
         return inputs
 
+    def baseline(self, inputs: Tensor, target: Tensor) -> Tensor | None:
+        """The untrained answer ``(N, 3, H, W)`` in ``[0, 1]`` for model ``inputs`` (``None``: the
+        task has no meaningful baseline). ``target`` only gives the output size."""
+        return None
+
+    def plausible_targets(self, dataset: Any, indices: Sequence[int]) -> Tensor | None:
+        """Every plausible target of items ``indices``: ``(N, P, 3, H, W)``, or ``None`` when the
+        data does not know them."""
+        return None
+
 
 class Reconstruct(Task):
     """Autoencoding: the target is the input; the loss decides what the code keeps."""
@@ -75,6 +96,9 @@ class SuperResolve(Task):
 
     name = "super_resolve"
     default_model = "super_resolution"
+    baseline_name = "bicubic"
+    baseline_description = ("bicubic upsampling of the low-resolution input (no training), "
+                            "clipped to [0, 1]")
 
     def model_options(self, item: Tensor) -> dict[str, Any]:
         return {"scale": self.config.task_options.scale}
@@ -89,6 +113,11 @@ class SuperResolve(Task):
     def display_input(self, inputs: Tensor, target: Tensor) -> Tensor:
         return F.interpolate(inputs, size=target.shape[-2:], mode="nearest")
 
+    def baseline(self, inputs: Tensor, target: Tensor) -> Tensor:
+        upsampled = F.interpolate(inputs, size=target.shape[-2:], mode="bicubic",
+                                  align_corners=False)
+        return upsampled.clamp(0.0, 1.0)
+
 
 class PredictNext(Task):
     """Next-frame prediction: input = ``k`` past frames on channels, target = frame ``k``."""
@@ -96,6 +125,8 @@ class PredictNext(Task):
     name = "predict_next"
     default_model = "unet"
     batch_dims = 5
+    baseline_name = "copy last frame"
+    baseline_description = "the last input frame, copied as the prediction (no training)"
 
     def context_frames(self, frames: int) -> int:
         """``k`` for clips of ``frames`` frames (``task_options.context_frames`` or ``T - 1``)."""
@@ -121,12 +152,27 @@ class PredictNext(Task):
     def display_input(self, inputs: Tensor, target: Tensor) -> Tensor:
         return inputs[:, -3:]  # the last past frame
 
+    def baseline(self, inputs: Tensor, target: Tensor) -> Tensor:
+        return inputs[:, -3:].clone()
+
+    def plausible_targets(self, dataset: Any, indices: Sequence[int]) -> Tensor | None:
+        """Every possible last frame (``dataset.futures(i)``) when the target is the last frame."""
+        futures = getattr(dataset, "futures", None)
+        if not callable(futures) or not indices:
+            return None
+        frames = dataset[indices[0]].shape[0]
+        if self.context_frames(frames) != frames - 1:  # the target is not the clip's last frame
+            return None
+        return torch.stack([futures(i) for i in indices])
+
 
 class Colorize(Task):
     """Colourisation: input = BT.601 luma ``(N, 1, H, W)``, output = RGB."""
 
     name = "colorize"
     default_model = "unet"
+    baseline_name = "grey (luma only)"
+    baseline_description = "the luma input replicated to R, G and B: no colour at all (no training)"
 
     def model_options(self, item: Tensor) -> dict[str, Any]:
         return {"in_channels": 1, "out_channels": 3}
@@ -139,6 +185,9 @@ class Colorize(Task):
 
     def display_input(self, inputs: Tensor, target: Tensor) -> Tensor:
         return inputs.expand(-1, 3, -1, -1)
+
+    def baseline(self, inputs: Tensor, target: Tensor) -> Tensor:
+        return inputs.expand(-1, 3, -1, -1).clone()
 
 
 TASK_CLASSES: dict[str, type[Task]] = {

@@ -355,7 +355,7 @@ class AdversarialLoss(Loss):
         self.scales = scales
         self.adaptive_d, self.d_low, self.d_high = bool(adaptive_d), float(d_low), float(d_high)
         self.min_size = {"multiscale": 3 * 2**depth * 2 ** (scales - 1),
-                         "unet_sn": 2**depth}.get(disc.removesuffix("_sn"), 3 * 2**depth)
+                         "unet": 2**depth}.get(disc.removesuffix("_sn"), 3 * 2**depth)
         #: Running (smoothed) D accuracy for ``adaptive_d``; ``None`` before the first update.
         self.d_accuracy: float | None = None
         self.step = 0
@@ -405,7 +405,7 @@ class AdversarialLoss(Loss):
     def _load_from_state_dict(self, state_dict: dict[str, Any], prefix: str, *args: Any) -> None:
         # A lazily built conditional D is created from the checkpoint's first-layer shape.
         if self.discriminator is None:
-            first = {"unet_sn": "stem.", "multiscale": "discriminators.0.blocks.0.0."}.get(
+            first = {"unet": "stem.", "multiscale": "discriminators.0.blocks.0.0."}.get(
                 self.disc.removesuffix("_sn"), "blocks.0.0.")
             for suffix in ("weight", "parametrizations.weight.original"):
                 key = f"{prefix}discriminator.{first}{suffix}"

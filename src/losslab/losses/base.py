@@ -332,6 +332,9 @@ class WeightedSum(Loss):
         if self.has_share_targets and self.training and torch.is_grad_enabled() \
                 and prediction.requires_grad:
             self._update_shares(live, prediction)
+            multipliers = self.multipliers()  # this call's weights use this call's measurement
+            total = sum(live[i] * (self.weights[i] * self.schedules[i].factor(self.step)
+                                   * multipliers[i]) for i in order if i in live)  # type: ignore[assignment]
         self.last_values = {name: values[name] for name in self.term_names if name in values}
         if self._values_checked() and not bool(torch.isfinite(total)):
             bad = [f"{n!r} = {float(v)}" for n, v in values.items() if not torch.isfinite(v)]
@@ -340,8 +343,7 @@ class WeightedSum(Loss):
                 f"{', '.join(bad) or 'none alone (the weighted sum overflowed)'}. Lower the "
                 "learning rate or that term's weight, or check the inputs."
             )
-        return total
-
+        return total  # type: ignore[return-value]
 
     def _measure_norm(self, value: Tensor, prediction: Tensor) -> float:
         """``||d value / d prediction||_2`` (graph kept for the training backward)."""

@@ -12,8 +12,10 @@ factors ``f_i(step)`` (``@start``/``@ramp``) and share targets ``t_i`` on some t
 
 1. every training call measures each active term's *unweighted* gradient norm at the model
    output, ``n_i = ||d term_i / d prediction||_2`` (averaged over DDP processes, so every rank
-   computes the same weight), and smooths it: ``N_i <- 0.9 N_i + 0.1 n_i``
-   (:data:`SHARE_SMOOTHING`; the first measurement initialises ``N_i``);
+   computes the same weight), and smooths it: ``N_i <- 0.8 N_i + 0.2 n_i``
+   (:data:`SHARE_SMOOTHING`, a window of about 5 calls: long enough to damp batch-to-batch
+   noise, short enough to follow a term whose gradient shrinks as it is fitted; the first
+   measurement initialises ``N_i``);
 2. the unshared terms' weighted norm is ``G = sum_{j unshared} |w_j f_j| N_j``; a share target
    composes with a schedule by scaling the target, ``s_i = t_i * f_i(step)``, so
    ``@ramp(a, b)@share(0.2)`` ramps the share from 0 to 0.2;
@@ -21,10 +23,11 @@ factors ``f_i(step)`` (``@start``/``@ramp``) and share targets ``t_i`` on some t
    so the multiplier on the written weight is ``m_i = t_i G / ((1 - sum_k s_k) |w_i| N_i)``,
    clamped to :data:`SHARE_RANGE` (``[1e-3, 1e3]``: ``0.01*perceptual@share(0.2)`` can range
    from 1e-5 to 10), and the effective weight is ``w_i f_i m_i`` (logged as ``weight/<term>``);
-4. the new multiplier applies from the next call (one step of lag; the measurement of step
-   ``k`` needs the term values of step ``k``). Where ``G = 0`` or ``N_i = 0`` (nothing
-   measured yet, a term with no gradient) the multiplier keeps its value; it starts at 1 (the
-   written weight).
+4. the new multiplier weights the same call's total (the values are computed first, then
+   measured, then summed), and stays until the next training call. Where ``G = 0`` or
+   ``N_i = 0`` (nothing measured yet, a term with no gradient) the multiplier keeps its value;
+   it starts at 1 (the written weight). An adaptive adversarial term's reconstruction total
+   (computed while the terms are evaluated) uses the previous call's multipliers.
 
 The targets of one sum must add up to less than 1, and at least one term must be unshared (it
 sets the scale). The smoothed norms and multipliers are buffers of the sum, so they are saved
@@ -36,8 +39,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-#: Weight of the previous smoothed gradient norm in step 1 of the rule (~10-call window).
-SHARE_SMOOTHING = 0.9
+#: Weight of the previous smoothed gradient norm in step 1 of the rule (~5-call window).
+SHARE_SMOOTHING = 0.8
 #: Range of the multiplier on the written weight (step 3 of the rule).
 SHARE_RANGE = (1e-3, 1e3)
 
@@ -62,7 +65,7 @@ def check_share_targets(targets: Sequence[float | None], names: Sequence[str]) -
 
 
 def smooth_norms(previous: Sequence[float], measured: Sequence[float | None]) -> list[float]:
-    """Step 1: ``N <- 0.9 N + 0.1 n`` per term; unmeasured (``None``), non-finite or zero
+    """Step 1: ``N <- 0.8 N + 0.2 n`` per term; unmeasured (``None``), non-finite or zero
     measurements keep the previous value; a previous 0 (never measured) takes ``n`` as is."""
     smoothed = []
     for old, new in zip(previous, measured, strict=True):

@@ -37,10 +37,13 @@ def ema_decay_at(decay: float, updates: int) -> float:
 
 
 def make_ema(model: nn.Module) -> nn.Module:
-    """A frozen copy of ``model`` (no gradients, eval mode) to hold the average weights."""
+    """A frozen copy of ``model`` (no gradients) to hold the average weights.
+
+    Call ``.eval()`` on it before predicting with it (the trainer does): Lightning switches the
+    whole module tree to training mode at the start of every epoch.
+    """
     average = copy.deepcopy(model)
-    average.requires_grad_(False)
-    return average.eval()
+    return average.requires_grad_(False)
 
 
 @torch.no_grad()

@@ -160,6 +160,7 @@ class TaskModule(L.LightningModule):
             return self.compute_loss(prediction, target, inputs, step), None
         if not bool(torch.isfinite(prediction.detach()).all()):
             return prediction.sum() * 0.0, "model output"
+        self.loss.last_values = {}  # type: ignore[assignment]  # so stale values are not blamed
         try:
             loss = self.loss(prediction, target, inputs)
         except FloatingPointError:
@@ -169,8 +170,12 @@ class TaskModule(L.LightningModule):
         return loss, self.nonfinite_terms(prediction, target, inputs)
 
     def nonfinite_terms(self, prediction: Tensor, target: Tensor, inputs: Tensor) -> str:
-        """Which terms are NaN/Inf on this batch (each evaluated alone, no gradients)."""
-        bad = []
+        """Which terms were NaN/Inf in this step's loss call (``term_values``), or, when a term
+        raised before the sum recorded its values, which are NaN/Inf evaluated alone."""
+        bad = [name for name, value in self.term_values().items()
+               if not bool(torch.isfinite(value).all())]
+        if self.term_values():
+            return "+".join(bad) or "loss"
         with torch.no_grad():
             for name, term in zip(self.criterion.term_names, self.criterion.terms, strict=True):
                 try:

@@ -145,3 +145,46 @@ def test_hypotheses_cover_the_futures_while_one_mse_output_blurs(tmp_path: Path)
     assert float(to_mean.mean()) < 0.35 * float(errors.mean()), (to_mean.mean(), errors.mean())
     # ... so even its closest future is much farther than the hypotheses' (measured ~3x).
     assert float(errors.min(dim=2).values.mean()) > 2 * float(cover.mean())
+
+
+RANK_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    import lightning as L
+    from losslab.train import config_from_overrides, train
+
+    class RecordShares(L.Callback):
+        def on_train_batch_end(self, trainer, module, *args):
+            rows = Path(sys.argv[2]) / f"rank{trainer.global_rank}.jsonl"
+            with rows.open("a") as handle:
+                handle.write(json.dumps({"step": trainer.global_step,
+                                         "weights": module.criterion.current_weights(),
+                                         "d_accuracy": [t.d_accuracy for t in module.adversarial]})
+                             + "\\n")
+
+    if __name__ == "__main__":
+        train(config_from_overrides(None, json.loads(sys.argv[1])), callbacks=[RecordShares()])
+    """
+)
+
+
+def test_ddp_ranks_agree_on_share_weights_and_adaptive_d_decisions(tmp_path: Path) -> None:
+    """Each process sees half the batch, so measured norms and D accuracies differ per rank;
+    both are averaged over processes, so every rank uses the same weights and D update count."""
+    script = tmp_path / "rank_script.py"
+    script.write_text(RANK_SCRIPT)
+    overrides = _cli_overrides(tmp_path / "run", strategy="ddp", devices=2, steps=6, val_every=6,
+                               batch_size=8, ema_decay=0.9,
+                               loss="l1 + 10*mse@share(0.3) + 0.1*adversarial(width=4, depth=1, "
+                                    "adaptive_d=true)")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    done = subprocess.run([sys.executable, str(script), json.dumps(overrides), str(tmp_path)],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    ranks = [[json.loads(line) for line in (tmp_path / f"rank{r}.jsonl").read_text().splitlines()]
+             for r in (0, 1)]
+    assert len(ranks[0]) == len(ranks[1]) == 6
+    for first, second in zip(*ranks, strict=True):
+        assert first == second  # identical weights and running D accuracies, step by step
+    assert ranks[0][-1]["weights"]["mse"] != 10.0

@@ -97,6 +97,11 @@ class TaskModule(L.LightningModule):
         check_stabilisers(config, self.criterion, bool(self.ema_terms))
         self.guard = NonFiniteGuard(config.skip_nonfinite) if config.skip_nonfinite else None
         self.automatic_optimization = False
+        # DDP reduces the generator's gradients only: each discriminator averages its own in its
+        # D step (DDP's reducer would wait for D gradients in the generator's backward and fail),
+        # and the EMA copy has none. Read by torch's DistributedDataParallel at wrapping.
+        self._ddp_params_and_buffers_to_ignore = [
+            name for name, _ in self.named_parameters() if not name.startswith("model.")]
 
     @property
     def eval_model(self) -> nn.Module:

@@ -4,7 +4,7 @@ Build one from a spec with :func:`loss` (``loss("mse + 0.01*perceptual")``) or c
 (``L1Loss("luma") + 0.01 * PerceptualLoss()``). ``available_losses()`` lists every name.
 """
 
-from losslab.losses._validation import set_value_checks, value_checks_enabled
+from losslab.losses._validation import RangeMixupWarning, set_value_checks, value_checks_enabled
 from losslab.losses.adversarial import (
     AdversarialLoss,
     DiscriminatorCollapseWarning,
@@ -78,6 +78,7 @@ __all__ = [
     "parse_spec",
     "register_loss",
     "resolve_view",
+    "RangeMixupWarning",
     "set_value_checks",
     "value_checks_enabled",
     "winner_takes_all",

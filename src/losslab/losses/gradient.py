@@ -23,6 +23,10 @@ from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 
 
+#: Largest exponent: 0.05 ** 30 is already below float32's smallest normal number.
+MAX_ALPHA = 10.0
+
+
 def _check_alpha(alpha: float) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
         raise ValueError(f"gdl alpha must be a finite number >= 1 such as 1 or 2; got {alpha!r}.")
@@ -30,6 +34,12 @@ def _check_alpha(alpha: float) -> float:
         raise ValueError(
             f"gdl alpha must be >= 1; got {alpha}. Below 1, |x|^alpha has an infinite slope at "
             "x = 0 (every equal edge), which makes the gradient NaN. Use alpha=1 or alpha=2."
+        )
+    if alpha > MAX_ALPHA:
+        raise ValueError(
+            f"gdl alpha must be <= {MAX_ALPHA:g}; got {alpha}. Gradient differences lie in "
+            "[0, 1], so a large power underflows to 0 and the loss stops charging anything. "
+            "Use alpha=1 or alpha=2."
         )
     return float(alpha)
 

@@ -41,6 +41,8 @@ from losslab.losses.views import ViewedLoss, ViewLike
 
 K1 = 0.01
 K2 = 0.03
+#: Largest Gaussian window accepted (the standard is 11).
+MAX_WINDOW_SIZE = 255
 #: MS-SSIM scale weights of Wang et al. (2003), finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -60,6 +62,9 @@ def _check_window(window_size: int, sigma: float) -> None:
         raise ValueError(f"window_size must be a positive odd integer such as 11; got {window_size!r}.")
     if window_size % 2 == 0:
         raise ValueError(f"window_size must be odd (a centred window) such as 11; got {window_size}.")
+    if window_size > MAX_WINDOW_SIZE:  # an absurd size would otherwise try to allocate gigabytes
+        raise ValueError(f"window_size must be at most {MAX_WINDOW_SIZE} (SSIM uses 11; images must "
+                         f"be at least as large as the window); got {window_size}.")
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number such as 1.5; got {sigma!r}.")
 

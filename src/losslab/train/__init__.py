@@ -26,6 +26,7 @@ from losslab.train.gradient_share import gradient_shares
 from losslab.train.module import TaskModule, TrainingDivergedError
 from losslab.train.run import (
     RunResult,
+    TrainingInterrupted,
     load_module,
     load_run,
     predict_validation,
@@ -44,6 +45,7 @@ __all__ = [
     "TaskOptions",
     "TrainConfig",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "config_from_overrides",
     "gradient_shares",
     "load_config",

@@ -13,6 +13,7 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
@@ -88,3 +89,52 @@ class ProgressBar(TQDMProgressBar):
         metrics = super().get_metrics(trainer, module)
         metrics.pop("v_num", None)
         return metrics
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """Write ``last.ckpt`` when training is stopped by SIGTERM or Ctrl-C (SIGINT).
+
+    Schedulers and ``docker stop`` send SIGTERM; Lightning then stops after the current step
+    (``SIGTERMException``), and Ctrl-C raises ``KeyboardInterrupt``. Either way the steps done
+    since the last validation would be lost, so the current state is checkpointed (atomically,
+    through the trainer's checkpoint IO) and :attr:`interruption` records what happened; the
+    caller turns it into a clear error and a non-zero exit status.
+
+    Args:
+        path: the run's ``checkpoints/last.ckpt``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        #: ``(signal name, global step saved or None)`` once an interruption was handled.
+        self.interruption: tuple[str, int | None] | None = None
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule,
+                     exception: BaseException) -> None:
+        if isinstance(exception, SIGTERMException):
+            name = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            name = "SIGINT (Ctrl-C)"
+        else:
+            return
+        saved: int | None = None
+        if trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            saved = trainer.global_step
+        self.interruption = (name, saved)
+
+
+class ApplyLearningRate(L.Callback):
+    """Set the generator optimizer's learning rate to the config's after a resume.
+
+    A resumed optimizer state carries the learning rate it was saved with; ``optimizer.lr`` may
+    change on resume (see ``RESUME_SAFE_FIELDS``), so the configured value is applied once the
+    state is restored (``on_train_start`` runs after the restore).
+    """
+
+    def __init__(self, lr: float) -> None:
+        self.lr = float(lr)
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        for group in trainer.optimizers[0].param_groups:
+            group["lr"] = self.lr

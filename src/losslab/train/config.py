@@ -297,11 +297,13 @@ class TrainConfig:
 
 
 #: Fields that may differ between a checkpoint's config and the resuming config: they change
-#: where/how fast a run goes, not what it learns (a larger ``steps`` continues a finished run).
+#: where/how fast a run goes or how often it reports, not what it is (a larger ``steps``
+#: continues a finished run). ``optimizer.lr`` is here because losslab's own advice after a
+#: divergence is to resume with a lower learning rate; the resumed optimizer gets the new value.
 RESUME_SAFE_FIELDS = frozenset({
     "steps", "out", "name", "data.num_workers", "accelerator", "devices", "num_nodes", "strategy",
     "val_every", "sample_every", "grad_share_every", "log_every", "checkpoint.resume",
-    "progress_bar",
+    "progress_bar", "optimizer.lr",
 })
 
 

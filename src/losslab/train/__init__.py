@@ -22,6 +22,7 @@ from losslab.train.config import (
     load_config,
     save_config,
 )
+from losslab.train.console import StepReporter, quiet_lightning
 from losslab.train.gradient_share import gradient_shares
 from losslab.train.module import TaskModule, TrainingDivergedError
 from losslab.train.run import (
@@ -41,6 +42,7 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "RunResult",
+    "StepReporter",
     "TaskModule",
     "TaskOptions",
     "TrainConfig",
@@ -52,6 +54,7 @@ __all__ = [
     "load_module",
     "load_run",
     "predict_validation",
+    "quiet_lightning",
     "save_config",
     "train",
     "train_from_args",

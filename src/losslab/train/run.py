@@ -177,7 +177,10 @@ def train(
                         weights_only=True)
     except TrainingDivergedError as error:
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-        raise TrainingDivergedError(f"training stopped: {error} ({kept}.)") from error
+        raise TrainingDivergedError(
+            f"training stopped: {error} ({kept}.) Fix: lower the learning rate (--lr; it may "
+            "change when resuming the same --out) or the weight of the term named above."
+        ) from error
     except (SystemExit, KeyboardInterrupt):  # Lightning ends a SIGTERM/SIGINT with SystemExit
         if interrupt_callback.interruption is None:
             raise

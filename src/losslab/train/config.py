@@ -270,6 +270,7 @@ class TrainConfig:
         if not isinstance(self.data.options, dict) or not isinstance(self.model.options, dict):
             raise ValueError("data.options and model.options must be mappings (YAML dicts).")
         _check_registered_names(self)
+        _check_crop_multiple(self)
         processes = self.processes
         if processes is not None and self.data.batch_size % processes:
             raise ValueError(
@@ -349,6 +350,27 @@ def _finite(key: str, value: Any, *, low: float, low_open: bool = False, example
     if not _is_number(value) or value < low or (low_open and value == low):
         bound = f"> {low:g}" if low_open else f">= {low:g}"
         raise ValueError(f"{key} must be a finite number {bound} such as {example}; got {value!r}.")
+
+
+def _check_crop_multiple(config: TrainConfig) -> None:
+    """The crop must suit the task's default model: ``2**depth`` for the autoencoder and U-Net,
+    ``scale`` for super-resolution (its input is the crop divided by ``scale``). A model named
+    explicitly checks its own input."""
+    if config.model.name is not None:
+        return
+    crop = config.data.crop_size
+    if config.task == "super_resolve":
+        multiple, why = config.task_options.scale, f"the input is the crop / scale ({config.task_options.scale})"
+    else:
+        depth = config.model.options.get("depth", 3)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 10:
+            return  # the model's own check reports a bad depth
+        multiple, why = 2**depth, f"the default model halves the image depth={depth} times"
+    if crop % multiple:
+        lower, higher = crop - crop % multiple, crop - crop % multiple + multiple
+        options = f"{lower} or {higher}" if lower else f"{higher}"
+        raise ValueError(f"data.crop_size must be a multiple of {multiple} ({why}); got {crop}. "
+                         f"Use crop_size {options}.")
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:

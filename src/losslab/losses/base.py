@@ -20,10 +20,10 @@ from torch import Tensor, nn
 
 from losslab.losses._validation import (
     InputRange,
+    RangeMixupWarning,
+    check_flag,
     check_input_range,
     check_pair,
-    check_flag,
-    RangeMixupWarning,
     check_pair_values,
     range_mixup_message,
     value_checks_enabled,

@@ -504,12 +504,13 @@ def config_from_overrides(
 def _coerce(path: str, value: Any, default: Any) -> Any:
     if not isinstance(value, str):
         return value
+    if path.endswith("options"):  # a YAML syntax error keeps its own message (line, column)
+        parsed = load_yaml(value, what=f"override {path}={value!r}") or {}
+        if not isinstance(parsed, dict):
+            raise ValueError(f"override {path}={value!r} must be a YAML mapping such as "
+                             "'{width: 8}'.")
+        return parsed
     try:
-        if path.endswith("options"):
-            parsed = load_yaml(value, what=f"override {path}={value!r}") or {}
-            if not isinstance(parsed, dict):
-                raise ValueError("not a mapping")
-            return parsed
         lowered = value.lower()
         if path == "deterministic":
             if lowered not in ("true", "false", "warn"):

@@ -44,6 +44,7 @@ from losslab.train.checkpointing import (
 )
 from losslab.train.config import TrainConfig, config_from_overrides, load_config, save_config
 from losslab.train.module import TaskModule, TrainingDivergedError
+from losslab.train.threads import ShareCores
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ def train(
         enable_version_counter=False, save_on_train_epoch_end=False,
     )
     interrupt_callback = CheckpointOnInterrupt(last)
-    run_callbacks: list[L.Callback] = [last_callback, interrupt_callback,
+    run_callbacks: list[L.Callback] = [last_callback, interrupt_callback, ShareCores(),
                                        ApplyLearningRate(config.optimizer.lr),
                                        ValidateAtLastStep(config.val_every),
                                    SampleGrid(out / "samples", config.sample_every,

@@ -40,7 +40,7 @@ def quiet_lightning(enabled: bool = True) -> Iterator[None]:
             logger.setLevel(logging.WARNING)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=PossibleUserWarning)
-            warnings.filterwarnings("ignore", module=r"(lightning|lightning_fabric|torch)(\..*)?$")
+            warnings.filterwarnings("ignore", module=r"(lightning|lightning_fabric)(\..*)?$")
             warnings.filterwarnings("ignore", message=r".*(LeafSpec|litlogger|num_workers).*")
             yield
     finally:

@@ -263,8 +263,8 @@ DEBUG_ENV = "LOSSLAB_DEBUG"
 
 
 def _debug_requested(args: argparse.Namespace) -> bool:
-    return bool(getattr(args, "debug", False) or getattr(args, "debug_global", False)) or os.environ.get(DEBUG_ENV, "").lower() in (
-        "1", "true", "yes")
+    flags = getattr(args, "debug", False) or getattr(args, "debug_global", False)
+    return bool(flags) or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
 
 
 def describe_error(error: BaseException) -> str:
@@ -306,7 +306,7 @@ def describe_error(error: BaseException) -> str:
                 "location (e.g. --out runs/NAME in your home or project folder) or fix the "
                 "permissions.")
     if isinstance(error, (ValueError, TypeError, FileNotFoundError, RuntimeError,
-                          FloatingPointError, KeyError)):
+                          FloatingPointError)):
         return text
     return (f"unexpected {name}: {text}. Rerun with --debug (or {DEBUG_ENV}=1) to see the "
             "traceback, and report it.")

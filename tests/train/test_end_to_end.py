@@ -147,8 +147,13 @@ def test_killed_run_keeps_its_log_and_resumes_it_without_gaps(tmp_path: Path) ->
     assert ours == reference
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_non_zero_with_a_message(tmp_path: Path) -> None:
-    """Issue 11: SIGTERM (schedulers, docker stop) exited 0 with no message and no checkpoint."""
+@pytest.mark.parametrize(("signal_number", "name", "status"),
+                         [(signal.SIGTERM, "SIGTERM", 143), (signal.SIGINT, "SIGINT", 130)])
+def test_sigterm_saves_a_checkpoint_and_exits_non_zero_with_a_message(
+    tmp_path: Path, signal_number: int, name: str, status: int
+) -> None:
+    """Issue 11: SIGTERM (schedulers, docker stop) exited 0 with no message and no checkpoint;
+    Ctrl-C (SIGINT) now checkpoints the same way."""
     out = tmp_path / "run"
     command = [sys.executable, "-m", "losslab.cli", "train", "--task", "reconstruct", "--data",
                "bundled", "--loss", "l1", "--steps", "5000", "--out", str(out), "--crop-size",
@@ -161,11 +166,11 @@ def test_sigterm_saves_a_checkpoint_and_exits_non_zero_with_a_message(tmp_path: 
                                text=True)
     csv_path = out / "logs" / "csv" / "metrics.csv"
     _wait_for_logged_step(process, csv_path, 20)
-    process.send_signal(signal.SIGTERM)
+    process.send_signal(signal_number)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 143, stderr[-2000:]
+    assert process.returncode == status, stderr[-2000:]
     last_line = stderr.strip().splitlines()[-1]
-    assert "stopped by SIGTERM" in last_line and "Run the same command again to resume" in last_line
+    assert f"stopped by {name}" in last_line and "Run the same command again to resume" in last_line
     assert "Traceback" not in stderr
     saved = int(torch.load(out / "checkpoints" / "last.ckpt", weights_only=True)["global_step"])
     assert saved >= 20 and f"the {saved} steps done are saved" in last_line

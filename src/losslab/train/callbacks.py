@@ -7,6 +7,8 @@ size), then the output (``K`` rows for ``K`` hypotheses), then the target.
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -92,13 +94,15 @@ class ProgressBar(TQDMProgressBar):
 
 
 class CheckpointOnInterrupt(L.Callback):
-    """Write ``last.ckpt`` when training is stopped by SIGTERM or Ctrl-C (SIGINT).
+    """Checkpoint the steps done when training is stopped by SIGTERM or Ctrl-C (SIGINT).
 
     Schedulers and ``docker stop`` send SIGTERM; Lightning then stops after the current step
-    (``SIGTERMException``), and Ctrl-C raises ``KeyboardInterrupt``. Either way the steps done
-    since the last validation would be lost, so the current state is checkpointed (atomically,
-    through the trainer's checkpoint IO) and :attr:`interruption` records what happened; the
-    caller turns it into a clear error and a non-zero exit status.
+    (``SIGTERMException``) and this callback writes ``last.ckpt`` (atomically, through the
+    trainer's checkpoint IO). The first Ctrl-C is made just as graceful: it asks the trainer to
+    stop after the current step (``trainer.should_stop``, which validates and so writes
+    ``last.ckpt``); a second Ctrl-C interrupts at once (``KeyboardInterrupt``, also checkpointed
+    here). :attr:`interruption` records what happened; :func:`~losslab.train.run.train` turns it
+    into :class:`~losslab.train.run.TrainingInterrupted` (a one-line message, exit 143 / 130).
 
     Args:
         path: the run's ``checkpoints/last.ckpt``.
@@ -108,9 +112,34 @@ class CheckpointOnInterrupt(L.Callback):
         self.path = Path(path)
         #: ``(signal name, global step saved or None)`` once an interruption was handled.
         self.interruption: tuple[str, int | None] | None = None
+        self._stop_requested = False
+        self._previous_handler: Any = None
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():  # handlers: main thread only
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self._stop_requested = True
+        # a second Ctrl-C interrupts at once (KeyboardInterrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if self._stop_requested and self.interruption is None:
+            trainer.should_stop = True  # Lightning validates, so last.ckpt holds this step
+            self.interruption = ("SIGINT (Ctrl-C)", None)
+
+    def _restore_handler(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self._restore_handler()
 
     def on_exception(self, trainer: L.Trainer, module: L.LightningModule,
                      exception: BaseException) -> None:
+        self._restore_handler()
         if isinstance(exception, SIGTERMException):
             name = "SIGTERM"
         elif isinstance(exception, KeyboardInterrupt):

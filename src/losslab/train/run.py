@@ -187,6 +187,8 @@ def train(
             raise
     if interrupt_callback.interruption is not None:
         name, saved = interrupt_callback.interruption
+        if saved is None and last.exists():  # a graceful stop: its validation wrote last.ckpt
+            saved = int(read_checkpoint_info(last)["global_step"]) or None
         where = (f"the {saved} steps done are saved in {last}" if saved is not None
                  else "no step was done, nothing to save")
         raise TrainingInterrupted(

@@ -4,12 +4,18 @@ torch starts one intra-op thread per core in every process. Two training process
 machine then run 4 busy threads on 2 cores, and each ran 7x slower than alone (issue 11), far
 worse than the 2x that sharing the cores would cost. The rule:
 
-    threads per process = max(1, usable cores // losslab processes training now)
+    threads = max(1, min(usable cores // losslab trainings running,
+                         round(usable cores - cores busy with other work)))
 
-Every losslab training process registers its PID in a per-user folder under the system's
-temporary directory; the count is re-read every few seconds during training (dead PIDs are
-removed), so a process that starts beside another drops to its share and a process left alone
-takes the whole machine again. Data-loader workers (``data.num_workers``, default 0) are separate
+where the cores busy with other work are the 1-minute load average minus this process's own
+threads. Every losslab training process registers its PID in a per-user folder under the system's
+temporary directory; the count and the load are re-read every 5 s during training (dead PIDs are
+removed), so a process that starts beside another drops to its share, a process beside another
+program's busy threads steps aside, and a process left alone takes the whole machine again.
+Measured on the shared 2-core machine (``benchmarks/concurrency.py``): with two threads per
+process, a busy machine made torch's threads spin for one another, using up to 9x the CPU time
+per step of a single thread; with the rule the same steps ran several times faster. In a container
+the load average can be the host's; there, fix the count with ``LOSSLAB_THREADS``. Data-loader workers (``data.num_workers``, default 0) are separate
 processes that torch limits to one thread each.
 
 The rule only knows about losslab processes. Setting ``OMP_NUM_THREADS`` (or
@@ -78,9 +84,23 @@ def running_processes(directory: Path | None = None) -> int:
     return count
 
 
-def fair_threads(cores: int, processes: int) -> int:
-    """``max(1, cores // processes)``: each concurrent process gets an equal share."""
-    return max(1, cores // max(1, processes))
+def busy_cores(own_threads: int) -> float:
+    """Cores kept busy by everything else: the 1-minute load average minus this process's
+    threads (0 where the OS has no load average)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+    return max(0.0, load - own_threads)
+
+
+def fair_threads(cores: int, processes: int, busy: float = 0.0) -> int:
+    """Threads for one of ``processes`` concurrent losslab trainings on ``cores`` cores while
+    ``busy`` cores are taken by other work: ``max(1, min(cores // processes, round(cores -
+    busy)))``. Other losslab processes appear in both terms, which agree for them."""
+    share = cores // max(1, processes)
+    free = round(cores - busy)
+    return max(1, min(share, free))
 
 
 class ShareCores(L.Callback):
@@ -118,7 +138,8 @@ class ShareCores(L.Callback):
     def rebalance(self) -> int:
         """Set torch's thread count to the fair share now; returns it."""
         self._checked = time.monotonic()
-        threads = fair_threads(usable_cores(), running_processes(self.directory))
+        threads = fair_threads(usable_cores(), running_processes(self.directory),
+                               busy_cores(torch.get_num_threads()))
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
         return threads
@@ -142,4 +163,5 @@ class ShareCores(L.Callback):
         self.unregister()
 
 
-__all__ = ["ShareCores", "fair_threads", "registry_dir", "running_processes", "usable_cores"]
+__all__ = ["ShareCores", "busy_cores", "fair_threads", "registry_dir", "running_processes",
+           "usable_cores"]

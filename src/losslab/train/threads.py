@@ -12,10 +12,13 @@ threads. Every losslab training process registers its PID in a per-user folder u
 temporary directory; the count and the load are re-read every 5 s during training (dead PIDs are
 removed), so a process that starts beside another drops to its share, a process beside another
 program's busy threads steps aside, and a process left alone takes the whole machine again.
-Measured on the shared 2-core machine (``benchmarks/concurrency.py``): with two threads per
-process, a busy machine made torch's threads spin for one another, using up to 9x the CPU time
-per step of a single thread; with the rule the same steps ran several times faster. In a container
-the load average can be the host's; there, fix the count with ``LOSSLAB_THREADS``. Data-loader workers (``data.num_workers``, default 0) are separate
+Measured with ``benchmarks/concurrency.py`` (the ``colors`` model, 30 steps, medians of 2
+rounds) on the 2-core development machine while other jobs kept its load average at 10-15:
+torch's default (2 threads per process) took 1.81 s/step alone and 3.12 s/step per process with
+two at once, burning 0.52 CPU s/step in threads spinning for one another; with the rule (1 thread
+here) 0.29 s/step alone and 0.36 s/step with two at once, at 0.06 CPU s/step. On an idle machine
+the rule keeps every core for a lone process. In a container the load average can be the host's;
+there, fix the count with ``LOSSLAB_THREADS``. Data-loader workers (``data.num_workers``, default 0) are separate
 processes that torch limits to one thread each.
 
 The rule only knows about losslab processes. Setting ``OMP_NUM_THREADS`` (or

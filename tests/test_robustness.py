@@ -172,8 +172,9 @@ CASES: list[Case] = [
          "`metrics.csv` keeps every row up to the kill; the resumed log equals an uninterrupted "
          "run's, no gap or duplicate", "test",
          "tests/train/test_end_to_end.py::test_killed_run_keeps_its_log_and_resumes_it_without_gaps"),
-    Case("nothing lost", "SIGTERM (`docker stop`, a scheduler) during training",
-         "checkpoint of every step done, exit 143, one line: `stopped by SIGTERM ... resume`",
+    Case("nothing lost", "SIGTERM (`docker stop`, a scheduler) or Ctrl-C during training",
+         "checkpoint of every step done, exit 143 / 130, one line: `stopped by SIGTERM ... "
+         "resume`",
          "test", "tests/train/test_end_to_end.py::test_sigterm_saves_a_checkpoint_and_exits_non_zero_with_a_message"),
     Case("nothing lost", "resume with a lower learning rate (losslab's own advice after divergence)",
          "allowed; the resumed optimizer uses the new rate; other changes are refused with the "
@@ -228,6 +229,18 @@ CASES: list[Case] = [
     Case("command line", "`probe` of a spec value nested 5000 lists deep",
          "exit 2 (no RecursionError): `nested more than 8 lists deep`", "cli",
          "nested more than 8 lists deep", ["probe", DEEP]),
+    Case("command line", "any other failure inside a command: allocator, recursion limit, "
+         "overflow, permission, an unexpected exception", "exit 2, one line with a fix; "
+         "`--debug` or `LOSSLAB_DEBUG=1` shows the traceback", "test",
+         "tests/test_cli.py::test_any_failure_is_one_line_with_a_fix_and_debug_shows_the_traceback"),
+    Case("command line", "`losslab compare` (each run's Lightning bar, tips and warnings)",
+         "one progress display (run k of n, step, loss, time left), one line per finished run; "
+         "Lightning's output only with `--verbose`", "test",
+         "tests/train/test_console.py::test_compare_prints_one_line_per_run_and_no_lightning_output"),
+    Case("command line", "two losslab trainings at once on a 2-core machine (each ran 7x slower)",
+         "each takes its share of the cores; measured under other load: 0.36 s/step each "
+         "instead of 3.12 (`benchmarks/concurrency.py`)", "test",
+         "tests/train/test_threads.py::test_a_second_process_halves_the_threads_and_leaving_restores_them"),
     # -- values at construction ----------------------------------------------------------
     Case("loss values", "`frequency(focal=1e30)` (was NaN)", "SpecError: `focal must be <= 10`",
          "loss", "focal must be <= 10", "frequency(focal=1e30)"),

@@ -120,6 +120,13 @@ def train(
 
     Returns:
         :class:`RunResult` (run directory, final validation metrics, checkpoints, step).
+
+    Raises:
+        TrainingDivergedError: the loss or the model output became NaN/Inf (names the step, the
+            term and the fix; the last good checkpoint is kept).
+        TrainingInterrupted: SIGTERM or Ctrl-C stopped training; the steps done were
+            checkpointed (``exit_code`` 143 / 130 for the command line).
+        ValueError: a bad config, or a checkpoint of another config in ``out``.
     """
     config = _as_config(config)
     out = Path(config.out)
@@ -144,11 +151,11 @@ def train(
         enable_version_counter=False, save_on_train_epoch_end=False,
     )
     interrupt_callback = CheckpointOnInterrupt(last)
-    run_callbacks: list[L.Callback] = [last_callback, interrupt_callback, ShareCores(),
-                                       ApplyLearningRate(config.optimizer.lr),
-                                       ValidateAtLastStep(config.val_every),
-                                   SampleGrid(out / "samples", config.sample_every,
-                                              config.data.sample_count)]
+    run_callbacks: list[L.Callback] = [
+        last_callback, interrupt_callback, ShareCores(), ApplyLearningRate(config.optimizer.lr),
+        ValidateAtLastStep(config.val_every),
+        SampleGrid(out / "samples", config.sample_every, config.data.sample_count),
+    ]
     if config.progress_bar:
         run_callbacks.append(ProgressBar())
     run_callbacks.extend(callbacks)

@@ -79,10 +79,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from losslab.losses._distributed import mean_across_processes
-from losslab.losses._validation import check_choice, check_pair
+from losslab.losses._validation import check_choice, check_flag, check_number, check_pair
 from losslab.losses.base import Loss, WeightedSum, _uses_discriminator
 from losslab.losses.registry import register_loss
 from losslab.models.discriminators import build_discriminator
+
+#: Largest first-layer width of a discriminator (64 is usual; 99999999 would only fail in the
+#: allocator with an unreadable message).
+MAX_WIDTH = 4096
 
 Objective = Literal["vanilla", "lsgan", "hinge", "relativistic"]
 OBJECTIVES: tuple[str, ...] = ("vanilla", "lsgan", "hinge", "relativistic")
@@ -339,21 +343,23 @@ class AdversarialLoss(Loss):
             raise ValueError(f"condition_channels must be a positive integer or None; got {condition_channels!r}.")
         if not (math.isfinite(r1) and r1 >= 0):
             raise ValueError(f"r1 (the R1 penalty weight gamma) must be >= 0; got {r1}.")
-        if not lr_d > 0:
-            raise ValueError(f"lr_d must be > 0; got {lr_d}.")
+        check_number("lr_d", lr_d, low=0.0, low_open=True, example="2e-4")
         if not 0.0 <= d_low < d_high <= 1.0:
             raise ValueError(f"adaptive_d needs 0 <= d_low < d_high <= 1 (D accuracies); got "
                              f"d_low={d_low}, d_high={d_high}, e.g. d_low=0.6, d_high=0.9.")
         betas = tuple(float(b) for b in betas)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.5, 0.999); got {betas}.")
-        self.conditional = bool(conditional)
+        if width > MAX_WIDTH:  # an absurd width would otherwise fail in the allocator
+            raise ValueError(f"width must be at most {MAX_WIDTH} (D's first-layer channels; 64 is "
+                             f"usual); got {width}.")
+        self.conditional = check_flag("conditional", conditional)  # 'none' must not mean on
         self.channels, self.width, self.depth = channels, width, depth
-        self.start, self.r1, self.adaptive = start, float(r1), bool(adaptive)
+        self.start, self.r1, self.adaptive = start, float(r1), check_flag("adaptive", adaptive)
         self.d_steps, self.lr_d, self.betas = d_steps, float(lr_d), betas
         self.collapse_steps = collapse_steps
         self.scales = scales
-        self.adaptive_d, self.d_low, self.d_high = bool(adaptive_d), float(d_low), float(d_high)
+        self.adaptive_d, self.d_low, self.d_high = check_flag("adaptive_d", adaptive_d), float(d_low), float(d_high)
         self.min_size = {"multiscale": 3 * 2**depth * 2 ** (scales - 1),
                          "unet": 2**depth}.get(disc.removesuffix("_sn"), 3 * 2**depth)
         #: Running (smoothed) D accuracy for ``adaptive_d``; ``None`` before the first update.

@@ -235,8 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-scale", type=float, default=1.0, dest="budget_scale",
                    help="multiply every run's step budget (e.g. 10 on a GPU)")
     p.add_argument("--perceptual-weights", dest="perceptual_weights",
-                   help="weights of every perceptual term: imagenet (default of the file), random "
-                        "(offline smoke runs; the report flags it), or a VGG19 state-dict path")
+                   help="weights of every perceptual term that names none: imagenet, random "
+                        "(offline; the report flags it) or auto (imagenet where the file is "
+                        "cached, else random); default: the experiment file's choice")
     p.add_argument("--list", action="store_true", help="list the shipped experiments")
     p.set_defaults(handler=_cmd_compare)
 

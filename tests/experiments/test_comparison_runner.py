@@ -183,3 +183,23 @@ def test_reconstruction_has_no_baseline_row(fake: FakeTrainer, tmp_path: Path) -
     summary = json.loads((tmp_path / "comparison.json").read_text())
     assert not any(run["baseline"] for run in summary["runs"])
     assert not any(path.name.startswith("baseline") for path in (tmp_path / "runs").iterdir())
+
+
+def test_auto_perceptual_weights_use_imagenet_only_where_the_file_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from losslab.weights import get_weights_info
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: an offline machine
+    experiment = _experiment(entries=[{"loss": "mse + 0.01*perceptual(layers=relu1_2)"}],
+                             perceptual_weights="auto")
+    offline = resolve_budget(experiment)
+    assert offline.perceptual_weights == "random"
+    assert offline.entries[0].loss.endswith("weights=random)")
+    path = get_weights_info("vgg19-imagenet").path
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"stands in for the cached file")
+    online = resolve_budget(experiment)
+    assert online.perceptual_weights == "imagenet"
+    assert online.entries[0].loss.endswith("weights=imagenet)")
+    assert resolve_budget(experiment, perceptual_weights="random").perceptual_weights == "random"

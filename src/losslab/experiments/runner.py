@@ -91,8 +91,11 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
         steps: replaces every run's step budget (entry overrides included).
         budget_scale: multiplies every run's steps (rounded, at least 1), e.g. 10 on a GPU;
             ignored when ``steps`` is given.
-        perceptual_weights: ``imagenet`` or ``random`` for every ``perceptual`` term that does
-            not name its weights; overrides the experiment's ``perceptual_weights``.
+        perceptual_weights: ``imagenet``, ``random`` or ``auto`` for every ``perceptual`` term
+            that does not name its weights; overrides the experiment's ``perceptual_weights``.
+            ``auto`` resolves here, once: ``imagenet`` when VGG19's ImageNet file is in the
+            local cache (``losslab weights``), else ``random``; the resolved value is what
+            ``experiment.yaml``, ``comparison.json`` and the report show.
     """
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer; got {steps!r}.")
@@ -110,6 +113,8 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
         return max(1, round(value * budget_scale))
 
     weights = perceptual_weights or experiment.perceptual_weights
+    if weights == "auto":
+        weights = auto_perceptual_weights()
     entries = tuple(
         dataclasses.replace(
             entry,
@@ -121,6 +126,16 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
     budget = dataclasses.replace(experiment.budget, steps=scaled(experiment.budget.steps))
     return dataclasses.replace(experiment, entries=entries, budget=budget,
                                perceptual_weights=weights)
+
+
+def auto_perceptual_weights() -> str:
+    """``"imagenet"`` when VGG19's ImageNet weights are in the local cache, else ``"random"``.
+
+    Never downloads: ``auto`` exists so an experiment runs offline unchanged.
+    """
+    from losslab.weights import get_weights_info
+
+    return "imagenet" if get_weights_info("vgg19-imagenet").present else "random"
 
 
 def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
@@ -361,7 +376,8 @@ def run_comparison(
             the same directory continues where a previous call stopped.
         steps: replaces every run's step budget.
         budget_scale: multiplies every run's steps (e.g. 10 on a GPU).
-        perceptual_weights: ``imagenet`` or ``random`` for ``perceptual`` terms that name none.
+        perceptual_weights: ``imagenet``, ``random`` or ``auto`` for ``perceptual`` terms that
+            name none (see :func:`resolve_budget`).
         probe: run the loss probe on the same specs (``probe.json/csv/png``).
         probe_image_size: side of the probe's photo crops in pixels (96 keeps deep feature
             losses cheap on a CPU; ``None`` = the probe's default 192 px; specs with ``ms_ssim``

@@ -203,3 +203,17 @@ def test_auto_perceptual_weights_use_imagenet_only_where_the_file_is_cached(
     assert online.perceptual_weights == "imagenet"
     assert online.entries[0].loss.endswith("weights=imagenet)")
     assert resolve_budget(experiment, perceptual_weights="random").perceptual_weights == "random"
+
+
+def test_the_shipped_blur_comparison_builds_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from losslab.experiments import resolve_experiment
+    from losslab.experiments.runner import plan_runs, preflight
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))  # no cached weights at all
+    resolved = resolve_budget(resolve_experiment("blur"))
+    assert resolved.perceptual_weights == "random"
+    plans = plan_runs(resolved, tmp_path)
+    preflight(plans)  # every default entry's loss builds without ImageNet weights
+    assert all("weights=imagenet" not in plan.loss for plan in plans)

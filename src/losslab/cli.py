@@ -8,6 +8,8 @@ Commands::
     losslab evaluate RUN_DIR            metrics of a trained run as JSON and CSV
     losslab probe SPEC [SPEC ...]       what each loss charges for controlled changes
     losslab demo mean                   regression to the mean, median and modes
+    losslab equal SPEC [SPEC ...] --out D  images each loss considers equal to a photo (metamers)
+    losslab mad SPEC_A SPEC_B --out D   MAD competition: what one loss misses, the other sees
     losslab compare EXPERIMENT --out D  one model per loss, one HTML report
     losslab report DIR                  rebuild a comparison's report from disk
 """
@@ -134,6 +136,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_equal(args: argparse.Namespace) -> int:
+    from losslab.synthesis import format_metamers, write_metamers
+
+    starts = [name.strip() for name in args.starts.split(",") if name.strip()]
+    written = write_metamers(args.specs, args.image, Path(args.out), size=args.size,
+                             starts=starts, steps=args.steps, seed=args.seed, device=args.device)
+    print(format_metamers(written.results))
+    print(f"figure: {written.figure}\nnumbers: {written.json}")
+    return 0
+
+
+def _cmd_mad(args: argparse.Namespace) -> int:
+    from losslab.synthesis import format_mad, write_mad
+
+    written = write_mad(args.spec_a, args.spec_b, args.image, Path(args.out), size=args.size,
+                        noise=args.noise, steps=args.steps, seed=args.seed, device=args.device)
+    print(format_mad(written.results))
+    print(f"figure: {written.figure}\nnumbers: {written.json}")
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from losslab.experiments import list_experiments, run_comparison
 
@@ -227,6 +250,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the numbers as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_cmd_demo)
+
+    p = sub.add_parser("equal", help="images each loss considers equal to a photo (metamers)")
+    p.add_argument("specs", nargs="+", help="loss specs (no adversarial terms)")
+    p.add_argument("--image", default="astronaut",
+                   help="bundled photo name (astronaut, chelsea, coffee, ...) or an image file "
+                        "(default astronaut)")
+    p.add_argument("--out", required=True, help="folder for equal.png and equal.json")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--starts", default="noise,blur,photo",
+                   help="comma-separated starts: noise, blur, photo, photo:NAME "
+                        "(default noise,blur,photo)")
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cpu)")
+    p.set_defaults(handler=_cmd_equal)
+
+    p = sub.add_parser("mad", help="MAD competition between two losses")
+    p.add_argument("spec_a", help="loss A (held while B is optimised, then optimised)")
+    p.add_argument("spec_b", help="loss B")
+    p.add_argument("--image", default="astronaut",
+                   help="bundled photo name or an image file (default astronaut)")
+    p.add_argument("--out", required=True, help="folder for mad.png and mad.json")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--noise", type=float, default=0.1,
+                   help="noise standard deviation of the start, [0, 1] units (default 0.1)")
+    p.add_argument("--steps", type=int, default=200, help="steps per image (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
+    p.set_defaults(handler=_cmd_mad)
 
     p = sub.add_parser("compare", help="train one model per loss and write an HTML report")
     p.add_argument("experiment", nargs="?", help="experiment YAML or a shipped name (colors, blur, ...)")

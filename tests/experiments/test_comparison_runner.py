@@ -150,3 +150,31 @@ def test_missing_weights_point_to_the_compare_flag(
     with pytest.raises(ExperimentError, match=r"not available.*--perceptual-weights random"):
         run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
     assert fake.trained == []
+
+
+def test_metamer_rows_per_entry_without_adversarial_terms(fake: FakeTrainer,
+                                                          tmp_path: Path) -> None:
+    experiment = _experiment(entries=[
+        {"loss": "l1(luma)"},
+        {"name": "with gan", "loss": "mse + 0.01*adversarial(objective=hinge)"},
+        {"name": "gan only", "loss": "adversarial"},
+        {"name": "again", "loss": "l1(luma)"},
+    ])
+    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+                   metamer_image_size=24, metamer_steps=40)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["labels"] == ["l1(luma)", "with gan", "again"]  # "gan only" has no row
+    assert [row["spec"] for row in payload["results"]] == ["l1(luma)", "mse", "l1(luma)"]
+    assert "adversarial" in payload["notes"]["with gan"]
+    assert payload["notes"]["gan only"].startswith("no row")
+    assert list(payload["results"][0]["starts"]) == list(runner_module.METAMER_STARTS)
+    assert payload["results"][0]["image_size"] == [24, 24]
+    assert (tmp_path / "metamers.png").is_file()
+
+
+def test_metamer_image_grows_to_what_a_loss_needs(fake: FakeTrainer, tmp_path: Path) -> None:
+    experiment = _experiment(entries=[{"loss": "mse"}, {"loss": "ms_ssim(scales=3)"}])
+    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+                   metamer_image_size=16, metamer_steps=5)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["results"][0]["image_size"] == [41, 41]  # 3-scale MS-SSIM needs 41 px

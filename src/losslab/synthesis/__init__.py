@@ -14,6 +14,7 @@ Imports: losses (the criteria), data (bundled photos), metrics (RMSE aside, ever
 metric function: colour errors, SSIM).
 """
 
+from losslab.synthesis._common import minimum_size
 from losslab.synthesis.commands import Written, write_mad, write_metamers
 from losslab.synthesis.images import START_KINDS, load_image, make_start
 from losslab.synthesis.mad import MAD_IMAGES, MADResult, mad
@@ -43,6 +44,7 @@ __all__ = [
     "make_start",
     "metamer_caption",
     "metamers",
+    "minimum_size",
     "plot_mad",
     "plot_metamers",
     "write_json",

@@ -58,6 +58,7 @@ def write_metamers(
     labels: Sequence[str] | None = None,
     name: str = "equal",
     title: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> Written:
     """Metamers of every spec for one image; writes ``OUT/NAME.png`` and ``OUT/NAME.json``.
 
@@ -68,6 +69,8 @@ def write_metamers(
         starts, steps, seed, device: passed to :func:`losslab.synthesis.metamers`.
         labels: row labels (default: the specs).
         name: file stem of the figure and JSON.
+        title: the figure's title (default: a generic one).
+        extra: more JSON fields (e.g. notes on what was left out of each spec).
 
     Returns:
         :class:`Written` with ``results`` = the list of :class:`MetamerResult`.
@@ -85,9 +88,11 @@ def write_metamers(
     for spec in specs:  # fail fast: build and check every spec before spending minutes on one
         criterion, spec_name, _ = criterion_from(spec, None)
         check_target(target, criterion, spec_name)
-    results: list[MetamerResult] = [
-        metamers(spec, target, starts=chosen, steps=steps, seed=seed) for spec in specs
-    ]
+    unique: dict[str, MetamerResult] = {}  # a spec listed twice is synthesised once
+    for spec in specs:
+        if spec not in unique:
+            unique[spec] = metamers(spec, target, starts=chosen, steps=steps, seed=seed)
+    results = [unique[spec] for spec in specs]
     out = Path(out_dir)
     figure = plot_metamers(results, out / f"{name}.png", labels=labels, title=title)
     payload = {
@@ -96,6 +101,7 @@ def write_metamers(
         "caption": metamer_caption(),
         "labels": list(labels) if labels is not None else specs,
         "results": [result.to_dict() for result in results],
+        **(extra or {}),
     }
     return Written(figure, write_json(payload, out / f"{name}.json"), results)
 

@@ -128,3 +128,14 @@ def test_only_rank_zero_reports_the_finished_run(
     monkeypatch.setenv("LOCAL_RANK", "0")
     assert main(argv) == 0
     assert "run finished" in capsys.readouterr().out
+
+
+def test_probe_without_specs_uses_the_default_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import losslab.probe
+
+    monkeypatch.setattr(losslab.probe, "DEFAULT_PROBE_SPECS", ("mse", "swd"))
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--perturbations", "noise,shift,mean_of_two", "--json", str(out)]) == 0
+    assert list(json.loads(out.read_text())) == ["mse", "swd"]

@@ -173,3 +173,14 @@ def test_synthesis_bad_input_exits_2_with_one_line(
     assert err.startswith(f"losslab {argv[0]}: error: ") and message in err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()  # nothing written for a bad request
+
+
+def test_probe_without_specs_uses_the_default_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import losslab.probe
+
+    monkeypatch.setattr(losslab.probe, "DEFAULT_PROBE_SPECS", ("mse", "swd"))
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--perturbations", "noise,shift,mean_of_two", "--json", str(out)]) == 0
+    assert list(json.loads(out.read_text())) == ["mse", "swd"]

@@ -6,7 +6,7 @@ Commands::
     losslab weights [add FILE]          pretrained networks: cache status, paths, SHA-256; install
     losslab train ...                   train one model under one loss spec
     losslab evaluate RUN_DIR            metrics of a trained run as JSON and CSV
-    losslab probe SPEC [SPEC ...]       what each loss charges for controlled changes
+    losslab probe [SPEC ...]            what each loss charges for controlled changes
     losslab demo mean                   regression to the mean, median and modes
     losslab equal SPEC [SPEC ...] --out D  images each loss considers equal to a photo (metamers)
     losslab mad SPEC_A SPEC_B --out D   MAD competition: what one loss misses, the other sees
@@ -103,6 +103,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from losslab.probe import (
+        DEFAULT_PROBE_SPECS,
         format_probe_table,
         plot_probe_heatmap,
         run_probe,
@@ -114,7 +115,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         [name.strip() for name in args.perturbations.split(",") if name.strip()]
         if args.perturbations else None
     )
-    result = run_probe(args.specs, image_dir=args.images, rmse=args.rmse, seed=args.seed,
+    result = run_probe(args.specs or list(DEFAULT_PROBE_SPECS), image_dir=args.images, rmse=args.rmse, seed=args.seed,
                        perturbations=perturbations)
     print(format_probe_table(result))
     if args.json:
@@ -231,7 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("probe", help="what each loss charges for controlled image changes")
-    p.add_argument("specs", nargs="+", help="loss specs")
+    p.add_argument("specs", nargs="*",
+                   help="loss specs (default: the pixel losses, ssim and every loss that needs "
+                        "no downloaded weights: swd, nlpd, gmsd, ms_gmsd, haarpsi, mdsi, "
+                        "perceptual(weights=random) with mse and swd distances)")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
     p.add_argument("--perturbations",

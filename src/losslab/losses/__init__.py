@@ -14,9 +14,13 @@ from losslab.losses.adversarial import (
 )
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
 from losslab.losses.frequency import FrequencyLoss
+from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
+from losslab.losses.haarpsi import HaarPSILoss
 from losslab.losses.lpips import LPIPSLoss
+from losslab.losses.mdsi import MDSILoss
 from losslab.losses.multi_hypothesis import MultiHypothesisLoss, best_hypothesis, winner_takes_all
+from losslab.losses.nlpd import NLPDLoss
 from losslab.losses.perceptual import PerceptualLoss
 from losslab.losses.pixel import CharbonnierLoss, HuberLoss, L1Loss, MSELoss, PixelLoss
 from losslab.losses.registry import (
@@ -26,8 +30,10 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
+from losslab.losses.swd import SlicedWassersteinLoss
 from losslab.losses.views import (
     ChannelView,
     ChromaView,
@@ -49,19 +55,26 @@ __all__ = [
     "DiscriminatorCollapseWarning",
     "FeatureMatchingLoss",
     "FrequencyLoss",
+    "GMSDLoss",
     "GradientDifferenceLoss",
+    "HaarPSILoss",
     "HuberLoss",
     "IdentityView",
     "L1Loss",
     "LPIPSLoss",
     "Loss",
     "LumaView",
+    "MDSILoss",
     "MSELoss",
+    "MSGMSDLoss",
     "MSSSIMLoss",
     "MultiHypothesisLoss",
+    "NLPDLoss",
     "PerceptualLoss",
     "PixelLoss",
     "SSIMLoss",
+    "SlicedWassersteinLoss",
+    "SpatialView",
     "SpecError",
     "WeightSchedule",
     "WeightedSum",

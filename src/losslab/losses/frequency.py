@@ -121,15 +121,20 @@ class FrequencyLoss(ViewedLoss):
         focal: float = 0.0,
         reduction: Reduction = "mean",
         *,
+        lowpass: int | None = None,
+        highpass: int | None = None,
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
-        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
+        super().__init__(
+            view, reduction, lowpass=lowpass, highpass=highpass, input_range=input_range,
+            check_values=check_values,
+        )
         self.distance = check_choice("distance", distance, _DISTANCES)
         self.focal = _check_focal(focal)
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
         values = _spectrum_distance(
-            self.view(prediction), self.view(target), self.distance, self.focal
+            self.viewed(prediction), self.viewed(target), self.distance, self.focal
         )
         return reduce(values, self.reduction)

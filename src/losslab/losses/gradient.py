@@ -98,15 +98,20 @@ class GradientDifferenceLoss(ViewedLoss):
         alpha: float = 1.0,
         reduction: Reduction = "mean",
         *,
+        lowpass: int | None = None,
+        highpass: int | None = None,
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
-        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
+        super().__init__(
+            view, reduction, lowpass=lowpass, highpass=highpass, input_range=input_range,
+            check_values=check_values,
+        )
         self.alpha = _check_alpha(alpha)
         self.min_size = 2
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
-        values = _gradient_difference(self.view(prediction), self.view(target), self.alpha)
+        values = _gradient_difference(self.viewed(prediction), self.viewed(target), self.alpha)
         return reduce(values, self.reduction)
 
 

@@ -24,13 +24,23 @@ from losslab.losses.views import ViewedLoss, ViewLike
 
 
 class PixelLoss(ViewedLoss):
-    """Base of the pixel distances: view both images, take a per-element distance, reduce."""
+    """Base of the pixel distances: view both images, take a per-element distance, reduce.
+
+    Every colour and spatial view is linear, so ``view(p) - view(t) == view(p - t)``: with a view
+    the distance is taken on the viewed *difference* (one view evaluation instead of two).
+    """
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return self.distance(self.view(prediction), self.view(target))
+        if self.linear_view_is_identity:
+            return self.distance(prediction, target)
+        return self.difference_distance(self.viewed(prediction - target))
 
     def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
         """Reduced distance between two viewed tensors of equal shape."""
+        return self.difference_distance(prediction - target)
+
+    def difference_distance(self, difference: Tensor) -> Tensor:
+        """Reduced distance of a viewed difference ``view(p) - view(t)`` from zero."""
         raise NotImplementedError
 
 
@@ -44,6 +54,9 @@ class MSELoss(PixelLoss):
     def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
         return F.mse_loss(prediction, target, reduction=self.reduction)
 
+    def difference_distance(self, difference: Tensor) -> Tensor:
+        return reduce(difference * difference, self.reduction)
+
 
 @register_loss("l1", positional=("view",), aliases=("mae",))
 class L1Loss(PixelLoss):
@@ -54,6 +67,9 @@ class L1Loss(PixelLoss):
 
     def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
         return F.l1_loss(prediction, target, reduction=self.reduction)
+
+    def difference_distance(self, difference: Tensor) -> Tensor:
+        return reduce(difference.abs(), self.reduction)
 
 
 @register_loss("charbonnier", positional=("view",))
@@ -71,16 +87,20 @@ class CharbonnierLoss(PixelLoss):
         eps: float = 1e-3,
         reduction: Reduction = "mean",
         *,
+        lowpass: int | None = None,
+        highpass: int | None = None,
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
-        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
+        super().__init__(
+            view, reduction, lowpass=lowpass, highpass=highpass, input_range=input_range,
+            check_values=check_values,
+        )
         if not eps > 0:
             raise ValueError(f"charbonnier eps must be > 0; got {eps}.")
         self.eps = float(eps)
 
-    def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
-        difference = prediction - target
+    def difference_distance(self, difference: Tensor) -> Tensor:
         return reduce(torch.sqrt(difference * difference + self.eps * self.eps), self.reduction)
 
 
@@ -99,13 +119,23 @@ class HuberLoss(PixelLoss):
         delta: float = 0.1,
         reduction: Reduction = "mean",
         *,
+        lowpass: int | None = None,
+        highpass: int | None = None,
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
-        super().__init__(view, reduction, input_range=input_range, check_values=check_values)
+        super().__init__(
+            view, reduction, lowpass=lowpass, highpass=highpass, input_range=input_range,
+            check_values=check_values,
+        )
         if not delta > 0:
             raise ValueError(f"huber delta must be > 0; got {delta}.")
         self.delta = float(delta)
 
     def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
         return F.huber_loss(prediction, target, reduction=self.reduction, delta=self.delta)
+
+    def difference_distance(self, difference: Tensor) -> Tensor:
+        # A zero target that costs no memory (stride 0); huber_loss is one fused kernel.
+        zero = difference.new_zeros(()).expand_as(difference)
+        return F.huber_loss(difference, zero, reduction=self.reduction, delta=self.delta)

@@ -22,10 +22,12 @@ from losslab.losses._validation import (
     Reduction,
     check_choice,
     check_image,
+    check_pair,
     check_reduction,
 )
 from losslab.losses.base import Loss
 from losslab.losses.registry import suggest
+from losslab.losses.spatial import SpatialView
 
 LumaStandard = Literal["bt601", "bt709"]
 
@@ -173,8 +175,10 @@ ViewLike = str | ColorView | Sequence[Sequence[float]] | None
 
 
 class ViewedLoss(Loss):
-    """Base of every loss that compares a colour view of both images (pixel, structural,
-    gradient, frequency): holds the view and the reduction, and names the term ``name(view)``.
+    """Base of every loss that compares a view of both images (pixel, structural, gradient,
+    frequency, distributional): holds the colour view, the optional spatial view
+    (``lowpass=K`` / ``highpass=K``, applied after the colour view) and the reduction, and names
+    the term ``name(view, lowpass=K)``.
 
     A colour view (anything but ``rgb``) requires 3-channel RGB inputs.
     """
@@ -184,23 +188,47 @@ class ViewedLoss(Loss):
         view: ViewLike = "rgb",
         reduction: Reduction = "mean",
         *,
+        lowpass: int | None = None,
+        highpass: int | None = None,
         input_range: Iterable[float] = (0.0, 1.0),
         check_values: bool | None = None,
     ) -> None:
         super().__init__(input_range=input_range, check_values=check_values)
         self.view = resolve_view(view)
         self.reduction = check_reduction(reduction)
+        self.spatial: SpatialView | None = (
+            None if lowpass is None and highpass is None
+            else SpatialView(lowpass=lowpass, highpass=highpass)
+        )
         if not isinstance(self.view, IdentityView):
             self.required_channels = 3
+
+    def viewed(self, images: Tensor) -> Tensor:
+        """The colour view, then the spatial view (if any), of ``(N, C, H, W)`` images."""
+        images = self.view(images)
+        return images if self.spatial is None else self.spatial(images)
+
+    @property
+    def linear_view_is_identity(self) -> bool:
+        """True when :meth:`viewed` returns its input unchanged (no colour or spatial view)."""
+        return isinstance(self.view, IdentityView) and self.spatial is None
+
+    def check_shapes(self, prediction: Tensor, target: Tensor) -> None:
+        minimum = self.min_size
+        if self.spatial is not None:
+            # The wrapped loss's minimum applies after the pyramid steps.
+            minimum = self.spatial.min_input_size(minimum or 1)
+        check_pair(prediction, target, channels=self.required_channels, min_size=minimum)
 
     @property
     def term_name(self) -> str:
         explicit = getattr(self, "_term_name", None)
         if explicit:
             return explicit
-        if isinstance(self.view, IdentityView):
-            return self.registered_name
-        return f"{self.registered_name}({self.view.name})"
+        options = [] if isinstance(self.view, IdentityView) else [self.view.name]
+        if self.spatial is not None:
+            options.append(self.spatial.name)
+        return self.registered_name + (f"({', '.join(options)})" if options else "")
 
     @term_name.setter
     def term_name(self, value: str) -> None:

@@ -38,9 +38,9 @@ import math
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.losses._filters import gaussian_blur
 from losslab.losses.views import luma_weights, ycbcr_matrix
 
 Perturbation = Callable[[Tensor, torch.Generator], Tensor]
@@ -92,20 +92,6 @@ def _channel(index: int) -> Perturbation:
         return out
 
     return change
-
-
-def gaussian_blur(images: Tensor, sigma: float = 1.5) -> Tensor:
-    """Separable Gaussian blur with reflect padding (radius ``ceil(3 sigma)``), same shape."""
-    radius = max(1, math.ceil(3 * sigma))
-    positions = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
-    kernel = torch.exp(-0.5 * (positions / sigma) ** 2)
-    kernel = kernel / kernel.sum()
-    channels = images.shape[1]
-    horizontal = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    vertical = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    padded = F.pad(images, (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(padded, horizontal, groups=channels)
-    return F.conv2d(out, vertical, groups=channels)
 
 
 def _blur(images: Tensor, generator: torch.Generator) -> Tensor:

@@ -107,6 +107,13 @@ def test_a_built_loss_object_works(small_target: torch.Tensor) -> None:
     assert result["noise"]["err_red"] <= 0.02
 
 
+def test_scheduled_terms_count_at_their_final_weight(small_target: torch.Tensor) -> None:
+    result = metamers("l1(red) + l1(green)@ramp(100, 200)", small_target, starts=["noise"],
+                      steps=STEPS)
+    assert result["noise"]["err_green"] <= 0.02  # the ramped term was optimised too
+    assert result["noise"]["err_blue"] >= 0.1
+
+
 def test_grey_target_with_a_channel_free_loss(small_target: torch.Tensor) -> None:
     grey = LumaView()(small_target)
     result = metamers("l1", grey, steps=STEPS)

@@ -23,11 +23,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from losslab.losses import Loss
+from losslab.losses import Loss, WeightedSum
 from losslab.losses import loss as build_loss
 from losslab.losses._validation import InputRange, check_input_range
 from losslab.metrics import color_errors
 from losslab.metrics import ssim as ssim_metric
+
+_FINAL_STEP = 2**62
 
 
 def criterion_from(
@@ -37,7 +39,7 @@ def criterion_from(
 
     ``spec``: a spec string (built with ``input_range``, default ``(0, 1)``) or a built
     :class:`~losslab.losses.Loss` (whose ``input_range`` must agree with ``input_range`` when
-    both are given).
+    both are given). Weight schedules (``@start``, ``@ramp``) are set to their final weights.
 
     Raises:
         ValueError: a spec with an adversarial or discriminator-feature term, or conflicting
@@ -72,6 +74,12 @@ def criterion_from(
                 "(losslab compare leaves adversarial terms out of its metamer row, as the probe "
                 "does)."
             )
+    for module in criterion.modules():
+        if isinstance(module, WeightedSum):
+            # Every scheduled term at its final weight: a metamer is about the loss a model is
+            # trained with in the end, not its first steps (``mse + 0.01*perceptual@start(500)``
+            # would otherwise be plain ``mse``).
+            module.set_step(_FINAL_STEP)
     return criterion.eval(), name, criterion.input_range
 
 

@@ -178,3 +178,18 @@ def test_metamer_image_grows_to_what_a_loss_needs(fake: FakeTrainer, tmp_path: P
                    metamer_image_size=16, metamer_steps=5)
     payload = json.loads((tmp_path / "metamers.json").read_text())
     assert payload["results"][0]["image_size"] == [41, 41]  # 3-scale MS-SSIM needs 41 px
+
+
+def test_a_failing_synthesis_is_recorded_not_fatal(fake: FakeTrainer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import losslab.synthesis
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise FloatingPointError("the metamer of 'l1' diverged")
+
+    monkeypatch.setattr(losslab.synthesis, "write_metamers", fail)
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["error"] == "the metamer of 'l1' diverged"
+    assert not (tmp_path / "metamers.png").exists()
+    assert (tmp_path / "metrics.json").is_file()  # the comparison still finished

@@ -315,7 +315,7 @@ def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int)
             name="metamers", title="What each loss considers equal (loss metamers)",
             extra={"notes": notes},
         )
-    except (ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError, FloatingPointError, OSError) as error:
         (out_dir / "metamers.png").unlink(missing_ok=True)
         write_json_atomic(out_dir / "metamers.json", {"error": str(error), "notes": notes})
 

@@ -173,3 +173,21 @@ def test_on_the_gpu(small_target: torch.Tensor) -> None:
     assert result.metamers.device.type == "cuda"
     assert result["noise"]["err_luma"] <= 0.02
     assert result["noise"]["loss_ratio"] <= 0.02
+
+
+@pytest.mark.slow
+def test_swd_metamer_is_the_targets_texture_rearranged(small_target: torch.Tensor) -> None:
+    """A distributional loss: the metamer has the target's colour statistics (sorted values per
+    channel) but not its layout (a large pixel RMSE)."""
+    pytest.importorskip("losslab.losses.swd")
+    result = metamers("swd", small_target, starts=["noise"], steps=200)
+    numbers = result["noise"]
+    assert numbers["loss_ratio"] <= 0.02
+    assert numbers["rmse"] > 0.2  # not the target: its patches, elsewhere
+
+    def sorted_values(images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(2).sort(dim=2).values
+
+    histogram_metamer = (sorted_values(result.metamers) - sorted_values(small_target)).abs().mean()
+    histogram_start = (sorted_values(result.starts) - sorted_values(small_target)).abs().mean()
+    assert histogram_metamer < 0.05 < histogram_start

@@ -45,7 +45,8 @@ from losslab.synthesis.images import START_KINDS, make_start
 
 #: Default starts of :func:`metamers`.
 DEFAULT_STARTS: tuple[str, ...] = START_KINDS
-#: Default number of optimisation steps (the targets of issue 14 are met at 128 px with 300).
+#: Default number of optimisation steps (pixel and structural losses reach < 1 % of the start
+#: value at 128 px with 300: benchmarks/synthesis_targets.py).
 DEFAULT_STEPS = 300
 #: Default initial step size, in ``[0, 1]`` pixel units per step.
 DEFAULT_LR = 0.05

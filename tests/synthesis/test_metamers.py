@@ -102,9 +102,11 @@ def test_a_built_loss_object_works(small_target: torch.Tensor) -> None:
     from losslab.losses import L1Loss, MSELoss
 
     criterion = L1Loss("luma") + 0.5 * MSELoss("red")
+    criterion.train()
     result = metamers(criterion, small_target, starts=["noise"], steps=STEPS)
     assert result["noise"]["loss_ratio"] <= 0.02
     assert result["noise"]["err_red"] <= 0.02
+    assert criterion.training and criterion.step == 0  # the caller's loss is left as it was
 
 
 def test_scheduled_terms_count_at_their_final_weight(small_target: torch.Tensor) -> None:

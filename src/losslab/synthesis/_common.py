@@ -16,6 +16,7 @@ Conventions of :mod:`losslab.synthesis`:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -39,7 +40,8 @@ def criterion_from(
 
     ``spec``: a spec string (built with ``input_range``, default ``(0, 1)``) or a built
     :class:`~losslab.losses.Loss` (whose ``input_range`` must agree with ``input_range`` when
-    both are given). Weight schedules (``@start``, ``@ramp``) are set to their final weights.
+    both are given; it is copied, never changed). Weight schedules (``@start``, ``@ramp``) are
+    set to their final weights.
 
     Raises:
         ValueError: a spec with an adversarial or discriminator-feature term, or conflicting
@@ -51,7 +53,7 @@ def criterion_from(
         criterion = build_loss(spec, input_range=input_range)
         name = spec.strip()
     elif isinstance(spec, Loss):
-        criterion = spec
+        criterion = copy.deepcopy(spec)  # eval() and the schedules below must not touch yours
         name = spec.term_name
         if input_range is not None and check_input_range(input_range) != spec.input_range:
             raise ValueError(

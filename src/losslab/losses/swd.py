@@ -96,11 +96,11 @@ def sliced_wasserstein(prediction: Tensor, target: Tensor, projections: Tensor) 
         )
     projections = projections.to(dtype=prediction.dtype, device=prediction.device)
     n, count = prediction.shape[0], projections.shape[0]
-    # One convolution projects every patch of both images onto every direction.
-    projected = F.conv2d(torch.cat((prediction, target)), projections).reshape(2 * n, count, -1)
-    predicted, targeted = projected[:n], projected[n:]
-    if not target.requires_grad:
-        targeted = targeted.detach()  # sorted without tracking the order for a backward pass
+    # A convolution projects every patch onto every direction. The target's side needs no
+    # backward pass (and its sort no order) unless the target itself requires a gradient.
+    predicted = F.conv2d(prediction, projections).reshape(n, count, -1)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and target.requires_grad):
+        targeted = F.conv2d(target, projections).reshape(n, count, -1)
     difference = sort_last(predicted) - sort_last(targeted)
     return (difference * difference).mean(dim=(1, 2))
 

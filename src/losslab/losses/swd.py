@@ -110,8 +110,8 @@ def sort_last(values: Tensor) -> Tensor:
 
     On the CPU numpy's vectorised sort is several times faster than ``torch.sort`` (measured
     here on ``(16, 64, 8464)`` float32, one thread: torch 0.64 s, numpy sort 0.06-0.10 s,
-    numpy argsort + gather 0.37 s), so the CPU path sorts with numpy and, when a gradient is
-    needed, gathers the values by numpy's order (the gradient flows through the gather).
+    numpy argsort 0.25 s), so the CPU path sorts with numpy and, when a gradient is needed,
+    gathers the values by numpy's order (the gradient flows through the gather).
     """
     if values.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
         return values.sort(dim=-1).values
@@ -119,7 +119,9 @@ def sort_last(values: Tensor) -> Tensor:
     if not (values.requires_grad and torch.is_grad_enabled()):
         return torch.from_numpy(np.sort(array, axis=-1))
     order = torch.from_numpy(np.argsort(array, axis=-1))
-    return torch.take_along_dim(values, order, dim=-1)
+    # gather, not take_along_dim: the latter wraps every index with a remainder (measured 0.4 s
+    # of a 4 s swd step on (16, 3, 128, 128)).
+    return torch.gather(values, -1, order)
 
 
 def multiscale_sliced_wasserstein(

@@ -41,6 +41,7 @@ from urllib.parse import urlparse
 import torch
 
 from losslab._atomic import atomic_path
+from losslab._serialization import UnreadableFileError, load_torch_file
 
 __all__ = [
     "WeightsError",
@@ -322,13 +323,11 @@ def load_state_dict_file(path: str | os.PathLike[str]) -> dict[str, torch.Tensor
     A checkpoint dict holding ``"state_dict"`` is unwrapped. Raises :class:`WeightsError` when
     the file is not a mapping of names to tensors.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"weights file {str(path)!r} does not exist.")
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # legacy (pre-1.6) serialisation cannot be memory-mapped
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = load_torch_file(path, what="weights file",
+                                 remedy="carry over a good copy (losslab weights add FILE)")
+    except UnreadableFileError as error:
+        raise WeightsError(str(error)) from None
     if isinstance(loaded, dict) and isinstance(loaded.get("state_dict"), dict):
         loaded = loaded["state_dict"]
     if not isinstance(loaded, dict) or not all(isinstance(v, torch.Tensor) for v in loaded.values()):

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from torch import Tensor
+
+from losslab._serialization import load_torch_file
 
 
 class NotAComparisonError(ValueError):
@@ -61,7 +62,12 @@ class RunRecord:
         path = self.run_dir / "evaluation" / "predictions.pt"
         if not path.is_file():
             return None
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        loaded = load_torch_file(path, what="saved predictions",
+                                 remedy="re-run the comparison to evaluate this run again")
+        if not isinstance(loaded, dict) or not all(
+                isinstance(loaded.get(key), Tensor) for key in ("inputs", "outputs", "targets")):
+            raise ValueError(f"{str(path)!r} does not hold the tensors inputs, outputs and "
+                             "targets; re-run the comparison to evaluate this run again.")
         return {key: loaded[key].float() for key in ("inputs", "outputs", "targets")}
 
     def spectrum(self) -> dict[str, list[float]] | None:

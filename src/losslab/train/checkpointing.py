@@ -16,13 +16,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import torch
 from lightning.fabric.utilities.cloud_io import get_filesystem
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from losslab._atomic import atomic_path
+from losslab._serialization import load_torch_file
 from losslab.train.config import TrainConfig, config_differences
 
 
@@ -34,10 +34,31 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         with atomic_path(path) as temporary:
             super().save_checkpoint(checkpoint, temporary, storage_options)
 
+    def load_checkpoint(self, path: Any, map_location: Any = None,
+                        weights_only: bool | None = None) -> dict[str, Any]:
+        """Lightning's resume path: always ``weights_only=True`` (see :func:`load_checkpoint`)."""
+        return load_checkpoint(path)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A losslab checkpoint as a dict, loaded with ``weights_only=True`` onto the CPU.
+
+    Nothing in a checkpoint can run code: files that ask for anything beyond tensors and plain
+    containers are refused with an :class:`~losslab._serialization.UnreadableFileError`
+    (a ``ValueError``) naming the file, as are empty, truncated and non-torch files.
+    """
+    remedy = ("delete it (losslab then starts that run from scratch) or point at another "
+              "checkpoint")
+    checkpoint = load_torch_file(path, what="checkpoint", remedy=remedy)
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"checkpoint {str(path)!r} holds a {type(checkpoint).__name__}, not a "
+                         f"checkpoint dict; {remedy}.")
+    return checkpoint
+
 
 def read_checkpoint_info(path: str | Path) -> dict[str, Any]:
     """The ``losslab`` entry (config, fingerprint, metrics) and ``global_step`` of a checkpoint."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint(path)
     info = dict(checkpoint.get("losslab", {}))
     info["global_step"] = int(checkpoint.get("global_step", 0))
     return info

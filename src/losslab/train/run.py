@@ -33,6 +33,7 @@ from losslab.train.checkpointing import (
     AppendingCSVLogger,
     AtomicCheckpointIO,
     check_resumable,
+    load_checkpoint,
     read_checkpoint_info,
 )
 from losslab.train.config import TrainConfig, config_from_overrides, load_config, save_config
@@ -150,7 +151,8 @@ def train(
         with warnings.catch_warnings():  # both are expected and handled when resuming
             warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
             warnings.filterwarnings("ignore", message=".*exists and is not empty.*")
-            trainer.fit(module, ckpt_path=str(last) if resume_step is not None else None)
+            trainer.fit(module, ckpt_path=str(last) if resume_step is not None else None,
+                        weights_only=True)
     except TrainingDivergedError as error:
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
         raise TrainingDivergedError(f"training stopped: {error}\n({kept}.)") from error
@@ -213,7 +215,7 @@ def load_module(run_dir: str | Path, checkpoint: str = "best") -> TaskModule:
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
     module = TaskModule(config)
-    state = torch.load(_checkpoint_path(run_dir, checkpoint), map_location="cpu", weights_only=False)
+    state = load_checkpoint(_checkpoint_path(run_dir, checkpoint))
     module.load_state_dict(state["state_dict"])
     return module.eval()
 

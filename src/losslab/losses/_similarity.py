@@ -35,9 +35,14 @@ LHM_MATRIX = (
 def colour_transform(images: Tensor, matrix: tuple[tuple[float, ...], ...]) -> Tensor:
     """``(N, 3, H, W) -> (N, K, H, W)``: ``out_k = sum_c M[k][c] x_c`` for a ``(K, 3)`` matrix.
 
-    One matrix product over the pixels, whose result is in channels-last memory order: the
-    order in which the CPU convolutions and poolings that follow are fastest.
+    One row (a luma) is a weighted sum of the channel planes (measured 1.6x faster than a
+    matrix product, forward + backward, and its result pools faster); several rows are one
+    matrix product over the pixels, whose result is in channels-last memory order, the order in
+    which the CPU convolutions that follow are fastest.
     """
+    if len(matrix) == 1:
+        r, g, b = matrix[0]
+        return r * images[:, 0:1] + g * images[:, 1:2] + b * images[:, 2:3]
     weights = torch.tensor(matrix, dtype=images.dtype, device=images.device)
     return (images.permute(0, 2, 3, 1) @ weights.t()).permute(0, 3, 1, 2)
 

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.losses._filters import channels_last
+
 #: RGB -> YIQ (NTSC 1953, rows Y, I, Q), as used by GMSD, MS-GMSD and HaarPSI.
 YIQ_MATRIX = (
     (0.299, 0.587, 0.114),
@@ -31,23 +33,44 @@ LHM_MATRIX = (
 
 
 def colour_transform(images: Tensor, matrix: tuple[tuple[float, ...], ...]) -> Tensor:
-    """``(N, 3, H, W) -> (N, K, H, W)``: ``out_k = sum_c M[k][c] x_c`` for a ``(K, 3)`` matrix."""
+    """``(N, 3, H, W) -> (N, K, H, W)``: ``out_k = sum_c M[k][c] x_c`` for a ``(K, 3)`` matrix.
+
+    One row (a luma) is a weighted sum of the channel planes (measured 1.6x faster than a
+    matrix product, forward + backward, and its result pools faster); several rows are one
+    matrix product over the pixels, whose result is in channels-last memory order, the order in
+    which the CPU convolutions that follow are fastest.
+    """
+    if len(matrix) == 1:
+        r, g, b = matrix[0]
+        return r * images[:, 0:1] + g * images[:, 1:2] + b * images[:, 2:3]
     weights = torch.tensor(matrix, dtype=images.dtype, device=images.device)
-    return torch.einsum("kc,nchw->nkhw", weights, images)
+    return (images.permute(0, 2, 3, 1) @ weights.t()).permute(0, 3, 1, 2)
 
 
 def safe_sqrt(values: Tensor) -> Tensor:
-    """``sqrt(values)`` for ``values >= 0`` with gradient 0 at 0 (``torch.sqrt`` gives inf/NaN)."""
-    positive = values > 0
-    return torch.where(positive, torch.where(positive, values, torch.ones_like(values)).sqrt(),
-                       torch.zeros_like(values))
+    """``sqrt(values)`` for ``values >= 0`` with gradient 0 at 0 (``torch.sqrt`` gives inf/NaN).
+
+    The clamp keeps the unselected branch's slope finite (``0 * inf`` would still be NaN).
+    """
+    tiny = torch.finfo(values.dtype).tiny
+    return torch.where(values > 0, values.clamp_min(tiny).sqrt(), 0.0)
 
 
 def safe_power(values: Tensor, exponent: float) -> Tensor:
     """``values ** exponent`` for ``values >= 0``, ``0 < exponent < 1``, gradient 0 at 0."""
-    positive = values > 0
-    base = torch.where(positive, values, torch.ones_like(values))
-    return torch.where(positive, base**exponent, torch.zeros_like(values))
+    tiny = torch.finfo(values.dtype).tiny
+    return torch.where(values > 0, values.clamp_min(tiny) ** exponent, 0.0)
+
+
+def magnitude(squared: Tensor) -> Tensor:
+    """``sqrt(squared + 1e-12)``: a gradient magnitude whose slope stays finite at 0.
+
+    Cheaper than :func:`safe_sqrt` on whole maps (two passes instead of four); the offset moves a
+    zero magnitude to 1e-6, far below the stability constants of the indices (``170 / 255^2``
+    for GMSD in ``[0, 1]`` units, 140 for MDSI in ``[0, 255]`` units), and is the same for both
+    images, so identical images still give identical maps.
+    """
+    return (squared + 1e-12).sqrt()
 
 
 def similarity_map(a: Tensor, b: Tensor, constant: float, alpha: float = 0.0) -> Tensor:
@@ -65,13 +88,13 @@ def prewitt_magnitude(images: Tensor) -> Tensor:
     """Prewitt gradient magnitude ``(N, 1, H, W) -> (N, 1, H, W)`` (zero padding of 1 pixel).
 
     Horizontal kernel ``[[-1, 0, 1]] * 3 / 3`` (cross-correlation) and its transpose; the
-    magnitude is ``sqrt(gx^2 + gy^2)`` (with a zero gradient where both are 0).
+    magnitude is ``sqrt(gx^2 + gy^2)`` (see :func:`magnitude` for the guard at 0).
     """
     row = torch.tensor([-1.0, 0.0, 1.0], dtype=images.dtype, device=images.device) / 3.0
     horizontal = row.view(1, 3).expand(3, 3)
     kernels = torch.stack((horizontal, horizontal.t())).unsqueeze(1)
-    gradients = F.conv2d(images, kernels, padding=1)
-    return safe_sqrt((gradients * gradients).sum(dim=1, keepdim=True))
+    gradients = F.conv2d(channels_last(images), kernels, padding=1)
+    return magnitude((gradients * gradients).sum(dim=1, keepdim=True))
 
 
 def halve(images: Tensor) -> Tensor:

@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.losses._filters import channels_last
 from losslab.losses._index import QualityIndexLoss
 from losslab.losses._similarity import YIQ_MATRIX, colour_transform, halve, similarity_map
 from losslab.losses._validation import Reduction, check_pair
@@ -42,15 +43,19 @@ from losslab.losses.views import ViewLike
 
 def _haar_responses(luma: Tensor, scales: int) -> Tensor:
     """``(N, 1, H, W) -> (N, 2 * scales, H, W)``: per scale, the row-difference and
-    column-difference Haar responses (zero padding keeps the size)."""
+    column-difference Haar responses (zero padding keeps the size).
+
+    Both orientations of a scale are one 2-D convolution with two output channels (measured
+    faster here than the separable form, four 1-D passes, for the sizes used: k = 2, 4, 8).
+    """
     responses = []
     for scale in range(scales):
         size = 2 ** (scale + 1)
         half = size // 2
-        column = torch.cat((torch.ones(half), -torch.ones(half))).to(luma) / size
-        vertical = column.view(size, 1).expand(size, size)  # upper half +, lower half -
+        step = torch.cat((torch.ones(half), -torch.ones(half))).to(luma) / size
+        vertical = step.view(size, 1).expand(size, size)  # upper half +, lower half -
         kernels = torch.stack((vertical, vertical.t())).unsqueeze(1)
-        padded = F.pad(luma, (half - 1, half, half - 1, half))
+        padded = channels_last(F.pad(luma, (half - 1, half, half - 1, half)))
         responses.append(F.conv2d(padded, kernels))
     return torch.cat(responses, dim=1)
 
@@ -107,7 +112,7 @@ def haarpsi(
 
 @register_loss("haarpsi", positional=("view",))
 class HaarPSILoss(QualityIndexLoss):
-    """``1 - HaarPSI`` (Reisenhofer et al. 2018): Haar wavelet similarity, a similarity index.
+    """One minus HaarPSI (Reisenhofer et al. 2018): Haar wavelet similarity, a similarity index.
 
     Compares Haar wavelet magnitudes at the finest scales, weighted by the coarsest scale's
     response (plus I/Q chroma for RGB). The loss is ``1 - index`` (the index is a similarity,

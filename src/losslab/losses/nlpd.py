@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._filters import laplacian_pyramid, pyramid_min_size
+from losslab.losses._filters import channels_last, laplacian_pyramid, pyramid_min_size
 from losslab.losses._index import QualityIndexLoss
 from losslab.losses._validation import Reduction, check_pair
 from losslab.losses.registry import register_loss
@@ -82,7 +82,7 @@ def normalised_laplacian_pyramid(images: Tensor, filters: Tensor | None = None) 
     result = []
     for level, band in enumerate(laplacian_pyramid(images, NLPD_LEVELS)):
         kernel = filters[level].view(1, 1, 5, 5).expand(channels, 1, 5, 5)
-        pooled = F.conv2d(band.abs(), kernel, padding=2, groups=channels)
+        pooled = F.conv2d(channels_last(band.abs()), kernel, padding=2, groups=channels)
         result.append(band / (NLPD_SIGMAS[level] + pooled))
     return result
 

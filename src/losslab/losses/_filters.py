@@ -46,6 +46,10 @@ def channels_last(images: Tensor) -> Tensor:
     return images.contiguous(memory_format=torch.channels_last)
 
 
+#: Largest Gaussian window accepted (SSIM's standard is 11).
+MAX_WINDOW_SIZE = 255
+
+
 def gaussian_window(
     window_size: int = 11, sigma: float = 1.5, *, dtype: torch.dtype = torch.float32
 ) -> Tensor:
@@ -67,6 +71,9 @@ def check_window(window_size: int, sigma: float) -> None:
         raise ValueError(f"window_size must be a positive odd integer such as 11; got {window_size!r}.")
     if window_size % 2 == 0:
         raise ValueError(f"window_size must be odd (a centred window) such as 11; got {window_size}.")
+    if window_size > MAX_WINDOW_SIZE:  # an absurd size would otherwise try to allocate gigabytes
+        raise ValueError(f"window_size must be at most {MAX_WINDOW_SIZE} (SSIM uses 11; images must "
+                         f"be at least as large as the window); got {window_size}.")
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number such as 1.5; got {sigma!r}.")
 

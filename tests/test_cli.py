@@ -139,3 +139,35 @@ def test_probe_without_specs_uses_the_default_set(
     out = tmp_path / "probe.json"
     assert main(["probe", "--perturbations", "noise,shift,mean_of_two", "--json", str(out)]) == 0
     assert list(json.loads(out.read_text())) == ["mse", "swd"]
+
+
+@pytest.mark.parametrize(("error", "fragment"), [
+    (MemoryError(), "out of memory"),
+    (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 TB"),
+     "Lower data.batch_size"),
+    (RecursionError("maximum recursion depth exceeded"), "nested too deeply"),
+    (OverflowError("cannot convert float infinity to integer"), "use a finite value"),
+    (PermissionError(13, "Permission denied", "/read-only/run"), "Choose a writable location"),
+    (KeyError("x"), "Rerun with --debug"),
+])
+def test_any_failure_is_one_line_with_a_fix_and_debug_shows_the_traceback(
+    error: BaseException, fragment: str, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import losslab.cli as cli
+
+    def fail(args: object) -> int:
+        raise error
+
+    monkeypatch.setattr(cli, "_cmd_losses", fail)
+    monkeypatch.delenv("LOSSLAB_DEBUG", raising=False)
+    assert main(["losses"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and fragment in err and "Traceback" not in err
+    with pytest.raises(type(error)):
+        main(["losses", "--debug"])
+    with pytest.raises(type(error)):
+        main(["--debug", "losses"])
+    monkeypatch.setenv("LOSSLAB_DEBUG", "1")
+    with pytest.raises(type(error)):
+        main(["losses"])

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 import losslab.train
@@ -40,13 +41,15 @@ class FakeTrainer:
         self.trained: list[str] = []
         self.fail_on = fail_on
 
-    def train(self, config: Any) -> None:
+    def train(self, config: Any, callbacks: Any = ()) -> None:
         name = Path(config.out).name
         if name == self.fail_on:
             raise KeyboardInterrupt  # the comparison is killed while this run trains
         self.trained.append(name)
-        Path(config.out).mkdir(parents=True, exist_ok=True)
+        (Path(config.out) / "checkpoints").mkdir(parents=True, exist_ok=True)
         (Path(config.out) / "config.yaml").write_text(config.to_yaml())
+        torch.save({"global_step": config.steps, "losslab": {}},
+                   Path(config.out) / "checkpoints" / "last.ckpt")
 
     def evaluate(self, run_dir: Path) -> dict:
         metrics = {"psnr": 20.0 + len(self.trained), "unavailable": {}}
@@ -150,3 +153,28 @@ def test_missing_weights_point_to_the_compare_flag(
     with pytest.raises(ExperimentError, match=r"not available.*--perceptual-weights random"):
         run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
     assert fake.trained == []
+
+
+@pytest.mark.parametrize("damage", ["empty DONE", "missing checkpoint", "short checkpoint",
+                                    "missing metrics"])
+def test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_sound(
+    fake: FakeTrainer, tmp_path: Path, damage: str
+) -> None:
+    """Issue 11: an empty DONE beside a missing checkpoint was reused (a row of dashes, exit 0)."""
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    assert fake.trained == ["l1", "l1-luma"]
+    run = tmp_path / "runs" / "l1"
+    if damage == "empty DONE":
+        (run / "DONE").write_text("")
+    elif damage == "missing checkpoint":
+        (run / "checkpoints" / "last.ckpt").unlink()
+    elif damage == "short checkpoint":
+        torch.save({"global_step": 2, "losslab": {}}, run / "checkpoints" / "last.ckpt")
+    else:
+        (run / "metrics.json").unlink()
+    with pytest.warns(UserWarning, match="training and evaluating it again"):
+        run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    assert fake.trained == ["l1", "l1-luma", "l1"]  # only the damaged run, once more
+    assert json.loads((run / "DONE").read_text())["label"] == "l1"
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    assert fake.trained == ["l1", "l1-luma", "l1"]  # now sound: reused

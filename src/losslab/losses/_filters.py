@@ -24,6 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: Largest Gaussian window accepted (SSIM uses 11): an absurd size would otherwise try to
+#: allocate gigabytes before any shape check.
+MAX_WINDOW_SIZE = 255
 #: The 5-tap binomial kernel ``[1, 4, 6, 4, 1] / 16`` of the Burt & Adelson pyramid.
 BINOMIAL_5 = (0.0625, 0.25, 0.375, 0.25, 0.0625)
 
@@ -67,6 +70,9 @@ def check_window(window_size: int, sigma: float) -> None:
         raise ValueError(f"window_size must be a positive odd integer such as 11; got {window_size!r}.")
     if window_size % 2 == 0:
         raise ValueError(f"window_size must be odd (a centred window) such as 11; got {window_size}.")
+    if window_size > MAX_WINDOW_SIZE:
+        raise ValueError(f"window_size must be at most {MAX_WINDOW_SIZE} (SSIM uses 11; images must "
+                         f"be at least as large as the window); got {window_size}.")
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
         raise ValueError(f"sigma must be a positive number such as 1.5; got {sigma!r}.")
 

@@ -339,7 +339,9 @@ class PerceptualLoss(Loss):
 
         Returns a dict layer name -> ``(N, C_l, H_l, W_l)``, in depth order.
         """
-        x = (images - self.mean) / self.std
+        # The frozen network has one dtype (float32 unless converted); float64 or float16 inputs
+        # are cast to it (gradients flow through the cast) instead of failing inside a conv.
+        x = (images.to(self.mean.dtype) - self.mean) / self.std
         result = {}
         for name, block in zip(self._depth_order, self.slices, strict=True):
             x = block(x)
@@ -361,7 +363,7 @@ class PerceptualLoss(Loss):
         predicted = self.features(prediction)
         with torch.no_grad():
             targeted = self.features(target)
-        total = prediction.new_zeros(())
+        total = prediction.new_zeros((), dtype=self.mean.dtype)
         for index, (name, weight) in enumerate(
             zip(self._depth_order, self._ordered_weights, strict=True)
         ):
@@ -371,7 +373,7 @@ class PerceptualLoss(Loss):
             if self.style:
                 style = self._difference(gram_matrix(predicted[name]), gram_matrix(targeted[name]))
                 total = total + self.style * weight * style
-        return total
+        return total.to(prediction.dtype)
 
     def extra_repr(self) -> str:
         return (

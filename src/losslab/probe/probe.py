@@ -190,7 +190,8 @@ def folder_probe_images(image_dir: str | Path, size: int = PROBE_CROP, limit: in
         if len(crops) == limit:
             break
         try:
-            image = read_image(path).float() / 255.0
+            image = read_image(path)  # uint8, or float in [0, 1] for 16-bit files
+            image = image.float() / 255.0 if image.dtype == torch.uint8 else image
         except Exception as error:  # PIL raises several types for corrupt files
             logger.warning("skipping unreadable image %s: %s", path, error)
             skipped += 1

@@ -22,10 +22,12 @@ from losslab.train.config import (
     load_config,
     save_config,
 )
+from losslab.train.console import StepReporter, quiet_lightning
 from losslab.train.gradient_share import gradient_shares
 from losslab.train.module import TaskModule, TrainingDivergedError
 from losslab.train.run import (
     RunResult,
+    TrainingInterrupted,
     load_module,
     load_run,
     predict_validation,
@@ -40,16 +42,19 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "RunResult",
+    "StepReporter",
     "TaskModule",
     "TaskOptions",
     "TrainConfig",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "config_from_overrides",
     "gradient_shares",
     "load_config",
     "load_module",
     "load_run",
     "predict_validation",
+    "quiet_lightning",
     "save_config",
     "train",
     "train_from_args",

@@ -24,6 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: Largest Gaussian window accepted (SSIM uses 11): an absurd size would otherwise try to
+#: allocate gigabytes before any shape check.
+MAX_WINDOW_SIZE = 255
 #: The 5-tap binomial kernel ``[1, 4, 6, 4, 1] / 16`` of the Burt & Adelson pyramid.
 BINOMIAL_5 = (0.0625, 0.25, 0.375, 0.25, 0.0625)
 
@@ -44,10 +47,6 @@ def channels_last(images: Tensor) -> Tensor:
         _, _, height, width = images.shape
         return images.as_strided(images.shape, (height * width, 1, width, 1))
     return images.contiguous(memory_format=torch.channels_last)
-
-
-#: Largest Gaussian window accepted (SSIM's standard is 11).
-MAX_WINDOW_SIZE = 255
 
 
 def gaussian_window(
@@ -71,7 +70,7 @@ def check_window(window_size: int, sigma: float) -> None:
         raise ValueError(f"window_size must be a positive odd integer such as 11; got {window_size!r}.")
     if window_size % 2 == 0:
         raise ValueError(f"window_size must be odd (a centred window) such as 11; got {window_size}.")
-    if window_size > MAX_WINDOW_SIZE:  # an absurd size would otherwise try to allocate gigabytes
+    if window_size > MAX_WINDOW_SIZE:
         raise ValueError(f"window_size must be at most {MAX_WINDOW_SIZE} (SSIM uses 11; images must "
                          f"be at least as large as the window); got {window_size}.")
     if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):

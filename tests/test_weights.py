@@ -129,7 +129,7 @@ def test_offline_switch_skips_the_download_attempt(
     assert no_network == []
 
 
-def test_successful_download_is_used_with_torchvisions_hash_prefix(
+def test_successful_download_is_checked_against_the_full_sha256(
     torch_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: list[tuple[str, Path, str | None]] = []
@@ -142,7 +142,9 @@ def test_successful_download_is_used_with_torchvisions_hash_prefix(
     monkeypatch.setattr(weights, "_download", fake_download)
     path = resolve_weights_file("vgg16-imagenet")
     assert path == torch_home / "vgg16-397923af.pth" and path.read_bytes() == b"weights"
-    assert seen == [("https://download.pytorch.org/models/vgg16-397923af.pth", path, "397923af")]
+    # torch.hub compares `digest.startswith(hash_prefix)`: the full digest makes it exact
+    assert seen == [("https://download.pytorch.org/models/vgg16-397923af.pth", path,
+                     "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0")]
 
 
 def test_add_weights_verifies_and_copies_into_the_cache(
@@ -243,9 +245,13 @@ def test_load_state_dict_file_unwraps_checkpoints_and_rejects_other_objects(tmp_
         load_state_dict_file(tmp_path / "list.pth")
 
 
-def test_full_digests_are_known_for_the_perceptual_and_lpips_alex_backbones() -> None:
+def test_every_weights_file_is_pinned_by_its_full_sha256() -> None:
+    """Issue 11: no entry is checked by an 8-hex prefix only (vgg16 and squeezenet were)."""
     by_name = {info.name: info for info in list_weights()}
-    for name in ("vgg19-imagenet", "alexnet-imagenet"):
-        info = by_name[name]
+    assert by_name["vgg16-imagenet"].sha256 == (
+        "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0")
+    assert by_name["squeezenet1_1-imagenet"].sha256 == (
+        "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b")
+    for info in by_name.values():
         assert not info.sha256_is_prefix and len(info.sha256) == 64
         assert info.matches(info.sha256) and not info.matches(info.sha256[:8] + "0" * 56)

@@ -6,8 +6,10 @@ Commands::
     losslab weights [add FILE]          pretrained networks: cache status, paths, SHA-256; install
     losslab train ...                   train one model under one loss spec
     losslab evaluate RUN_DIR            metrics of a trained run as JSON and CSV
-    losslab probe SPEC [SPEC ...]       what each loss charges for controlled changes
+    losslab probe [SPEC ...]            what each loss charges for controlled changes
     losslab demo mean                   regression to the mean, median and modes
+    losslab equal SPEC [SPEC ...] --out D  images each loss considers equal to a photo (metamers)
+    losslab mad SPEC_A SPEC_B --out D   MAD competition: what one loss misses, the other sees
     losslab compare EXPERIMENT --out D  one model per loss, one HTML report
     losslab report DIR                  rebuild a comparison's report from disk
 """
@@ -46,7 +48,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from losslab.train import config_from_overrides, train
+    from losslab.train import config_from_overrides, quiet_lightning, train
 
     overrides = {
         key: value
@@ -85,7 +87,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--set takes KEY=VALUE (e.g. --set task_options.scale=4); got {assignment!r}.")
         overrides[key.strip()] = value.strip()
     config = config_from_overrides(args.config, overrides)
-    result = train(config)
+    with quiet_lightning(not args.verbose):
+        result = train(config)
     if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
         print(f"run finished: {result.run_dir}")  # once, not once per DDP process
     return 0
@@ -101,6 +104,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from losslab.probe import (
+        DEFAULT_PROBE_SPECS,
         format_probe_table,
         plot_probe_heatmap,
         run_probe,
@@ -112,7 +116,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         [name.strip() for name in args.perturbations.split(",") if name.strip()]
         if args.perturbations else None
     )
-    result = run_probe(args.specs, image_dir=args.images, rmse=args.rmse, seed=args.seed,
+    result = run_probe(args.specs or list(DEFAULT_PROBE_SPECS), image_dir=args.images, rmse=args.rmse, seed=args.seed,
                        perturbations=perturbations)
     print(format_probe_table(result))
     if args.json:
@@ -134,6 +138,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_equal(args: argparse.Namespace) -> int:
+    from losslab.synthesis import format_metamers, write_metamers
+
+    starts = [name.strip() for name in args.starts.split(",") if name.strip()]
+    written = write_metamers(args.specs, args.image, Path(args.out), size=args.size,
+                             starts=starts, steps=args.steps, seed=args.seed, device=args.device)
+    print(format_metamers(written.results))
+    print(f"figure: {written.figure}\nnumbers: {written.json}")
+    return 0
+
+
+def _cmd_mad(args: argparse.Namespace) -> int:
+    from losslab.synthesis import format_mad, write_mad
+
+    written = write_mad(args.spec_a, args.spec_b, args.image, Path(args.out), size=args.size,
+                        noise=args.noise, steps=args.steps, seed=args.seed, device=args.device)
+    print(format_mad(written.results))
+    print(f"figure: {written.figure}\nnumbers: {written.json}")
+    return 0
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from losslab.experiments import list_experiments, run_comparison
 
@@ -152,6 +177,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         steps=args.steps,
         budget_scale=args.budget_scale,
         perceptual_weights=args.perceptual_weights,
+        verbose=args.verbose,
     )
     print(f"report: {report}")
     return 0
@@ -170,19 +196,25 @@ def build_parser() -> argparse.ArgumentParser:
         prog="losslab",
         description="What does my loss function consider equal, and what does that do to my outputs?",
     )
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help=f"show the Python traceback of a failure (or set {DEBUG_ENV}=1)")
+    # `losslab --debug CMD` as well as `losslab CMD --debug` (a separate name: a subcommand's
+    # default would overwrite the main parser's value)
+    parser.add_argument("--debug", action="store_true", dest="debug_global", help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("losses", help="list every loss with its parameters")
+    p = sub.add_parser("losses", parents=[common], help="list every loss with its parameters")
     p.set_defaults(handler=_cmd_losses)
 
-    p = sub.add_parser("weights", help="pretrained networks: cache status, or 'add FILE'")
+    p = sub.add_parser("weights", parents=[common], help="pretrained networks: cache status, or 'add FILE'")
     p.add_argument("action", nargs="?", choices=["list", "add"], default="list")
     p.add_argument("file", nargs="?")
     p.add_argument("--verify", action="store_true",
                    help="hash every present file against its expected SHA-256 (slower)")
     p.set_defaults(handler=_cmd_weights)
 
-    p = sub.add_parser("train", help="train one model under one loss spec")
+    p = sub.add_parser("train", parents=[common], help="train one model under one loss spec")
     p.add_argument("--config", help="YAML config (command-line options override it)")
     p.add_argument("--task", help="reconstruct | super_resolve | predict_next | colorize")
     p.add_argument("--data", help="bundled | dead_leaves | moving_shapes | cifar10 | stl10 | celeba | "
@@ -201,14 +233,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float)
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any other config field, e.g. --set task_options.scale=4 (repeatable)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show Lightning's own messages and warnings (hidden by default)")
     p.set_defaults(handler=_cmd_train)
 
-    p = sub.add_parser("evaluate", help="metrics of a trained run (JSON and CSV in the run dir)")
+    p = sub.add_parser("evaluate", parents=[common], help="metrics of a trained run (JSON and CSV in the run dir)")
     p.add_argument("run_dir")
     p.set_defaults(handler=_cmd_evaluate)
 
-    p = sub.add_parser("probe", help="what each loss charges for controlled image changes")
-    p.add_argument("specs", nargs="+", help="loss specs")
+    p = sub.add_parser("probe", parents=[common], help="what each loss charges for controlled image changes")
+    p.add_argument("specs", nargs="*",
+                   help="loss specs (default: the pixel losses, ssim and every loss that needs "
+                        "no downloaded weights: swd, nlpd, gmsd, ms_gmsd, haarpsi, mdsi, "
+                        "perceptual(weights=random) with mse and swd distances)")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
     p.add_argument("--perturbations",
@@ -221,14 +258,43 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--heatmap", help="write a heatmap PNG")
     p.set_defaults(handler=_cmd_probe)
 
-    p = sub.add_parser("demo", help="small demonstrations")
+    p = sub.add_parser("demo", parents=[common], help="small demonstrations")
     p.add_argument("name", choices=["mean"], help="mean: regression to the mean / median / modes")
     p.add_argument("--out", help="folder for the plots")
     p.add_argument("--json", help="write the numbers as JSON")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_cmd_demo)
 
-    p = sub.add_parser("compare", help="train one model per loss and write an HTML report")
+    p = sub.add_parser("equal", parents=[common], help="images each loss considers equal to a photo (metamers)")
+    p.add_argument("specs", nargs="+", help="loss specs (no adversarial terms)")
+    p.add_argument("--image", default="astronaut",
+                   help="bundled photo name (astronaut, chelsea, coffee, ...) or an image file "
+                        "(default astronaut)")
+    p.add_argument("--out", required=True, help="folder for equal.png and equal.json")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--starts", default="noise,blur,photo",
+                   help="comma-separated starts: noise, blur, photo, photo:NAME "
+                        "(default noise,blur,photo)")
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cpu)")
+    p.set_defaults(handler=_cmd_equal)
+
+    p = sub.add_parser("mad", parents=[common], help="MAD competition between two losses")
+    p.add_argument("spec_a", help="loss A (held while B is optimised, then optimised)")
+    p.add_argument("spec_b", help="loss B")
+    p.add_argument("--image", default="astronaut",
+                   help="bundled photo name or an image file (default astronaut)")
+    p.add_argument("--out", required=True, help="folder for mad.png and mad.json")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--noise", type=float, default=0.1,
+                   help="noise standard deviation of the start, [0, 1] units (default 0.1)")
+    p.add_argument("--steps", type=int, default=200, help="steps per image (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
+    p.set_defaults(handler=_cmd_mad)
+
+    p = sub.add_parser("compare", parents=[common], help="train one model per loss and write an HTML report")
     p.add_argument("experiment", nargs="?", help="experiment YAML or a shipped name (colors, blur, ...)")
     p.add_argument("--out", help="output folder (default: runs/<experiment name>)")
     p.add_argument("--steps", type=int, help="override every run's step budget")
@@ -239,26 +305,98 @@ def build_parser() -> argparse.ArgumentParser:
                         "(offline; the report flags it) or auto (imagenet where the file is "
                         "cached, else random); default: the experiment file's choice")
     p.add_argument("--list", action="store_true", help="list the shipped experiments")
+    p.add_argument("--verbose", action="store_true",
+                   help="show each run's Lightning progress bar, messages and warnings")
     p.set_defaults(handler=_cmd_compare)
 
-    p = sub.add_parser("report", help="rebuild a comparison's HTML report from disk")
+    p = sub.add_parser("report", parents=[common], help="rebuild a comparison's HTML report from disk")
     p.add_argument("dir")
     p.set_defaults(handler=_cmd_report)
     return parser
 
 
+#: Set to 1 (or pass ``--debug``) to see the Python traceback of a failure.
+DEBUG_ENV = "LOSSLAB_DEBUG"
+
+
+def _debug_requested(args: argparse.Namespace) -> bool:
+    flags = getattr(args, "debug", False) or getattr(args, "debug_global", False)
+    return bool(flags) or os.environ.get(DEBUG_ENV, "").lower() in ("1", "true", "yes")
+
+
+def describe_error(error: BaseException) -> str:
+    """One line naming the problem and the fix for any failure of a command.
+
+    losslab's own errors (``ValueError``/``TypeError`` and their subclasses) already name both and
+    are passed through, flattened to one line (a loss-spec error keeps its two context lines: the
+    spec and a caret under the offending position). Errors from below (the OS, YAML, Lightning,
+    the allocator, Python's recursion limit) get a sentence that says what to change.
+    """
+    from losslab.losses.spec import SpecError
+
+    text = " ".join(str(error).split())
+    if isinstance(error, SpecError):  # "message at position N in loss spec:\n  spec\n  ^"
+        return str(error).rstrip()
+    name = type(error).__name__
+    if name == "MisconfigurationException":  # Lightning: e.g. --accelerator gpu without a GPU
+        return (f"{text} Use --accelerator cpu (or auto, which picks a GPU only when one is "
+                "present), or check --devices / --precision.")
+    if isinstance(error, RecursionError):
+        return ("an input is nested too deeply to read (Python's recursion limit); simplify the "
+                "value (lists in a loss spec or a YAML file need 2 levels at most).")
+    if isinstance(error, MemoryError) or "can't allocate memory" in text \
+            or "out of memory" in text.lower():
+        return ("out of memory: a size is too large for this machine "
+                f"({text[:160]}). Lower data.batch_size, data.crop_size or the model/discriminator "
+                "width.")
+    if isinstance(error, OverflowError):
+        return (f"a number is too large ({text}); use a finite value in the documented range "
+                "(steps and seeds are integers, e.g. --seed 0).")
+    if isinstance(error, FileNotFoundError) and error.filename is None:
+        return text  # losslab's own message
+    if isinstance(error, (FileExistsError, NotADirectoryError)) and error.filename is not None:
+        return (f"{str(error.filename)!r} (or a folder above it) is a file, not a folder; give "
+                "--out a folder path that is free or holds a losslab run.")
+    if isinstance(error, OSError) and getattr(error, "filename", None) is not None:
+        reason = error.strerror or text
+        return (f"cannot write or read {str(error.filename)!r}: {reason}. Choose a writable "
+                "location (e.g. --out runs/NAME in your home or project folder) or fix the "
+                "permissions.")
+    if isinstance(error, (ValueError, TypeError, FileNotFoundError, RuntimeError,
+                          FloatingPointError)):
+        return text
+    return (f"unexpected {name}: {text}. Rerun with --debug (or {DEBUG_ENV}=1) to see the "
+            "traceback, and report it.")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a ``losslab`` command; returns the exit status (errors print one clear line, exit 2)."""
+    """Run a ``losslab`` command; returns the exit status.
+
+    Every failure prints one line ``losslab COMMAND: error: ...`` naming the problem and the fix,
+    and returns 2; no traceback unless ``--debug`` is given or ``LOSSLAB_DEBUG=1`` is set. A run
+    stopped by SIGTERM or Ctrl-C checkpoints, says so, and returns 143 or 130.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as error:
-        print(f"losslab {args.command}: error: {error}", file=sys.stderr)
-        return 2
     except BrokenPipeError:  # `losslab losses | head` closed the pipe: not an error
         sys.stderr.close()
         return 0
+    except KeyboardInterrupt:
+        if _debug_requested(args):
+            raise
+        print(f"losslab {args.command}: interrupted (Ctrl-C).", file=sys.stderr)
+        return 130
+    except Exception as error:
+        if _debug_requested(args):
+            raise
+        exit_code = getattr(error, "exit_code", None)  # TrainingInterrupted: 143 or 130
+        if isinstance(exit_code, int):
+            print(f"losslab {args.command}: {' '.join(str(error).split())}", file=sys.stderr)
+            return exit_code
+        print(f"losslab {args.command}: error: {describe_error(error)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

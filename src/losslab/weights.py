@@ -19,10 +19,11 @@ name                      file                                used by
 ``lpips-<net>-v0.1``      ``<net>.pth`` in the lpips package  ``lpips`` linear heads (shipped)
 ========================  ==================================  ================================
 
-Hashes: torchvision's file names embed the first 8 hex digits of the file's SHA-256 (what
-``torch.hub`` checks on download); the full digests are not published with the weights, so
-those entries are verified by that prefix. The LPIPS heads ship inside the ``lpips`` package
-(0.1.4) and are recorded with their full SHA-256.
+Hashes: every entry is pinned by its full SHA-256. torchvision's file names embed only the first
+8 hex digits (what ``torch.hub`` checks on download); the full digests recorded here were taken
+from public hash lists that agree with each other and with that prefix (see
+``_TORCHVISION_FULL_SHA256``). The LPIPS heads ship inside the ``lpips`` package (0.1.4) and are
+recorded with their full SHA-256.
 
 Downloads: tried only when the file is missing and downloads are allowed (the default, unless the
 environment variable ``LOSSLAB_OFFLINE`` is set to ``1``/``true``/``yes``).
@@ -137,13 +138,20 @@ def sha256_of(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-# Full SHA-256 of torchvision files whose complete digest is published beside the file
-# (VGG19: 574,673,361 bytes; AlexNet: 244,408,911 bytes). For the others only the prefix that
-# torchvision embeds in the file name is known, and files are verified by that prefix, as
-# torchvision itself does.
+# Full SHA-256 of the torchvision files (VGG19: 574,673,361 bytes; AlexNet: 244,408,911 bytes;
+# VGG16: 553,433,881 bytes; SqueezeNet 1.1: 4,958,839 bytes). torchvision publishes only the
+# 8-hex prefix in the file name. The VGG16 and SqueezeNet digests were found (code search of
+# public GitHub repositories, 2026-12) stated in several independent hash lists and verification
+# scripts: model manifests listing url, byte size and SHA-256 (one of them also lists the VGG19
+# and AlexNet digests above, identically), `sha256sum` checks in benchmark setup scripts, and a
+# SqueezeNet ONNX-export README ("Weights SHA-256: ..."). All sources agree, and each digest
+# starts with its file name's prefix (checked again in _torchvision_entry). The files themselves
+# cannot be downloaded here; `losslab weights add FILE` verifies a carried-over file against them.
 _TORCHVISION_FULL_SHA256 = {
     "vgg19-dcbb9e9d.pth": "dcbb9e9dad569fff7a846263a77324fc34978fea2bfb039c012d710e1776ae44",
     "alexnet-owt-7be5be79.pth": "7be5be791159472b1fbf3c69796f7cb30dca7ad8466c2df70058c37116cdee02",
+    "vgg16-397923af.pth": "397923af8e79cdbb6a7127f12361acd7a2f83e06b05044ddf496e83de57a5bf0",
+    "squeezenet1_1-b8a52dc0.pth": "b8a52dc049b60e4b6ab68ad0df457362afab8b6304b2febdc1650a5dab4d7e7b",
 }
 
 
@@ -273,8 +281,7 @@ def _unavailable_message(info: WeightsInfo, reason: str, alternative: str) -> st
     return (
         f"{info.description} is not available: file {info.file_name!r} is not in "
         f"{str(info.path.parent)!r} ({reason}). Fix: on a machine with internet download "
-        f"{info.url or 'the file'} (SHA-256 must start with {info.sha256[:8]}; torchvision checks "
-        f"that prefix), carry it over and run `losslab weights add FILE` (or copy it to "
+        f"{info.url or 'the file'} (SHA-256 {info.hash_text}), carry it over and run `losslab weights add FILE` (or copy it to "
         f"{str(info.path)!r} yourself; $TORCH_HOME moves that directory)."
         + (f" Or {alternative}." if alternative else "")
     )
@@ -306,7 +313,9 @@ def resolve_weights_file(
         raise WeightsUnavailableError(_unavailable_message(
             info, f"downloads are disabled by ${OFFLINE_ENV}", alternative))
     try:
-        _download(info.url, info.path, info.sha256[:8] if info.sha256_is_prefix else None)
+        # torch.hub checks `sha256.startswith(hash_prefix)`: given the full digest, that is an
+        # exact check of the whole file.
+        _download(info.url, info.path, info.sha256)
     except Exception as error:  # any network/hash failure becomes the one clear error
         raise WeightsUnavailableError(_unavailable_message(
             info, f"the download from {info.url} failed: {type(error).__name__}: {error}",

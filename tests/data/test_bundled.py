@@ -7,6 +7,7 @@ import torch
 
 from losslab.data import build_datasets
 from losslab.data.bundled import DEFAULT_PHOTOS, available_photos, load_photo
+from losslab.train.config import DataConfig, TrainConfig
 
 SMALL = ("astronaut", "chelsea", "coffee")
 
@@ -107,8 +108,12 @@ def test_flip_option_changes_some_crops_only_by_a_mirror() -> None:
 def test_errors_name_the_photo_and_the_fix() -> None:
     with pytest.raises(ValueError, match=r"unknown bundled photo 'astronot'.*'astronaut'"):
         build_datasets("bundled", crop_size=32, images=["astronot"])
-    with pytest.raises(ValueError, match=r"crop_size=230 .* 'chelsea' of 300x451.*at most 225"):
+    with pytest.raises(ValueError, match=r"crop_size=230 .* 'chelsea' of 300x451.*crop_size=224"):
         build_datasets("bundled", crop_size=230, images=["astronaut", "chelsea"])
+    # the suggestion works, also for the default models (a multiple of 8: issue 11)
+    build_datasets("bundled", crop_size=224, images=["astronaut", "chelsea"], train_size=1,
+                   val_size=1)
+    TrainConfig(data=DataConfig(crop_size=224, options={"images": ["astronaut", "chelsea"]}))
     with pytest.raises(ValueError, match="scale must be a number >= 1"):
         build_datasets("bundled", crop_size=32, scale=0.5)
     with pytest.raises(ValueError, match="crop_size must be >= 1"):

@@ -102,7 +102,7 @@ def test_small_images_are_skipped_and_all_small_is_an_error(
     assert any("tiny.png" in r.getMessage() and "10x12" in r.getMessage()
                for r in caplog.records)
     assert tmp_path / "tiny.png" not in set(train.paths) | set(val.paths)
-    with pytest.raises(ValueError, match=r"smaller than crop_size=100.*64x64.*crop_size <= 64"):
+    with pytest.raises(ValueError, match=r"smaller than crop_size=100.*64x64.*Use crop_size=64"):
         build_datasets("folder", crop_size=100, path=tmp_path)
 
 
@@ -128,3 +128,75 @@ def test_flat_parts_of_folder_images_are_not_cropped(tmp_path: Path) -> None:
     assert any(float(plain[i].std(unbiased=False)) < 0.02 for i in range(60))
     with pytest.raises(ValueError, match="min_std"):
         build_datasets("folder", crop_size=16, path=tmp_path, min_std=1.0)
+
+
+# -- bit depths and colour types (issue 11: 16-bit PNGs were read as 8-bit and clipped) ---------
+def _write_png(path: Path, samples: np.ndarray, colour_type: int, bit_depth: int,
+               palette: np.ndarray | None = None) -> None:
+    """A PNG written by hand (zlib + chunks), independent of Pillow and pypng.
+
+    ``samples``: ``(H, W, planes)`` integers (palette indices for colour type 3).
+    """
+    import struct
+    import zlib
+
+    height, width = samples.shape[:2]
+    dtype = ">u2" if bit_depth == 16 else "u1"
+    raw = b"".join(b"\x00" + samples[y].astype(dtype).tobytes() for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
+
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    body = chunk(b"IHDR", header)
+    if palette is not None:
+        body += chunk(b"PLTE", palette.astype(np.uint8).tobytes())
+    body += chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + body)
+
+
+#: colour type -> (planes, which planes are colour)
+_COLOUR_TYPES = {"grey": (0, 1), "grey+alpha": (4, 2), "rgb": (2, 3), "rgba": (6, 4)}
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+@pytest.mark.parametrize("kind", list(_COLOUR_TYPES))
+def test_png_of_every_colour_type_is_read_at_full_depth(tmp_path: Path, kind: str,
+                                                        bits: int) -> None:
+    from losslab.data._common import to_unit_float
+    from losslab.data.folder import read_image
+
+    colour_type, planes = _COLOUR_TYPES[kind]
+    top = 2**bits - 1
+    samples = np.random.default_rng(bits).integers(0, top + 1, size=(5, 7, planes))
+    _write_png(tmp_path / "image.png", samples, colour_type, bits)
+    image = to_unit_float(read_image(tmp_path / "image.png"))
+    colour = samples[..., :3] if planes >= 3 else np.repeat(samples[..., :1], 3, axis=2)
+    expected = torch.from_numpy(colour / top).permute(2, 0, 1).float()  # alpha dropped
+    assert image.shape == (3, 5, 7) and image.dtype == torch.float32
+    # full depth: 16-bit values are distinguished to 1/65535, not rounded to 1/255
+    torch.testing.assert_close(image, expected, rtol=0, atol=0.5 / top)
+
+
+def test_palette_png_is_expanded(tmp_path: Path) -> None:
+    from losslab.data.folder import read_image
+
+    palette = np.array([[255, 0, 0], [0, 128, 255], [10, 20, 30]])
+    indices = np.array([[[0], [1], [2]], [[2], [1], [0]]])
+    _write_png(tmp_path / "p.png", indices, 3, 8, palette=palette)
+    image = read_image(tmp_path / "p.png")
+    assert image.dtype == torch.uint8
+    assert torch.equal(image.permute(1, 2, 0), torch.from_numpy(palette[indices[..., 0]]).to(torch.uint8))
+
+
+def test_bright_16_bit_grey_photo_is_not_clipped_to_white(tmp_path: Path) -> None:
+    """The reported case: 16-bit grey read as 8-bit had 99.6 % of its pixels at 255."""
+    ramp = np.repeat(np.linspace(0, 65535, 64).round().reshape(64, 1, 1), 128, axis=1)
+    _write_png(tmp_path / "grey16.png", ramp, 0, 16)  # dark at the top, white at the bottom
+    train, val = build_datasets("folder", crop_size=48, path=tmp_path, train_size=1, val_size=1,
+                                val_fraction=0.5, flip=False)
+    del train
+    crop = val[0]
+    assert float((crop >= 1.0).float().mean()) < 0.01
+    assert 0.3 < float(crop.mean()) < 0.7 and float(crop.std()) > 0.1

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 import yaml
 
 import losslab.train
@@ -40,13 +41,15 @@ class FakeTrainer:
         self.trained: list[str] = []
         self.fail_on = fail_on
 
-    def train(self, config: Any) -> None:
+    def train(self, config: Any, callbacks: Any = ()) -> None:
         name = Path(config.out).name
         if name == self.fail_on:
             raise KeyboardInterrupt  # the comparison is killed while this run trains
         self.trained.append(name)
-        Path(config.out).mkdir(parents=True, exist_ok=True)
+        (Path(config.out) / "checkpoints").mkdir(parents=True, exist_ok=True)
         (Path(config.out) / "config.yaml").write_text(config.to_yaml())
+        torch.save({"global_step": config.steps, "losslab": {}},
+                   Path(config.out) / "checkpoints" / "last.ckpt")
 
     def evaluate(self, run_dir: Path) -> dict:
         metrics = {"psnr": 20.0 + len(self.trained), "unavailable": {}}
@@ -217,3 +220,71 @@ def test_the_shipped_blur_comparison_builds_offline(
     plans = plan_runs(resolved, tmp_path)
     preflight(plans)  # every default entry's loss builds without ImageNet weights
     assert all("weights=imagenet" not in plan.loss for plan in plans)
+
+
+def test_metamer_rows_per_entry_without_adversarial_terms(fake: FakeTrainer,
+                                                          tmp_path: Path) -> None:
+    experiment = _experiment(entries=[
+        {"loss": "l1(luma)"},
+        {"name": "with gan", "loss": "mse + 0.01*adversarial(objective=hinge)"},
+        {"name": "gan only", "loss": "adversarial"},
+        {"name": "again", "loss": "l1(luma)"},
+    ])
+    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+                   metamer_image_size=24, metamer_steps=40)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["labels"] == ["l1(luma)", "with gan", "again"]  # "gan only" has no row
+    assert [row["spec"] for row in payload["results"]] == ["l1(luma)", "mse", "l1(luma)"]
+    assert "adversarial" in payload["notes"]["with gan"]
+    assert payload["notes"]["gan only"].startswith("no row")
+    assert list(payload["results"][0]["starts"]) == list(runner_module.METAMER_STARTS)
+    assert payload["results"][0]["image_size"] == [24, 24]
+    assert (tmp_path / "metamers.png").is_file()
+
+
+def test_metamer_image_grows_to_what_a_loss_needs(fake: FakeTrainer, tmp_path: Path) -> None:
+    experiment = _experiment(entries=[{"loss": "mse"}, {"loss": "ms_ssim(scales=3)"}])
+    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+                   metamer_image_size=16, metamer_steps=5)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["results"][0]["image_size"] == [41, 41]  # 3-scale MS-SSIM needs 41 px
+
+
+def test_a_failing_synthesis_is_recorded_not_fatal(fake: FakeTrainer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import losslab.synthesis
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise FloatingPointError("the metamer of 'l1' diverged")
+
+    monkeypatch.setattr(losslab.synthesis, "write_metamers", fail)
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["error"] == "the metamer of 'l1' diverged"
+    assert not (tmp_path / "metamers.png").exists()
+    assert (tmp_path / "metrics.json").is_file()  # the comparison still finished
+
+
+@pytest.mark.parametrize("damage", ["empty DONE", "missing checkpoint", "short checkpoint",
+                                    "missing metrics"])
+def test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_sound(
+    fake: FakeTrainer, tmp_path: Path, damage: str
+) -> None:
+    """Issue 11: an empty DONE beside a missing checkpoint was reused (a row of dashes, exit 0)."""
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    assert fake.trained == ["l1", "l1-luma"]
+    run = tmp_path / "runs" / "l1"
+    if damage == "empty DONE":
+        (run / "DONE").write_text("")
+    elif damage == "missing checkpoint":
+        (run / "checkpoints" / "last.ckpt").unlink()
+    elif damage == "short checkpoint":
+        torch.save({"global_step": 2, "losslab": {}}, run / "checkpoints" / "last.ckpt")
+    else:
+        (run / "metrics.json").unlink()
+    with pytest.warns(UserWarning, match="training and evaluating it again"):
+        run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    assert fake.trained == ["l1", "l1-luma", "l1"]  # only the damaged run, once more
+    assert json.loads((run / "DONE").read_text())["label"] == "l1"
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    assert fake.trained == ["l1", "l1-luma", "l1"]  # now sound: reused

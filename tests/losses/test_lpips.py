@@ -176,3 +176,14 @@ def test_squeezenet_backbone_maps_fire_module_keys(
                                rtol=0, atol=0)
     prediction, target = _pair()
     assert loss(prediction, target) > 0 and loss.term_name == "lpips(squeeze)"
+
+
+def test_float64_inputs_are_computed_in_the_networks_dtype(torch_home: Path) -> None:
+    """Issue 11: a float64 batch failed inside the float32 network."""
+    prediction, target = _pair()
+    loss = LPIPSLoss()
+    double = prediction.double().requires_grad_(True)
+    value = loss(double, target.double())
+    value.backward()
+    assert value.dtype == torch.float64 and double.grad is not None
+    torch.testing.assert_close(value.float(), loss(prediction, target), rtol=1e-5, atol=1e-7)

@@ -57,7 +57,7 @@ def test_bracketed_matrix_view() -> None:
         ("l1@ramp(5)", "ramp takes 2 integer step"),
         ("l1(view=luma, view=red)", "given twice"),
         ("charbonnier(eps=1,2)", "takes one value"),
-        ("huber(delta=-1)", "delta must be > 0"),
+        ("huber(delta=-1)", "delta must be a finite number > 0"),
     ],
 )
 def test_spec_errors(spec: str, message: str) -> None:

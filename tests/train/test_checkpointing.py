@@ -10,7 +10,7 @@ import pytest
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from losslab.train.checkpointing import AppendingCSVLogger, AtomicCheckpointIO
+from losslab.train.checkpointing import AtomicCheckpointIO, CrashSafeCSVLogger
 
 
 def _interrupted_write(checkpoint: dict, filepath: object) -> None:
@@ -34,16 +34,43 @@ def test_interrupted_write_keeps_the_previous_checkpoint_only_when_atomic(
         assert path.read_bytes() == b"half a checkpoint"
 
 
-def test_csv_logger_appends_and_drops_rows_after_the_resumed_step(tmp_path: Path) -> None:
-    first = AppendingCSVLogger(save_dir=tmp_path, name="", version="csv")
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_csv_logger_writes_each_row_at_once(tmp_path: Path) -> None:
+    """Issue 11: Lightning's CSV logger buffered 100 steps; a kill lost them all."""
+    logger = CrashSafeCSVLogger(tmp_path / "csv")
+    logger.log_metrics({"train/loss": 0.5}, step=0)
+    assert _rows(logger.path) == [{"step": "0", "train/loss": "0.5"}]  # no save(), no finalize()
+    logger.log_metrics({"train/loss": 0.25}, step=10)
+    logger.log_metrics({"val/loss": 0.125}, step=10)  # a new column: the header is rewritten
+    assert _rows(logger.path) == [{"step": "0", "train/loss": "0.5", "val/loss": ""},
+                                  {"step": "10", "train/loss": "0.25", "val/loss": ""},
+                                  {"step": "10", "train/loss": "", "val/loss": "0.125"}]
+    assert sorted(p.name for p in logger.path.parent.iterdir()) == ["metrics.csv"]  # no temp file
+
+
+def test_csv_logger_resume_drops_replayed_rows_and_keeps_the_checkpoints_validation(
+    tmp_path: Path,
+) -> None:
+    first = CrashSafeCSVLogger(tmp_path)
     for step in range(8):
         first.log_metrics({"train/loss": float(step)}, step=step)
-    first.save()
-    resumed = AppendingCSVLogger(save_dir=tmp_path, name="", version="csv", drop_from_step=5)
-    resumed.log_metrics({"train/loss": 50.0, "val/loss": 1.0}, step=5)
-    resumed.save()
-    with open(tmp_path / "csv" / "metrics.csv", newline="") as file:
-        rows = list(csv.DictReader(file))
-    assert [(r["step"], r["train/loss"]) for r in rows] == [
-        *((str(s), str(float(s))) for s in range(5)), ("5", "50.0")]
-    assert rows[-1]["val/loss"] == "1.0" and rows[0]["val/loss"] == ""
+        if step in (0, 5):
+            first.log_metrics({"val/loss": 10.0 + step}, step=step)
+    # killed here, without finalize(); the checkpoint was written after the validation at step 5
+    resumed = CrashSafeCSVLogger(tmp_path, resume_step=5)
+    resumed.log_metrics({"train/loss": 5.0}, step=5)
+    rows = _rows(tmp_path / "metrics.csv")
+    train = [(r["step"], r["train/loss"]) for r in rows if r["train/loss"]]
+    assert train == [(str(s), str(float(s))) for s in range(6)]  # no gap, no duplicate
+    assert [(r["step"], r["val/loss"]) for r in rows if r["val/loss"]] == [("0", "10.0"),
+                                                                            ("5", "15.0")]
+
+
+def test_csv_logger_of_a_fresh_run_starts_an_empty_file(tmp_path: Path) -> None:
+    (tmp_path / "metrics.csv").write_text("step,train/loss\n0,9.0\n")  # killed before a checkpoint
+    CrashSafeCSVLogger(tmp_path).log_metrics({"train/loss": 1.0}, step=0)
+    assert _rows(tmp_path / "metrics.csv") == [{"step": "0", "train/loss": "1.0"}]

@@ -88,9 +88,25 @@ def test_rerun_resumes_exactly_and_other_config_is_refused(tmp_path: Path) -> No
     with pytest.raises(ValueError) as info:
         train(tiny_config(out, steps=7, val_every=2, loss="mse", lr=0.01, **short_epochs))
     message = str(info.value)
-    assert "loss: 'l1' -> 'mse'" in message and "optimizer.lr: 0.001 -> 0.01" in message
+    assert "loss: 'l1' -> 'mse'" in message and "optimizer.lr: 0.001" not in message
+    # the refusal says what may change (issue 11)
+    assert "Only these may change on resume:" in message and "optimizer.lr" in message
     with pytest.raises(ValueError, match="already holds a run"):
         train(tiny_config(out, steps=7, resume=False, **short_epochs))
+
+
+def test_resume_with_a_lower_learning_rate_is_allowed_and_applied(tmp_path: Path) -> None:
+    """losslab's advice after a divergence ("resume with a lower learning rate") must work."""
+    out = tmp_path / "run"
+    train(tiny_config(out, steps=4, val_every=2, lr=1e-3))
+    result = train(tiny_config(out, steps=6, val_every=2, lr=1e-4, log_every=1))
+    assert (result.resumed_from_step, result.global_step) == (4, 6)
+    lr = column(read_metrics(out), "lr")
+    assert lr[0] == pytest.approx(1e-3) and lr[3] == pytest.approx(1e-3)
+    assert lr[4] == pytest.approx(1e-4) and lr[5] == pytest.approx(1e-4)
+    checkpoint = torch.load(result.last_checkpoint, weights_only=True)
+    assert checkpoint["optimizer_states"][0]["param_groups"][0]["lr"] == pytest.approx(1e-4)
+    assert checkpoint["losslab"]["config"]["optimizer"]["lr"] == pytest.approx(1e-4)
 
 
 def test_nan_loss_stops_naming_the_term_and_keeps_the_last_good_checkpoint(

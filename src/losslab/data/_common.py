@@ -134,6 +134,20 @@ def check_crop_fits(crop_size: int, height: int, width: int, what: str, fix: str
         )
 
 
+#: Image sides losslab's default models accept: the autoencoder and U-Net halve the image
+#: ``depth = 3`` times, so sides must be multiples of ``2**3``.
+CROP_MULTIPLE = 8
+
+
+def suggest_crop_size(limit: int) -> str:
+    """``"crop_size=40"`` for a limit of 45: the largest crop up to ``limit`` that the default
+    models accept (a multiple of :data:`CROP_MULTIPLE`), so following the advice works."""
+    if limit >= CROP_MULTIPLE:
+        return (f"crop_size={limit - limit % CROP_MULTIPLE} (the largest multiple of "
+                f"{CROP_MULTIPLE} up to {limit}, as the default models need)")
+    return f"crop_size={limit} (then a model with depth 0..{max(0, limit.bit_length() - 1)})"
+
+
 def item_rng(seed: int, split: str, index: int, epoch: int = 0) -> np.random.Generator:
     """The NumPy generator of one item: a pure function of ``(seed, split, epoch, index)``."""
     sequence = np.random.SeedSequence((int(seed) & 0xFFFFFFFF, SPLIT_CODES[split], epoch, index))

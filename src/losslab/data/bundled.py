@@ -28,6 +28,7 @@ from losslab.data._common import (
     region_crop_datasets,
     register_dataset,
     split_columns,
+    suggest_crop_size,
 )
 from losslab.losses.registry import suggest
 
@@ -161,8 +162,8 @@ def build_bundled(
             raise ValueError(
                 f"crop_size={crop_size} is too large for bundled photo {name!r} of "
                 f"{height}x{width} pixels (after scale={scale:g}): it needs a train region and a "
-                f"validation strip at least {crop_size} pixels wide each. Use a crop_size of at "
-                f"most {min(height, width // 2)}, a smaller scale, or leave {name!r} out with "
+                f"validation strip at least {crop_size} pixels wide each. Use "
+                f"{suggest_crop_size(min(height, width // 2))}, a smaller scale, or leave {name!r} out with "
                 "images=[...]."
             ) from None
         train_regions.append(train_region)

@@ -2,6 +2,7 @@
 
 Accepted files: ``.png``, ``.jpg``, ``.jpeg``, ``.webp``, ``.bmp`` (any letter case), read with
 Pillow and converted to RGB (grey, palette and alpha images included; alpha is dropped).
+16-bit PNGs (grey, grey + alpha, RGB, RGBA) are read at full depth (value / 65535).
 
 Decisions:
 
@@ -41,6 +42,7 @@ from losslab.data._common import (
     region_crop_datasets,
     register_dataset,
     split_columns,
+    suggest_crop_size,
 )
 
 logger = logging.getLogger(__name__)
@@ -58,12 +60,47 @@ def find_images(folder: Path) -> list[Path]:
 
 
 def read_image(path: Path) -> Tensor:
-    """Decode one image file to a ``(3, H, W)`` uint8 RGB tensor (raises on a corrupt file)."""
+    """Decode one image file to a ``(3, H, W)`` RGB tensor (raises on a corrupt file).
+
+    8-bit files give ``uint8`` (0..255); 16-bit PNGs give ``float32`` in ``[0, 1]`` at full
+    depth (value / 65535), for every colour type: grey, grey + alpha, RGB, RGBA. Grey is repeated
+    on the three channels, alpha is dropped, palettes are expanded.
+    :func:`~losslab.data._common.to_unit_float` maps both to float ``[0, 1]``.
+    """
+    if _png_bit_depth(path) == 16:
+        return _read_png16(path)
     from PIL import Image
 
     with Image.open(path) as image:
         rgb = image.convert("RGB")
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
+
+
+def _png_bit_depth(path: Path) -> int | None:
+    """The bit depth in a PNG's IHDR header, or ``None`` for other files."""
+    with open(path, "rb") as file:
+        header = file.read(26)
+    if len(header) < 26 or header[:8] != b"\x89PNG\r\n\x1a\n" or header[12:16] != b"IHDR":
+        return None
+    return header[24]
+
+
+def _read_png16(path: Path) -> Tensor:
+    """A 16-bit PNG at full depth, ``(3, H, W)`` float32 in ``[0, 1]``.
+
+    Pillow reads 16-bit RGB, RGBA and grey+alpha PNGs as 8-bit (and 16-bit grey would clip in
+    ``convert("RGB")``: 99.6 % of a photo's pixels at 255), so these files are decoded with
+    pypng, which keeps all 16 bits.
+    """
+    import png  # pypng: pure Python, only needed for 16-bit files
+
+    width, height, rows, info = png.Reader(filename=str(path)).asDirect()
+    planes = int(info["planes"])
+    pixels = np.vstack([np.asarray(row, dtype=np.uint16) for row in rows]).reshape(
+        height, width, planes)
+    colour = pixels[..., :3] if planes >= 3 else np.repeat(pixels[..., :1], 3, axis=2)
+    image = torch.from_numpy(colour.astype(np.float32) / 65535.0)
+    return image.permute(2, 0, 1).contiguous()
 
 
 def _probe_size(path: Path) -> tuple[int, int]:
@@ -174,7 +211,7 @@ def build_folder(
             raise ValueError(
                 f"every image in {str(folder)!r} is smaller than crop_size={crop_size}; the "
                 f"largest, {largest[0].name}, is {largest[1][0]}x{largest[1][1]} pixels. Use "
-                f"crop_size <= {min(largest[1])} or larger images."
+                f"{suggest_crop_size(min(largest[1]))} or larger images."
             )
         raise ValueError(
             f"no readable image in folder {str(folder)!r} (searched recursively for {accepted}; "
@@ -192,8 +229,8 @@ def build_folder(
             raise ValueError(
                 f"the only image in {str(folder)!r}, {names[0]} ({height}x{width} pixels), is "
                 f"split into a train part and a validation strip, each at least "
-                f"crop_size={crop_size} wide: use crop_size <= {min(height, width // 2)} or add "
-                "more images."
+                f"crop_size={crop_size} wide: use {suggest_crop_size(min(height, width // 2))} "
+                "or add more images."
             ) from None
         train_regions, val_regions = [train_region], [val_region]
     else:

@@ -33,6 +33,7 @@ from losslab.data._common import (
     check_positive_int,
     item_rng,
     register_dataset,
+    suggest_crop_size,
 )
 
 DEFAULT_ROOT = Path("~/.cache/losslab/datasets")
@@ -243,7 +244,7 @@ def build_torchvision(
         image_size = spec.image_size
     check_crop_fits(
         crop_size, *image_size, f"{name} images (after resize={resize})",
-        f"Use crop_size <= {min(image_size)}" + ("" if resize else " or pass resize=<pixels>")
+        f"Use {suggest_crop_size(min(image_size))}" + ("" if resize else " or pass resize=<pixels>")
         + ".",
     )
     folder = Path(root if root is not None else DEFAULT_ROOT).expanduser()

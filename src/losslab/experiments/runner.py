@@ -11,6 +11,7 @@ comparisons on disk")::
     DIR/runs/baseline-<name>/    the task's untrained baseline (bicubic, copy of the last frame,
                                  grey), evaluated like a run: metrics.json, evaluation/, DONE
     DIR/probe.json|csv|png       the loss probe on the same specs
+    DIR/metamers.json|png        loss metamers: one row per entry (losslab.synthesis)
     DIR/metrics.json|csv         {label: {metric: value}}
     DIR/report/index.html
 
@@ -32,7 +33,8 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,9 @@ from losslab.experiments.specs import (
 )
 
 DONE_FILE = "DONE"
+#: The target photo and start images of the report's metamer rows (cheap: 64 px, 150 steps).
+METAMER_IMAGE = "astronaut"
+METAMER_STARTS: tuple[str, ...] = ("noise", "photo")
 
 
 @dataclass(frozen=True)
@@ -257,25 +262,67 @@ def _identity(config: Mapping[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in json.loads(json.dumps(config)).items() if key != "out"}
 
 
-def _check_reusable(run_dir: Path, plan: PlannedRun) -> None:
+def _check_reusable(run_dir: Path, plan: PlannedRun) -> bool:
+    """Whether a run with a ``DONE`` marker can be reused as it is.
+
+    Reused only when ``DONE`` is a losslab marker (JSON with the run's settings), the settings
+    match this comparison's, ``checkpoints/last.ckpt`` is readable and has trained the planned
+    steps, and ``metrics.json`` is readable. A marker with other settings raises an
+    :class:`ExperimentError` (retraining would silently discard a finished run); any other
+    problem (an empty or foreign ``DONE``, a missing or short checkpoint, missing metrics) warns,
+    removes the marker and returns ``False``, so the run is trained (resumed where a checkpoint
+    allows) and evaluated again.
+    """
+    marker = run_dir / DONE_FILE
     try:
-        stored = json.loads((run_dir / DONE_FILE).read_text(encoding="utf-8"))
+        stored = json.loads(marker.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return  # an empty or foreign DONE marker: trust it, as documented
+        stored = None
     previous = stored.get("config") if isinstance(stored, dict) else None
-    if previous is None:
-        return
-    current = _identity(plan.config)
-    if previous != current:
-        differences = [
-            f"{key}: {previous.get(key)!r} -> {current.get(key)!r}"
-            for key in sorted(set(previous) | set(current)) if previous.get(key) != current.get(key)
-        ]
-        raise ExperimentError(
-            f"{run_dir} finished with other settings than this comparison asks for "
-            f"({'; '.join(differences)}). Use another --out directory, or delete that run "
-            "directory to retrain it."
-        )
+    problem = None
+    if not isinstance(previous, dict):
+        problem = "its DONE marker is empty or not a losslab marker"
+    else:
+        current = _identity(plan.config)
+        if previous != current:
+            differences = [
+                f"{key}: {previous.get(key)!r} -> {current.get(key)!r}"
+                for key in sorted(set(previous) | set(current))
+                if previous.get(key) != current.get(key)
+            ]
+            raise ExperimentError(
+                f"{run_dir} finished with other settings than this comparison asks for "
+                f"({'; '.join(differences)}). Use another --out directory, or delete that run "
+                "directory to retrain it."
+            )
+        problem = _finished_run_problem(run_dir, int(plan.config["steps"]))
+    if problem is None:
+        return True
+    warnings.warn(f"{run_dir}: {problem}; training and evaluating it again.", stacklevel=3)
+    marker.unlink(missing_ok=True)
+    return False
+
+
+def _finished_run_problem(run_dir: Path, steps: int) -> str | None:
+    """Why a run marked done is not usable (``None`` if it is): checkpoint and metrics."""
+    from losslab.train.checkpointing import read_checkpoint_info
+
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return f"its checkpoint {last} is missing"
+    try:
+        trained = read_checkpoint_info(last)["global_step"]
+    except ValueError as error:
+        return f"its checkpoint cannot be read ({error})"
+    if trained < steps:
+        return f"its checkpoint holds {trained} of the {steps} planned steps"
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        metrics = None
+    if not isinstance(metrics, dict):
+        return "its metrics.json is missing or unreadable"
+    return None
 
 
 def write_done(run_dir: Path, payload: Mapping[str, Any]) -> None:
@@ -283,18 +330,86 @@ def write_done(run_dir: Path, payload: Mapping[str, Any]) -> None:
     write_text_atomic(run_dir / DONE_FILE, json.dumps(payload, indent=2) + "\n")
 
 
-def train_and_evaluate(plan: PlannedRun) -> bool:
-    """Train (or resume) one run, evaluate it and mark it done; ``False`` if it was reused."""
+def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
+                       progress_bar: bool | None = None) -> bool:
+    """Train (or resume) one run, evaluate it and mark it done; ``False`` if it was reused.
+
+    Args:
+        callbacks: extra Lightning callbacks for the training (progress reporting).
+        progress_bar: override the run's ``progress_bar`` setting (a resume-safe field, so it
+            does not change what the run is); ``None`` keeps the plan's.
+    """
     run_dir = Path(plan.config["out"])
-    if (run_dir / DONE_FILE).is_file():
-        _check_reusable(run_dir, plan)
+    if (run_dir / DONE_FILE).is_file() and _check_reusable(run_dir, plan):
         return False
     from losslab.train import train
 
-    train(_train_config(plan))
+    config = _train_config(plan)
+    if progress_bar is not None:
+        config.progress_bar = progress_bar
+    train(config, callbacks=callbacks)
     evaluate_run(run_dir)
     write_done(run_dir, _done_payload(plan))
     return True
+
+
+def _train_all(plans: list[PlannedRun], name: str, *, progress: bool, verbose: bool) -> list[str]:
+    """Train every plan in turn under one progress display; returns the run names trained now.
+
+    The display counts optimizer steps over the whole comparison (so its time-left estimate is
+    the comparison's), its label says which run of how many is training, and its postfix the
+    run's step and loss. Each finished run prints one line. With ``verbose``, Lightning's own
+    bar and messages are shown instead.
+    """
+    from tqdm.auto import tqdm
+
+    from losslab.train import StepReporter, quiet_lightning
+
+    total = sum(int(plan.config["steps"]) for plan in plans)
+    bar = tqdm(total=total, unit="step", disable=not progress or verbose, dynamic_ncols=True,
+               bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+    trained: list[str] = []
+    done_before = 0  # steps of the runs already finished
+    for index, plan in enumerate(plans, start=1):
+        steps = int(plan.config["steps"])
+        bar.set_description_str(f"{name}: run {index}/{len(plans)} {plan.label}")
+
+        def report(step: int, loss: float | None, _base: int = done_before, _steps: int = steps) -> None:
+            bar.n = _base + min(step, _steps)
+            bar.set_postfix_str(f"step {step}/{_steps}" + ("" if loss is None else f" loss {loss:.4g}"),
+                                refresh=False)
+            bar.refresh()
+
+        started = time.monotonic()
+        with quiet_lightning(not verbose):
+            fresh = train_and_evaluate(plan, callbacks=[StepReporter(report)] if progress else [],
+                                       progress_bar=verbose)
+        done_before += steps
+        bar.n = done_before
+        bar.refresh()
+        if fresh:
+            trained.append(plan.run_name)
+        if progress:
+            status = (f"trained and evaluated in {time.monotonic() - started:.0f} s" if fresh
+                      else "reused (finished earlier)")
+            bar.write(f"[{index}/{len(plans)}] {plan.label}: {status}{_summary(plan)}")
+    bar.close()
+    return trained
+
+
+def _summary(plan: PlannedRun) -> str:
+    """``", PSNR 24.1 dB, SSIM 0.812"`` from the run's metrics.json (empty if unreadable)."""
+    path = Path(plan.config["out"]) / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    parts = []
+    for key, text in (("psnr", "PSNR {:.2f} dB"), ("ssim", "SSIM {:.3f}")):
+        value = metrics.get(key) if isinstance(metrics, dict) else None
+        if isinstance(value, (int, float)):
+            parts.append(text.format(value))
+    return (", " + ", ".join(parts)) if parts else ""
 
 
 def _run_probe(plans: list[PlannedRun], out_dir: Path,
@@ -327,6 +442,51 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
         probe_module.write_probe_csv(result, out_dir / "probe.csv")
         probe_module.plot_probe_heatmap(result, out_dir / "probe.png")
     return notes
+
+
+def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int) -> None:
+    """One metamer row per run (adversarial terms left out); writes metamers.json/png.
+
+    The image is the bundled photo :data:`METAMER_IMAGE` at ``size`` px, or larger when a loss
+    needs it (5-scale MS-SSIM: 161 px). A synthesis error is written into ``metamers.json``
+    (``{"error": ...}``) for the report to show, so finished training is never lost to it.
+    """
+    from losslab.losses import loss as build_loss
+    from losslab.synthesis import load_image, minimum_size, write_metamers
+
+    rows: list[tuple[str, str]] = []
+    notes: dict[str, str] = {}
+    for plan in plans:
+        spec, note = probe_spec(plan.loss)
+        if plan.hypotheses > 1 and spec is not None:
+            note = (f"shown for its per-hypothesis loss {spec!r} (a winner-takes-all minimum over "
+                    f"{plan.hypotheses} outputs has no single image to synthesise)")
+        if spec is None:
+            note = ("no row: its only term is adversarial, a discriminator trained with the "
+                    "generator, not a fixed function of (image, target)")
+        elif spec != plan.loss and plan.hypotheses == 1:
+            note = f"shown as {spec!r}: adversarial terms have no fixed value to synthesise for"
+        if note:
+            notes[plan.label] = note
+        if spec is not None:
+            rows.append((plan.label, spec))
+    if not rows:
+        write_json_atomic(out_dir / "metamers.json", {"error": "no loss without adversarial "
+                                                               "terms to synthesise for"})
+        return
+    try:
+        needed = max(minimum_size(build_loss(spec))[0] for _, spec in rows)
+        image_size = max(size, needed)
+        load_image(METAMER_IMAGE, image_size)  # fail here, not after the first row
+        write_metamers(
+            [spec for _, spec in rows], METAMER_IMAGE, out_dir, size=image_size,
+            starts=METAMER_STARTS, steps=steps, labels=[label for label, _ in rows],
+            name="metamers", title="What each loss considers equal (loss metamers)",
+            extra={"notes": notes},
+        )
+    except (ValueError, RuntimeError, FloatingPointError, OSError) as error:
+        (out_dir / "metamers.png").unlink(missing_ok=True)
+        write_json_atomic(out_dir / "metamers.json", {"error": str(error), "notes": notes})
 
 
 def collect_metrics(plans: list[PlannedRun], out_dir: Path,
@@ -365,8 +525,12 @@ def run_comparison(
     perceptual_weights: str | None = None,
     probe: bool = True,
     probe_image_size: int | None = 96,
+    metamers: bool = True,
+    metamer_image_size: int = 64,
+    metamer_steps: int = 150,
     report: bool = True,
     progress: bool = True,
+    verbose: bool = False,
 ) -> Path:
     """Train one model per loss of an experiment, evaluate, probe and write the HTML report.
 
@@ -382,8 +546,15 @@ def run_comparison(
         probe_image_size: side of the probe's photo crops in pixels (96 keeps deep feature
             losses cheap on a CPU; ``None`` = the probe's default 192 px; specs with ``ms_ssim``
             always use the default, which 5-scale MS-SSIM needs).
+        metamers: synthesise one loss metamer row per entry (``metamers.json/png``, the
+            report's "What each loss considers equal"); adversarial terms are left out.
+        metamer_image_size: side of the metamers' target photo in pixels (raised to what a
+            loss needs, e.g. 161 px for 5-scale MS-SSIM).
+        metamer_steps: optimisation steps per metamer.
         report: build ``report/index.html`` at the end.
-        progress: show a progress bar over the runs.
+        progress: show one progress display for the whole comparison (run k of n, step, loss,
+            time left) and one line per finished run.
+        verbose: show each run's own Lightning progress bar, messages and warnings instead.
 
     Returns:
         the report's path (``DIR/report/index.html``), or ``DIR`` when ``report=False``.
@@ -396,15 +567,7 @@ def run_comparison(
     out.mkdir(parents=True, exist_ok=True)
     _write_experiment_yaml(resolved, out)
 
-    from tqdm.auto import tqdm
-
-    trained: list[str] = []
-    bar = tqdm(plans, desc=f"{resolved.name}: runs", unit="run", disable=not progress)
-    for plan in bar:
-        bar.set_postfix_str(plan.label)
-        if train_and_evaluate(plan):
-            trained.append(plan.run_name)
-    bar.close()
+    trained = _train_all(plans, resolved.name, progress=progress, verbose=verbose)
     baseline = plan_baseline(resolved, plans)
     if baseline is not None:
         baseline_dir = out / "runs" / baseline.run_name
@@ -415,6 +578,8 @@ def run_comparison(
 
     probe_notes = _run_probe(plans, out, probe_image_size) if probe else {
         plan.run_name: {"spec": None, "note": "probe skipped (probe=False)"} for plan in plans}
+    if metamers:
+        _run_metamers(plans, out, metamer_image_size, metamer_steps)
     table = collect_metrics(plans, out, baseline)
     write_json_atomic(out / "metrics.json", table)
     write_metrics_csv(out / "metrics.csv", table, first_columns=("name", "run_dir", "loss"))

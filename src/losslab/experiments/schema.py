@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from losslab._yaml import describe_yaml_error
 from losslab.losses.registry import suggest
 
 #: Tasks the trainer knows (``train.TrainConfig.task``).
@@ -340,8 +341,10 @@ def load_experiment(path: str | Path) -> Experiment:
         raise ExperimentError(f"experiment file {str(path)!r} does not exist.")
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ExperimentError(f"{path}: not valid YAML: {error}") from None
+    except yaml.YAMLError as error:  # one line: where and what (the CLI prints no traceback)
+        raise ExperimentError(f"experiment file {str(path)!r} is not valid YAML "
+                              f"({describe_yaml_error(error)}); check the indentation and quote "
+                              "loss specs that contain ':' or '#'.") from None
     return experiment_from_dict(raw, source=str(path))
 
 

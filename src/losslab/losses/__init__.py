@@ -4,7 +4,7 @@ Build one from a spec with :func:`loss` (``loss("mse + 0.01*perceptual")``) or c
 (``L1Loss("luma") + 0.01 * PerceptualLoss()``). ``available_losses()`` lists every name.
 """
 
-from losslab.losses._validation import set_value_checks, value_checks_enabled
+from losslab.losses._validation import RangeMixupWarning, set_value_checks, value_checks_enabled
 from losslab.losses.adversarial import (
     AdversarialLoss,
     DiscriminatorCollapseWarning,
@@ -14,9 +14,13 @@ from losslab.losses.adversarial import (
 )
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
 from losslab.losses.frequency import FrequencyLoss
+from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
+from losslab.losses.haarpsi import HaarPSILoss
 from losslab.losses.lpips import LPIPSLoss
+from losslab.losses.mdsi import MDSILoss
 from losslab.losses.multi_hypothesis import MultiHypothesisLoss, best_hypothesis, winner_takes_all
+from losslab.losses.nlpd import NLPDLoss
 from losslab.losses.perceptual import PerceptualLoss
 from losslab.losses.pixel import CharbonnierLoss, HuberLoss, L1Loss, MSELoss, PixelLoss
 from losslab.losses.registry import (
@@ -51,18 +55,24 @@ __all__ = [
     "DiscriminatorCollapseWarning",
     "FeatureMatchingLoss",
     "FrequencyLoss",
+    "GMSDLoss",
     "GradientDifferenceLoss",
+    "HaarPSILoss",
     "HuberLoss",
     "IdentityView",
     "L1Loss",
     "LPIPSLoss",
     "Loss",
     "LumaView",
+    "MDSILoss",
     "MSELoss",
+    "MSGMSDLoss",
     "MSSSIMLoss",
     "MultiHypothesisLoss",
+    "NLPDLoss",
     "PerceptualLoss",
     "PixelLoss",
+    "RangeMixupWarning",
     "SSIMLoss",
     "SlicedWassersteinLoss",
     "SpatialView",

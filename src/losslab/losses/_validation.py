@@ -56,6 +56,48 @@ def check_choice(name: str, value: str, choices: Iterable[str]) -> str:
     return value
 
 
+def check_number(
+    name: str,
+    value: object,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    example: str = "",
+) -> float:
+    """A finite real number in ``[low, high]`` (``(low, high]`` with ``low_open``), as a float.
+
+    Constructors call this so that a bad value fails when the loss is built, not as a silent
+    NaN/Inf/0 at the first call. Booleans and strings are refused (``TypeError``), as are
+    NaN/Inf and values outside the bounds (``ValueError``); messages name the parameter, the
+    allowed range, the value given and an ``example``.
+    """
+    hint = f" such as {example}" if example else ""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number{hint}; got {value!r} ({type(value).__name__}).")
+    number = float(value)
+    if high is None:
+        bounds = "" if low is None else (f" > {low:g}" if low_open else f" >= {low:g}")
+    else:
+        bounds = (" in (" if low_open else " in [") + ("-inf" if low is None else f"{low:g}") \
+            + f", {high:g}]"
+    if (not math.isfinite(number) or (low is not None and (number < low or (low_open and number == low)))
+            or (high is not None and number > high)):
+        raise ValueError(f"{name} must be a finite number{bounds}{hint}; got {value!r}.")
+    return number
+
+
+def check_flag(name: str, value: object, *, allow_none: bool = False) -> bool | None:
+    """A boolean option (``True``/``False``, or ``None`` when ``allow_none``); anything else,
+    such as the string ``'banana'`` or ``'none'`` given as text, raises a ``TypeError``."""
+    if value is None and allow_none:
+        return None
+    if not isinstance(value, bool):
+        allowed = "true, false or none" if allow_none else "true or false"
+        raise TypeError(f"{name} must be {allowed}; got {value!r} ({type(value).__name__}).")
+    return value
+
+
 def check_reduction(reduction: str) -> Reduction:
     """Validate a ``reduction`` argument (``'mean'``, ``'sum'`` or ``'none'``)."""
     return check_choice("reduction", reduction, get_args(Reduction))  # type: ignore[return-value]
@@ -110,6 +152,12 @@ def check_image(
         raise TypeError(
             f"{name} must be a floating-point tensor; got {tensor.dtype}. "
             "Convert with tensor.float() (and divide uint8 images by 255 for the (0, 1) range)."
+        )
+    if tensor.numel() == 0:  # an empty batch would give NaN (checks off) or fail in aminmax
+        raise ValueError(
+            f"{name} is empty: shape {tuple(tensor.shape)} has a zero-sized dimension; a loss "
+            "needs at least one image of at least 1x1 pixel with one channel. Check the batch "
+            "size, the crop and the data loader (an empty last batch?)."
         )
     if channels is not None and tensor.shape[1] != channels:
         raise ValueError(
@@ -203,13 +251,47 @@ def check_values(
     _check_extremes(tensor, name, input_range, tolerance, *low_high)
 
 
-def check_pair_values(prediction: Tensor, target: Tensor, input_range: InputRange) -> None:
+def check_pair_values(
+    prediction: Tensor, target: Tensor, input_range: InputRange
+) -> tuple[float, float]:
     """Value checks for a pair: strict-ish for the target (data), loose for the prediction.
 
-    Both tensors' extremes come back in a single device synchronisation.
+    Both tensors' extremes come back in a single device synchronisation. Returns the target's
+    ``(min, max)`` (for :func:`range_mixup_message`).
     """
     target_min, target_max = torch.aminmax(target.detach())
     prediction_min, prediction_max = torch.aminmax(prediction.detach())
     extremes = torch.stack([target_min, target_max, prediction_min, prediction_max]).tolist()
     _check_extremes(target, "target", input_range, TARGET_TOLERANCE, *extremes[:2])
     _check_extremes(prediction, "prediction", input_range, PREDICTION_TOLERANCE, *extremes[2:])
+    return extremes[0], extremes[1]
+
+
+class RangeMixupWarning(UserWarning):
+    """A whole batch of targets sits where data of another convention would (see
+    :func:`range_mixup_message`). Silence it with
+    ``warnings.filterwarnings("ignore", category=losslab.losses.RangeMixupWarning)``."""
+
+
+def range_mixup_message(input_range: InputRange, target_min: float, target_max: float) -> str | None:
+    """Why a target batch looks like ``[0, 1]`` data under a declared ``(-1, 1)`` or ``(0, 255)``.
+
+    Data may legitimately use part of its range (a dark scene in ``[-1, 1]`` may never go above
+    0), so this is a warning, not an error: it fires when *every* target value lies in the upper
+    half ``[0, 1]`` of a declared ``(-1, 1)``, or inside ``[0, 1]`` of a declared ``(0, 255)``,
+    where the loss would be 1/2 or 1/255 of the intended value. ``None`` when nothing looks wrong.
+    """
+    silence = ('If the data really is like that, silence this with warnings.filterwarnings('
+               '"ignore", category=losslab.losses.RangeMixupWarning).')
+    if input_range == (-1.0, 1.0) and target_min >= 0.0 and target_max <= 1.0:
+        return (f"every target value of this batch lies in [{target_min:.3g}, {target_max:.3g}], "
+                "inside [0, 1], but the loss was declared for input_range=(-1, 1): if the data "
+                "is in [0, 1], the loss is half its intended value (and feature networks see "
+                "the wrong range). Declare input_range=(0, 1), or map the data with 2 * x - 1. "
+                + silence)
+    if input_range == (0.0, 255.0) and target_min >= 0.0 and target_max <= 1.0:
+        return (f"every target value of this batch lies in [{target_min:.3g}, {target_max:.3g}], "
+                "inside [0, 1], but the loss was declared for input_range=(0, 255): if the data "
+                "is in [0, 1], the loss is 1/255 of its intended value. Declare "
+                "input_range=(0, 1), or multiply the data by 255. " + silence)
+    return None

@@ -78,7 +78,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losslab.losses._validation import check_choice, check_pair
+from losslab.losses._validation import check_choice, check_flag, check_number, check_pair
 from losslab.losses.base import Loss, WeightedSum, _uses_discriminator
 from losslab.losses.registry import register_loss
 from losslab.models.discriminators import (
@@ -86,6 +86,10 @@ from losslab.models.discriminators import (
     PatchDiscriminator,
     build_discriminator,
 )
+
+#: Largest first-layer width of a discriminator (64 is usual; 99999999 would only fail in the
+#: allocator with an unreadable message).
+MAX_WIDTH = 4096
 
 Objective = Literal["vanilla", "lsgan", "hinge", "relativistic"]
 OBJECTIVES: tuple[str, ...] = ("vanilla", "lsgan", "hinge", "relativistic")
@@ -322,14 +326,16 @@ class AdversarialLoss(Loss):
             raise ValueError(f"condition_channels must be a positive integer or None; got {condition_channels!r}.")
         if not (math.isfinite(r1) and r1 >= 0):
             raise ValueError(f"r1 (the R1 penalty weight gamma) must be >= 0; got {r1}.")
-        if not lr_d > 0:
-            raise ValueError(f"lr_d must be > 0; got {lr_d}.")
+        check_number("lr_d", lr_d, low=0.0, low_open=True, example="2e-4")
         betas = tuple(float(b) for b in betas)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), e.g. (0.5, 0.999); got {betas}.")
-        self.conditional = bool(conditional)
+        if width > MAX_WIDTH:  # an absurd width would otherwise fail in the allocator
+            raise ValueError(f"width must be at most {MAX_WIDTH} (D's first-layer channels; 64 is "
+                             f"usual); got {width}.")
+        self.conditional = check_flag("conditional", conditional)  # 'none' must not mean on
         self.channels, self.width, self.depth = channels, width, depth
-        self.start, self.r1, self.adaptive = start, float(r1), bool(adaptive)
+        self.start, self.r1, self.adaptive = start, float(r1), check_flag("adaptive", adaptive)
         self.d_steps, self.lr_d, self.betas = d_steps, float(lr_d), betas
         self.collapse_steps = collapse_steps
         self.min_size = 3 * 2**depth

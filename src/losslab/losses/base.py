@@ -10,6 +10,7 @@ weight means the same thing for ``[0, 1]`` and ``[-1, 1]`` data.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -19,9 +20,12 @@ from torch import Tensor, nn
 
 from losslab.losses._validation import (
     InputRange,
+    RangeMixupWarning,
+    check_flag,
     check_input_range,
     check_pair,
     check_pair_values,
+    range_mixup_message,
     value_checks_enabled,
 )
 
@@ -49,7 +53,7 @@ class Loss(nn.Module):
     ) -> None:
         super().__init__()
         self.input_range: InputRange = check_input_range(input_range)
-        self.check_values = check_values
+        self.check_values = check_flag("check_values", check_values, allow_none=True)
 
     # -- naming ---------------------------------------------------------------------------
     @property
@@ -85,7 +89,18 @@ class Loss(nn.Module):
         """All input checks of this loss: shapes always, values when enabled."""
         self.check_shapes(prediction, target)
         if self._values_checked():
-            check_pair_values(prediction, target, self.input_range)
+            self._warn_range_mixup(self.input_range,
+                                   *check_pair_values(prediction, target, self.input_range))
+
+    def _warn_range_mixup(self, input_range: InputRange, target_min: float, target_max: float) -> None:
+        """Warn (once per loss object) when the targets look like ``[0, 1]`` data under a
+        declared ``(-1, 1)`` or ``(0, 255)``; see :func:`~._validation.range_mixup_message`."""
+        if getattr(self, "_range_mixup_warned", False):
+            return
+        message = range_mixup_message(input_range, target_min, target_max)
+        if message is not None:
+            self._range_mixup_warned = True
+            warnings.warn(f"{self.term_name}: {message}", RangeMixupWarning, stacklevel=4)
 
     # -- evaluation -----------------------------------------------------------------------
     def forward(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
@@ -259,13 +274,15 @@ class WeightedSum(Loss):
         for term in self.terms:
             term.check_shapes(prediction, target)
             if term._values_checked() and term.input_range not in ranges_checked:
-                check_pair_values(prediction, target, term.input_range)
+                self._warn_range_mixup(term.input_range,
+                                       *check_pair_values(prediction, target, term.input_range))
                 ranges_checked.add(term.input_range)
 
     def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
         total: Tensor | None = None
         reconstruction: Tensor | None = None  # weighted sum of the terms without a discriminator
         values: dict[str, Tensor] = {}
+        weighted_values: dict[str, tuple[float, Tensor]] = {}  # for naming an overflowing term
         # Terms with a discriminator go last, so that an adaptive adversarial weight receives the
         # reconstruction total computed here instead of evaluating those terms a second time.
         order = sorted(range(len(self.terms)), key=lambda i: _uses_discriminator(self.terms[i]))
@@ -285,6 +302,7 @@ class WeightedSum(Loss):
                 )
             values[name] = value.detach()
             weighted = value * factor
+            weighted_values[name] = (factor, weighted.detach())
             total = weighted if total is None else total + weighted
             if not _uses_discriminator(term):
                 reconstruction = weighted if reconstruction is None else reconstruction + weighted
@@ -293,10 +311,16 @@ class WeightedSum(Loss):
         self.last_values = {name: values[name] for name in self.term_names if name in values}
         if self._values_checked() and not bool(torch.isfinite(total)):
             bad = [f"{n!r} = {float(v)}" for n, v in values.items() if not torch.isfinite(v)]
+            if not bad:  # each term is finite: its weight (or the sum) overflowed the dtype
+                bad = [f"{n!r} = {float(values[n]):.4g} x weight {f:g} = {float(w)}"
+                       for n, (f, w) in weighted_values.items() if not torch.isfinite(w)]
+            if not bad and weighted_values:  # the sum of finite parts overflowed: the largest
+                name, (f, w) = max(weighted_values.items(), key=lambda item: abs(float(item[1][1])))
+                bad = [f"{name!r} x weight {f:g} = {float(w):.4g} (largest part of the overflowing sum)"]
             raise FloatingPointError(
                 f"loss total is {float(total.detach())}; non-finite term(s): "
-                f"{', '.join(bad) or 'none alone (the weighted sum overflowed)'}. Lower the "
-                "learning rate or that term's weight, or check the inputs."
+                f"{', '.join(bad)}. Lower the learning rate or that term's weight, or check the "
+                "inputs."
             )
         return total
 

@@ -35,12 +35,22 @@ SpectrumDistance = Literal["l1", "mse"]
 _DISTANCES = ("l1", "mse")
 
 
+#: Largest focal exponent: ``|D|^alpha`` overflows float32 (then NaN weights) for large alpha;
+#: with ``|D|`` up to ~256 (an orthonormal FFT of a 256x256 image) alpha = 16 already does.
+MAX_FOCAL = 10.0
+
+
 def _check_focal(focal: float) -> float:
     if isinstance(focal, bool) or not isinstance(focal, (int, float)) or not math.isfinite(focal):
         raise ValueError(f"focal must be a finite number >= 0 such as 0 or 1; got {focal!r}.")
     if focal < 0:
         raise ValueError(
             f"focal must be >= 0 (0: uniform weights, 1: the focal frequency loss); got {focal}."
+        )
+    if focal > MAX_FOCAL:
+        raise ValueError(
+            f"focal must be <= {MAX_FOCAL:g} (|D|^focal overflows float32 and the loss becomes "
+            f"NaN); got {focal}. The focal frequency loss uses focal=1."
         )
     return float(focal)
 
@@ -134,7 +144,12 @@ class FrequencyLoss(ViewedLoss):
         self.focal = _check_focal(focal)
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
+        dtype = prediction.dtype
+        if dtype in (torch.float16, torch.bfloat16):
+            # torch's CPU FFT has no half kernels (and CUDA's only power-of-2 sizes): compute the
+            # spectra in float32 and return the value in the inputs' dtype.
+            prediction, target = prediction.float(), target.float()
         values = _spectrum_distance(
             self.viewed(prediction), self.viewed(target), self.distance, self.focal
         )
-        return reduce(values, self.reduction)
+        return reduce(values, self.reduction).to(dtype)

@@ -22,6 +22,9 @@ from losslab.losses._validation import Reduction, check_pair, reduce
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 
+#: Largest exponent: differences lie in [0, 1] and 0.01 ** 10 = 1e-20 already charges nothing.
+MAX_ALPHA = 10.0
+
 
 def _check_alpha(alpha: float) -> float:
     if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not math.isfinite(alpha):
@@ -30,6 +33,12 @@ def _check_alpha(alpha: float) -> float:
         raise ValueError(
             f"gdl alpha must be >= 1; got {alpha}. Below 1, |x|^alpha has an infinite slope at "
             "x = 0 (every equal edge), which makes the gradient NaN. Use alpha=1 or alpha=2."
+        )
+    if alpha > MAX_ALPHA:
+        raise ValueError(
+            f"gdl alpha must be <= {MAX_ALPHA:g}; got {alpha}. Gradient differences lie in "
+            "[0, 1], so a large power underflows to 0 and the loss stops charging anything. "
+            "Use alpha=1 or alpha=2."
         )
     return float(alpha)
 

@@ -136,8 +136,12 @@ class LPIPSLoss(Loss):
         return self
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
-        distances = self.model(prediction * 2.0 - 1.0, target.detach() * 2.0 - 1.0)
-        return distances.mean()
+        # The frozen network has one dtype: float64/float16 inputs are cast to it (gradients
+        # flow through the cast) and the value is returned in the inputs' dtype.
+        dtype = next(self.model.parameters()).dtype
+        distances = self.model(prediction.to(dtype) * 2.0 - 1.0,
+                               target.detach().to(dtype) * 2.0 - 1.0)
+        return distances.mean().to(prediction.dtype)
 
     def extra_repr(self) -> str:
         return f"net={self.net!r}"

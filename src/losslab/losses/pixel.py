@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, reduce
+from losslab.losses._validation import Reduction, check_number, reduce
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 
@@ -96,9 +96,7 @@ class CharbonnierLoss(PixelLoss):
             view, reduction, lowpass=lowpass, highpass=highpass, input_range=input_range,
             check_values=check_values,
         )
-        if not eps > 0:
-            raise ValueError(f"charbonnier eps must be > 0; got {eps}.")
-        self.eps = float(eps)
+        self.eps = check_number("charbonnier eps", eps, low=0.0, low_open=True, example="1e-3")
 
     def difference_distance(self, difference: Tensor) -> Tensor:
         return reduce(torch.sqrt(difference * difference + self.eps * self.eps), self.reduction)
@@ -128,9 +126,7 @@ class HuberLoss(PixelLoss):
             view, reduction, lowpass=lowpass, highpass=highpass, input_range=input_range,
             check_values=check_values,
         )
-        if not delta > 0:
-            raise ValueError(f"huber delta must be > 0; got {delta}.")
-        self.delta = float(delta)
+        self.delta = check_number("huber delta", delta, low=0.0, low_open=True, example="0.1")
 
     def distance(self, prediction: Tensor, target: Tensor) -> Tensor:
         return F.huber_loss(prediction, target, reduction=self.reduction, delta=self.delta)

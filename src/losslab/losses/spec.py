@@ -20,6 +20,7 @@ Errors name the position in the string and suggest the closest valid name.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -43,6 +44,10 @@ class _Token:
     kind: str
     text: str
     position: int
+
+
+#: Deepest list nesting accepted in a parameter value (a view matrix needs 2).
+MAX_NESTING = 8
 
 
 def _tokenize(spec: str) -> list[_Token]:
@@ -150,7 +155,7 @@ class _Parser:
             numbers.append(self.number())
         close = self.take(")")
         expected = 1 if token.text == "start" else 2
-        if len(numbers) != expected or any(n != int(n) for n in numbers):
+        if len(numbers) != expected or any(not math.isfinite(n) or n != int(n) for n in numbers):
             raise _error(
                 self.spec, close.position,
                 f"{token.text} takes {expected} integer step(s); e.g. "
@@ -197,10 +202,14 @@ class _Parser:
         self.take(")")
         return call
 
-    def value(self) -> Any:
+    def value(self, depth: int = 0) -> Any:
+        if depth > MAX_NESTING:  # deeper lists would exhaust Python's recursion limit
+            raise _error(self.spec, self.current.position,
+                         f"values are nested more than {MAX_NESTING} lists deep; a colour view "
+                         "matrix needs 2 (view=[[0.299, 0.587, 0.114]])")
         if self.at("-"):  # a negative parameter value, e.g. view=[[1, -1, 0]]
             self.take("-")
-            number = self.value()
+            number = self.value(depth + 1)
             if isinstance(number, bool) or not isinstance(number, (int, float)):
                 raise _error(self.spec, self.tokens[self.index - 1].position, "expected a number after '-'")
             return -number
@@ -220,7 +229,7 @@ class _Parser:
             self.take("[")
             items = []
             while not self.at("]"):
-                items.append(self.value())
+                items.append(self.value(depth + 1))
                 if not self.at("]"):
                     self.take(",")
             self.take("]")

@@ -24,10 +24,12 @@ from losslab.train.config import (
     load_config,
     save_config,
 )
+from losslab.train.console import StepReporter, quiet_lightning
 from losslab.train.gradient_share import gradient_shares
 from losslab.train.module import TaskModule, TrainingDivergedError
 from losslab.train.run import (
     RunResult,
+    TrainingInterrupted,
     baseline_validation,
     load_module,
     load_run,
@@ -44,10 +46,12 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "RunResult",
+    "StepReporter",
     "TaskModule",
     "TaskOptions",
     "TrainConfig",
     "TrainingDivergedError",
+    "TrainingInterrupted",
     "baseline_validation",
     "config_from_overrides",
     "gradient_shares",
@@ -55,6 +59,7 @@ __all__ = [
     "load_module",
     "load_run",
     "predict_validation",
+    "quiet_lightning",
     "save_config",
     "train",
     "train_from_args",

@@ -7,12 +7,15 @@ size), then the output (``K`` rows for ``K`` hypotheses), then the target.
 
 from __future__ import annotations
 
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import TQDMProgressBar
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch import Tensor
 from torchvision.utils import make_grid, save_image
 
@@ -88,3 +91,79 @@ class ProgressBar(TQDMProgressBar):
         metrics = super().get_metrics(trainer, module)
         metrics.pop("v_num", None)
         return metrics
+
+
+class CheckpointOnInterrupt(L.Callback):
+    """Checkpoint the steps done when training is stopped by SIGTERM or Ctrl-C (SIGINT).
+
+    Schedulers and ``docker stop`` send SIGTERM; Lightning then stops after the current step
+    (``SIGTERMException``) and this callback writes ``last.ckpt`` (atomically, through the
+    trainer's checkpoint IO). The first Ctrl-C is made just as graceful: it asks the trainer to
+    stop after the current step (``trainer.should_stop``, which validates and so writes
+    ``last.ckpt``); a second Ctrl-C interrupts at once (``KeyboardInterrupt``, also checkpointed
+    here). :attr:`interruption` records what happened; :func:`~losslab.train.run.train` turns it
+    into :class:`~losslab.train.run.TrainingInterrupted` (a one-line message, exit 143 / 130).
+
+    Args:
+        path: the run's ``checkpoints/last.ckpt``.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        #: ``(signal name, global step saved or None)`` once an interruption was handled.
+        self.interruption: tuple[str, int | None] | None = None
+        self._stop_requested = False
+        self._previous_handler: Any = None
+
+    def on_fit_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        if threading.current_thread() is threading.main_thread():  # handlers: main thread only
+            self._previous_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self._stop_requested = True
+        # a second Ctrl-C interrupts at once (KeyboardInterrupt)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def on_train_batch_end(self, trainer: L.Trainer, module: L.LightningModule, *args: Any) -> None:
+        if self._stop_requested and self.interruption is None:
+            trainer.should_stop = True  # Lightning validates, so last.ckpt holds this step
+            self.interruption = ("SIGINT (Ctrl-C)", None)
+
+    def _restore_handler(self) -> None:
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGINT, self._previous_handler)
+            self._previous_handler = None
+
+    def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        self._restore_handler()
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule,
+                     exception: BaseException) -> None:
+        self._restore_handler()
+        if isinstance(exception, SIGTERMException):
+            name = "SIGTERM"
+        elif isinstance(exception, KeyboardInterrupt):
+            name = "SIGINT (Ctrl-C)"
+        else:
+            return
+        saved: int | None = None
+        if trainer.global_step > 0:
+            trainer.save_checkpoint(self.path)
+            saved = trainer.global_step
+        self.interruption = (name, saved)
+
+
+class ApplyLearningRate(L.Callback):
+    """Set the generator optimizer's learning rate to the config's after a resume.
+
+    A resumed optimizer state carries the learning rate it was saved with; ``optimizer.lr`` may
+    change on resume (see ``RESUME_SAFE_FIELDS``), so the configured value is applied once the
+    state is restored (``on_train_start`` runs after the restore).
+    """
+
+    def __init__(self, lr: float) -> None:
+        self.lr = float(lr)
+
+    def on_train_start(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+        for group in trainer.optimizers[0].param_groups:
+            group["lr"] = self.lr

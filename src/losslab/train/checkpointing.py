@@ -5,25 +5,24 @@
   killed mid-write leaves the previous ``last.ckpt`` intact instead of a truncated one.
 - :func:`check_resumable` refuses to resume from a checkpoint written for another config and
   names the differing fields.
-- :class:`AppendingCSVLogger` keeps ``metrics.csv`` across resumes (Lightning's CSV logger deletes
-  it) and drops rows logged after the checkpoint being resumed.
+- :class:`CrashSafeCSVLogger` writes ``metrics.csv`` row by row (a killed run keeps every logged
+  row), keeps it across resumes and drops the rows logged after the checkpoint being resumed.
 """
 
 from __future__ import annotations
 
 import csv
-import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from lightning.fabric.utilities.cloud_io import get_filesystem
-from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+from lightning.pytorch.utilities import rank_zero_only
 
 from losslab._atomic import atomic_path
 from losslab._serialization import load_torch_file
-from losslab.train.config import TrainConfig, config_differences
+from losslab.train.config import RESUME_SAFE_FIELDS, TrainConfig, config_differences
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -81,50 +80,134 @@ def check_resumable(path: str | Path, config: TrainConfig) -> int:
         raise ValueError(
             f"{str(path)!r} belongs to a run with a different config, so it cannot be resumed:\n  "
             + "\n  ".join(differences)
-            + f"\nUse the stored config (losslab train --config {Path(path).parents[1] / 'config.yaml'}), "
+            + f"\nOnly these may change on resume: {', '.join(sorted(RESUME_SAFE_FIELDS))}. "
+            f"Use the stored config (losslab train --config {Path(path).parents[1] / 'config.yaml'}), "
             "choose a new out directory, or set checkpoint.resume: false with a new out."
         )
     return info["global_step"]
 
 
-class _AppendingWriter(ExperimentWriter):
-    """Keeps an existing ``metrics.csv`` (header included) instead of deleting it."""
+class CrashSafeCSVLogger(Logger):
+    """``metrics.csv`` written row by row, so a killed run keeps every row it logged.
 
-    def __init__(self, log_dir: str, drop_from_step: int | None) -> None:  # no super(): it deletes
-        self.hparams: dict[str, Any] = {}
-        self.metrics: list[dict[str, float]] = []
-        self.metrics_keys: list[str] = []
-        self.log_dir = log_dir
-        self._fs = get_filesystem(log_dir)
-        self.metrics_file_path = os.path.join(log_dir, self.NAME_METRICS_FILE)
-        os.makedirs(log_dir, exist_ok=True)
-        if os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as file:
-                reader = csv.DictReader(file)
-                self.metrics_keys = list(reader.fieldnames or [])
-                rows = list(reader)
-            if drop_from_step is not None:  # rows logged after the checkpoint are replayed
-                rows = [r for r in rows if not r.get("step") or int(float(r["step"])) < drop_from_step]
-                with open(self.metrics_file_path, "w", newline="") as file:
-                    writer = csv.DictWriter(file, fieldnames=self.metrics_keys)
-                    writer.writeheader()
-                    writer.writerows(rows)
+    Lightning's ``CSVLogger`` buffers rows and flushes every 100 steps (a SIGKILL at step 170
+    left no file at all) and deletes the file on a new run. This logger, built on Lightning's
+    public :class:`~lightning.pytorch.loggers.Logger` base only:
 
+    - appends each :meth:`log_metrics` call as one CSV row and flushes it to the operating system
+      at once (a killed *process* loses nothing; the kernel writes the page cache out);
+    - rewrites the whole file atomically (temporary file, then rename) when a row brings a new
+      column, so the header always names every column and a kill mid-rewrite keeps the old file;
+    - on resume from a checkpoint taken after ``resume_step`` updates, drops the rows the
+      interrupted run logged *after* that checkpoint (training rows with ``step >= resume_step``;
+      they are logged again, identically, as training replays those steps), but keeps the
+      validation row at ``resume_step`` (written before that checkpoint, never replayed). A run
+      that starts from scratch (``resume_step=None``) starts an empty file.
 
-class AppendingCSVLogger(CSVLogger):
-    """``CSVLogger`` that appends to an existing ``metrics.csv`` (for resumed runs).
+    Rows are ``step`` plus one column per logged name; cells a row does not set are empty.
 
     Args:
-        drop_from_step: when resuming from a checkpoint at step ``s``, rows with ``step >= s``
-            (logged by the interrupted run after its checkpoint) are removed first.
+        directory: where ``metrics.csv`` goes (``<run>/logs/csv``).
+        resume_step: the global step of the checkpoint being resumed, or ``None``.
     """
 
-    def __init__(self, *args: Any, drop_from_step: int | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._drop_from_step = drop_from_step
+    FILE_NAME = "metrics.csv"
+
+    def __init__(self, directory: str | Path, *, resume_step: int | None = None) -> None:
+        super().__init__()
+        self._directory = Path(directory)
+        self._resume_step = resume_step
+        self._keys: list[str] = ["step"]
+        self._rows: list[dict[str, str]] = []
+        self._handle: Any = None
+        self._started = False
 
     @property
-    def experiment(self) -> ExperimentWriter:
-        if self._experiment is None:
-            self._experiment = _AppendingWriter(self.log_dir, self._drop_from_step)
-        return self._experiment
+    def name(self) -> str:
+        return "csv"
+
+    @property
+    def version(self) -> str:
+        return ""
+
+    @property
+    def root_dir(self) -> str:
+        return str(self._directory)
+
+    @property
+    def log_dir(self) -> str:
+        return str(self._directory)
+
+    @property
+    def save_dir(self) -> str:
+        return str(self._directory)
+
+    @property
+    def path(self) -> Path:
+        """The CSV file."""
+        return self._directory / self.FILE_NAME
+
+    def _start(self) -> None:
+        """Read the rows a previous (interrupted) process left, keep those before the resume."""
+        self._started = True
+        self._directory.mkdir(parents=True, exist_ok=True)
+        if self._resume_step is not None and self.path.is_file():
+            with open(self.path, newline="") as file:
+                reader = csv.DictReader(file)
+                keys = list(reader.fieldnames or [])
+                rows = [row for row in reader if self._kept(row)]
+            self._keys = ["step", *(k for k in keys if k != "step")]
+            self._rows = [{k: v for k, v in row.items() if k is not None and v} for row in rows]
+        self._rewrite()
+
+    def _kept(self, row: dict[str, str]) -> bool:
+        step = row.get("step")
+        if not step:
+            return False
+        step_number = int(float(step))
+        resume = int(self._resume_step or 0)
+        if step_number < resume:
+            return True
+        # The validation at `resume` ran before its checkpoint was written: it is not replayed.
+        return step_number == resume and any(k.startswith("val/") and v for k, v in row.items()
+                                             if k is not None)
+
+    def _rewrite(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+        with atomic_path(self.path) as temporary, open(temporary, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self._keys, restval="")
+            writer.writeheader()
+            writer.writerows(self._rows)
+        self._handle = open(self.path, "a", newline="")  # noqa: SIM115 (kept open: one row per call)
+
+    @rank_zero_only
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Write one row: ``step`` (default: rows so far) and each metric as a float."""
+        if not self._started:
+            self._start()
+        row = {"step": str(len(self._rows) if step is None else int(step))}
+        row |= {key: str(float(value)) for key, value in metrics.items()}
+        self._rows.append(row)
+        new_keys = [key for key in row if key not in self._keys]
+        if new_keys:
+            self._keys.extend(new_keys)
+            self._rewrite()
+        else:
+            csv.DictWriter(self._handle, fieldnames=self._keys, restval="").writerow(row)
+        self._handle.flush()
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        """Nothing to do: the run's ``config.yaml`` holds every setting."""
+
+    @rank_zero_only
+    def save(self) -> None:
+        if self._handle is not None:
+            self._handle.flush()
+
+    @rank_zero_only
+    def finalize(self, status: str) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from typing import Any
 import yaml
 
 from losslab._atomic import write_text_atomic
+from losslab._yaml import load_yaml
 from losslab.losses.registry import suggest
 
 TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")
@@ -243,10 +245,23 @@ class TrainConfig:
             raise ValueError(f"task_options.context_frames must be null or an integer >= 1; got {frames!r}.")
         if self.task_options.scale not in (2, 4):
             raise ValueError(f"task_options.scale must be 2 or 4; got {self.task_options.scale!r}.")
-        if not 0.0 <= float(self.hypotheses.epsilon) < 1.0:
+        if not _is_number(self.hypotheses.epsilon) or not 0.0 <= self.hypotheses.epsilon < 1.0:
             raise ValueError(f"hypotheses.epsilon must lie in [0, 1); got {self.hypotheses.epsilon!r}.")
-        if not float(self.optimizer.lr) > 0.0:
-            raise ValueError(f"optimizer.lr must be > 0; got {self.optimizer.lr!r}.")
+        _finite("optimizer.lr", self.optimizer.lr, low=0.0, low_open=True, example="1e-3")
+        _finite("optimizer.weight_decay", self.optimizer.weight_decay, low=0.0, example="0")
+        betas = self.optimizer.betas
+        if len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"optimizer.betas must be two numbers in [0, 1) such as [0.9, 0.999]; "
+                             f"got {list(betas)!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
+                or not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got "
+                             f"{self.seed!r}.")
+        for key, flag in (("progress_bar", self.progress_bar), ("check_values", self.check_values),
+                          ("checkpoint.resume", self.checkpoint.resume),
+                          ("checkpoint.save_best", self.checkpoint.save_best)):
+            if not isinstance(flag, bool):
+                raise ValueError(f"{key} must be true or false; got {flag!r}.")
         if self.devices != "auto" and (isinstance(self.devices, bool)
                                        or not isinstance(self.devices, int) or self.devices < 1):
             raise ValueError(f"devices must be a positive integer or 'auto'; got {self.devices!r}.")
@@ -255,6 +270,7 @@ class TrainConfig:
         if not isinstance(self.data.options, dict) or not isinstance(self.model.options, dict):
             raise ValueError("data.options and model.options must be mappings (YAML dicts).")
         _check_registered_names(self)
+        _check_crop_multiple(self)
         processes = self.processes
         if processes is not None and self.data.batch_size % processes:
             raise ValueError(
@@ -297,11 +313,13 @@ class TrainConfig:
 
 
 #: Fields that may differ between a checkpoint's config and the resuming config: they change
-#: where/how fast a run goes, not what it learns (a larger ``steps`` continues a finished run).
+#: where/how fast a run goes or how often it reports, not what it is (a larger ``steps``
+#: continues a finished run). ``optimizer.lr`` is here because losslab's own advice after a
+#: divergence is to resume with a lower learning rate; the resumed optimizer gets the new value.
 RESUME_SAFE_FIELDS = frozenset({
     "steps", "out", "name", "data.num_workers", "accelerator", "devices", "num_nodes", "strategy",
     "val_every", "sample_every", "grad_share_every", "log_every", "checkpoint.resume",
-    "progress_bar",
+    "progress_bar", "optimizer.lr",
 })
 
 
@@ -317,6 +335,42 @@ def _check_registered_names(config: TrainConfig) -> None:
             get_model_class(config.model.name)
         except ValueError:
             _choice("model.name", config.model.name, tuple(available_models()))
+
+
+#: Largest seed ``lightning.seed_everything`` accepts (numpy's limit).
+MAX_SEED = 2**32 - 1
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _finite(key: str, value: Any, *, low: float, low_open: bool = False, example: str) -> None:
+    """A finite number above ``low`` (``.inf`` from YAML, strings and booleans are refused)."""
+    if not _is_number(value) or value < low or (low_open and value == low):
+        bound = f"> {low:g}" if low_open else f">= {low:g}"
+        raise ValueError(f"{key} must be a finite number {bound} such as {example}; got {value!r}.")
+
+
+def _check_crop_multiple(config: TrainConfig) -> None:
+    """The crop must suit the task's default model: ``2**depth`` for the autoencoder and U-Net,
+    ``scale`` for super-resolution (its input is the crop divided by ``scale``). A model named
+    explicitly checks its own input."""
+    if config.model.name is not None:
+        return
+    crop = config.data.crop_size
+    if config.task == "super_resolve":
+        multiple, why = config.task_options.scale, f"the input is the crop / scale ({config.task_options.scale})"
+    else:
+        depth = config.model.options.get("depth", 3)
+        if isinstance(depth, bool) or not isinstance(depth, int) or not 0 <= depth <= 10:
+            return  # the model's own check reports a bad depth
+        multiple, why = 2**depth, f"the default model halves the image depth={depth} times"
+    if crop % multiple:
+        lower, higher = crop - crop % multiple, crop - crop % multiple + multiple
+        options = f"{lower} or {higher}" if lower else f"{higher}"
+        raise ValueError(f"data.crop_size must be a multiple of {multiple} ({why}); got {crop}. "
+                         f"Use crop_size {options}.")
 
 
 def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
@@ -381,7 +435,7 @@ def load_config(path: str | Path) -> TrainConfig:
     path = Path(path)
     if not path.is_file():
         raise ValueError(f"config file {str(path)!r} does not exist; give the path of a YAML file.")
-    values = yaml.safe_load(path.read_text()) or {}
+    values = load_yaml(path.read_text(), what=f"config file {str(path)!r}") or {}
     return TrainConfig.from_dict(values)
 
 
@@ -432,7 +486,8 @@ def config_from_overrides(
             node = values
             for part in parent.split("."):
                 node = node[part]
-            node[option] = yaml.safe_load(value) if isinstance(value, str) else value
+            node[option] = (load_yaml(value, what=f"override {path}={value!r}")
+                            if isinstance(value, str) else value)
             continue
         if path not in flat_defaults:
             known = sorted(set(flat_defaults) | set(OVERRIDE_ALIASES))
@@ -449,12 +504,13 @@ def config_from_overrides(
 def _coerce(path: str, value: Any, default: Any) -> Any:
     if not isinstance(value, str):
         return value
+    if path.endswith("options"):  # a YAML syntax error keeps its own message (line, column)
+        parsed = load_yaml(value, what=f"override {path}={value!r}") or {}
+        if not isinstance(parsed, dict):
+            raise ValueError(f"override {path}={value!r} must be a YAML mapping such as "
+                             "'{width: 8}'.")
+        return parsed
     try:
-        if path.endswith("options"):
-            parsed = yaml.safe_load(value) or {}
-            if not isinstance(parsed, dict):
-                raise ValueError("not a mapping")
-            return parsed
         lowered = value.lower()
         if path == "deterministic":
             if lowered not in ("true", "false", "warn"):

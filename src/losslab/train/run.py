@@ -28,10 +28,16 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 from torch.utils.data import Subset
 
-from losslab.train.callbacks import ProgressBar, SampleGrid, ValidateAtLastStep
+from losslab.train.callbacks import (
+    ApplyLearningRate,
+    CheckpointOnInterrupt,
+    ProgressBar,
+    SampleGrid,
+    ValidateAtLastStep,
+)
 from losslab.train.checkpointing import (
-    AppendingCSVLogger,
     AtomicCheckpointIO,
+    CrashSafeCSVLogger,
     check_resumable,
     load_checkpoint,
     read_checkpoint_info,
@@ -40,8 +46,22 @@ from losslab.train.config import TrainConfig, config_from_overrides, load_config
 from losslab.train.data import build_data
 from losslab.train.module import TaskModule, TrainingDivergedError
 from losslab.train.tasks import get_task
+from losslab.train.threads import ShareCores
 
 log = logging.getLogger(__name__)
+
+
+class TrainingInterrupted(RuntimeError):
+    """Training was stopped by SIGTERM or SIGINT; the steps done were checkpointed.
+
+    Attributes:
+        exit_code: the conventional shell status, ``128 + signal number`` (143 for SIGTERM,
+            130 for SIGINT).
+    """
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 @dataclass
@@ -102,6 +122,13 @@ def train(
 
     Returns:
         :class:`RunResult` (run directory, final validation metrics, checkpoints, step).
+
+    Raises:
+        TrainingDivergedError: the loss or the model output became NaN/Inf (names the step, the
+            term and the fix; the last good checkpoint is kept).
+        TrainingInterrupted: SIGTERM or Ctrl-C stopped training; the steps done were
+            checkpointed (``exit_code`` 143 / 130 for the command line).
+        ValueError: a bad config, or a checkpoint of another config in ``out``.
     """
     config = _as_config(config)
     out = Path(config.out)
@@ -125,16 +152,19 @@ def train(
         dirpath=checkpoints, filename="last", monitor=None, save_top_k=1,
         enable_version_counter=False, save_on_train_epoch_end=False,
     )
-    run_callbacks: list[L.Callback] = [last_callback, ValidateAtLastStep(config.val_every),
-                                   SampleGrid(out / "samples", config.sample_every,
-                                              config.data.sample_count)]
+    interrupt_callback = CheckpointOnInterrupt(last)
+    run_callbacks: list[L.Callback] = [
+        last_callback, interrupt_callback, ShareCores(), ApplyLearningRate(config.optimizer.lr),
+        ValidateAtLastStep(config.val_every),
+        SampleGrid(out / "samples", config.sample_every, config.data.sample_count),
+    ]
     if config.progress_bar:
         run_callbacks.append(ProgressBar())
     run_callbacks.extend(callbacks)
     if config.checkpoint.save_best:
         run_callbacks.insert(0, best_callback)
     loggers = [
-        AppendingCSVLogger(save_dir=out / "logs", name="", version="csv", drop_from_step=resume_step),
+        CrashSafeCSVLogger(out / "logs" / "csv", resume_step=resume_step),
         TensorBoardLogger(save_dir=out / "logs", name="", version="tensorboard",
                           default_hp_metric=False),
     ]
@@ -157,7 +187,22 @@ def train(
                         weights_only=True)
     except TrainingDivergedError as error:
         kept = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-        raise TrainingDivergedError(f"training stopped: {error}\n({kept}.)") from error
+        raise TrainingDivergedError(
+            f"training stopped: {error} ({kept}.) Fix: lower the learning rate (--lr; it may "
+            "change when resuming the same --out) or the weight of the term named above."
+        ) from error
+    except (SystemExit, KeyboardInterrupt):  # Lightning ends a SIGTERM/SIGINT with SystemExit
+        if interrupt_callback.interruption is None:
+            raise
+    if interrupt_callback.interruption is not None:
+        name, saved = interrupt_callback.interruption
+        if saved is None and last.exists():  # a graceful stop: its validation wrote last.ckpt
+            saved = int(read_checkpoint_info(last)["global_step"]) or None
+        where = (f"the {saved} steps done are saved in {last}" if saved is not None
+                 else "no step was done, nothing to save")
+        raise TrainingInterrupted(
+            f"training stopped by {name}; {where}. Run the same command again to resume.",
+            143 if name == "SIGTERM" else 130)
 
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
     if not metrics and last.exists():  # nothing left to train: report the stored metrics

@@ -11,8 +11,10 @@ built or called is skipped with the reason), on a ``(16, 3, 128, 128)`` batch:
 - ``losslab``: median time of ``loss(prediction, target).backward()`` with value checks off,
 - ``checks``: the same with :func:`losslab.losses.set_value_checks` on (extra cost in percent),
 - ``reference``: a hand-written minimal PyTorch version of the same formula, in this file,
-- ``pytorch_msssim``: the package's ``ssim`` / ``ms_ssim`` where it applies,
-- ratios ``losslab / reference`` (target <= 1.10 with checks off) and ``losslab / pytorch_msssim``,
+- ``package``: the published implementation where one is installed (pytorch_msssim for SSIM and
+  MS-SSIM, piq for GMSD, MS-GMSD, HaarPSI and MDSI, plenoptic for NLPD), value-checked too,
+- ratios ``losslab / reference`` (target <= 1.10 with checks off) and ``losslab / package``
+  (target <= 1.0),
 - peak extra memory of one forward + backward (CUDA only).
 
 MS-SSIM with 5 scales needs sides of at least 161 px (valid-region windows), so its rows use a
@@ -110,15 +112,39 @@ REFERENCES: dict[str, LossFunction] = {
 }
 
 
-def _pytorch_msssim(spec: str) -> LossFunction | None:
+def _nlpd_plenoptic(x: Tensor, y: Tensor) -> Tensor:
+    import plenoptic
+
+    # plenoptic's NLPD on luma (our default view) is sqrt(eps) = 1e-5 above ours by definition.
+    return plenoptic.metric.nlpd(_luma(x), _luma(y)).mean() - 1e-5
+
+
+def _package_reference(spec: str) -> tuple[str, LossFunction] | None:
+    """The published implementation a loss is checked and timed against, if one is installed:
+    pytorch_msssim (SSIM, MS-SSIM), piq (GMSD, MS-GMSD, HaarPSI, MDSI), plenoptic (NLPD)."""
     try:
-        import pytorch_msssim
+        if spec in ("ssim", "ms_ssim"):
+            import pytorch_msssim
+
+            if spec == "ssim":
+                return "pytorch_msssim", lambda x, y: 1 - pytorch_msssim.ssim(x, y, data_range=1.0)
+            return "pytorch_msssim", lambda x, y: 1 - pytorch_msssim.ms_ssim(x, y, data_range=1.0)
+        if spec in ("gmsd", "ms_gmsd", "haarpsi", "mdsi"):
+            import piq
+
+            functions: dict[str, LossFunction] = {
+                "gmsd": piq.gmsd,
+                "ms_gmsd": piq.multi_scale_gmsd,
+                "haarpsi": lambda x, y: 1 - piq.haarpsi(x, y),
+                "mdsi": piq.mdsi,
+            }
+            return "piq", functions[spec]
+        if spec == "nlpd":
+            import plenoptic  # noqa: F401  (imported here only to see that it is installed)
+
+            return "plenoptic", _nlpd_plenoptic
     except ImportError:
         return None
-    if spec == "ssim":
-        return lambda x, y: 1 - pytorch_msssim.ssim(x, y, data_range=1.0)
-    if spec == "ms_ssim":
-        return lambda x, y: 1 - pytorch_msssim.ms_ssim(x, y, data_range=1.0)
     return None
 
 
@@ -130,7 +156,8 @@ class Row:
     losslab_ms: float | None = None
     checks_ms: float | None = None
     reference_ms: float | None = None
-    msssim_ms: float | None = None
+    package: str = ""
+    package_ms: float | None = None
     losslab_mib: float | None = None
     reference_mib: float | None = None
     note: str = ""
@@ -233,7 +260,7 @@ def benchmark(
             row.note = f"skipped: {type(error).__name__}: {str(error).splitlines()[0][:90]}"
             continue
         reference = REFERENCES.get(spec)
-        msssim = _pytorch_msssim(spec)
+        package = _package_reference(spec)
 
         def with_checks(enabled: bool, run: Callable[[], None] = run_losslab) -> Callable[[], None]:
             def wrapped() -> None:
@@ -255,12 +282,20 @@ def benchmark(
                 row.note = f"value differs from reference: {got:.6g} vs {expected:.6g}"
         else:
             row.note = "no reference"
-        if msssim is not None:
-            candidates["msssim"] = lambda f=msssim, p=prediction, t=target: _step(f, p, t)
+        if package is not None:
+            row.package, package_function = package
+            candidates["package"] = lambda f=package_function, p=prediction, t=target: _step(f, p, t)
+            with torch.no_grad():
+                expected = float(package_function(prediction, target))
+                got = float(criterion(prediction, target, condition))
+            if abs(expected - got) > 1e-4 * max(1.0, abs(expected)):
+                row.note += f" value differs from {row.package}: {got:.6g} vs {expected:.6g}"
+            elif row.note == "no reference":
+                row.note = ""
         times = _time_round_robin(candidates, repeats, device, statistic)
         set_value_checks(False)
         row.losslab_ms, row.checks_ms = times["losslab"], times["checks"]
-        row.reference_ms, row.msssim_ms = times.get("reference"), times.get("msssim")
+        row.reference_ms, row.package_ms = times.get("reference"), times.get("package")
         if device.type == "cuda":
             row.losslab_mib = _peak_mib(
                 lambda p, t, c=criterion, k=condition: c(p, t, k), prediction, target
@@ -279,19 +314,19 @@ def _cell(value: float | None, form: str) -> str:
 def format_table(rows: list[Row], device: torch.device) -> str:
     header = (
         f"{'loss':<28} {'batch':>16} {'losslab ms':>10} {'ref ms':>8} {'x ref':>6} "
-        f"{'msssim ms':>9} {'x msssim':>8} {'checks ms':>9} {'checks +%':>9}"
+        f"{'package':>14} {'pkg ms':>8} {'x pkg':>6} {'checks ms':>9} {'checks +%':>9}"
     )
     if device.type == "cuda":
         header += f" {'MiB':>7} {'ref MiB':>7}"
     lines = [header, "-" * len(header)]
     for row in rows:
         ratio = row.losslab_ms / row.reference_ms if row.losslab_ms and row.reference_ms else None
-        vs_msssim = row.losslab_ms / row.msssim_ms if row.losslab_ms and row.msssim_ms else None
+        vs_package = row.losslab_ms / row.package_ms if row.losslab_ms and row.package_ms else None
         extra = 100 * (row.checks_ms / row.losslab_ms - 1) if row.losslab_ms and row.checks_ms else None
         line = (
             f"{row.spec:<28} {'x'.join(map(str, row.shape)):>16} {_cell(row.losslab_ms, '.2f'):>10} "
             f"{_cell(row.reference_ms, '.2f'):>8} {_cell(ratio, '.2f'):>6} "
-            f"{_cell(row.msssim_ms, '.2f'):>9} {_cell(vs_msssim, '.2f'):>8} "
+            f"{row.package or '-':>14} {_cell(row.package_ms, '.2f'):>8} {_cell(vs_package, '.2f'):>6} "
             f"{_cell(row.checks_ms, '.2f'):>9} {_cell(extra, '+.0f'):>9}"
         )
         if device.type == "cuda":

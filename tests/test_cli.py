@@ -130,6 +130,62 @@ def test_only_rank_zero_reports_the_finished_run(
     assert "run finished" in capsys.readouterr().out
 
 
+def test_equal_writes_figure_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "equal"
+    argv = ["equal", "mse", "l1(luma)", "--image", "coffee", "--size", "24", "--steps", "30",
+            "--starts", "noise,photo", "--out", str(out)]
+    assert main(argv) == 0
+    payload = json.loads((out / "equal.json").read_text())
+    assert [r["spec"] for r in payload["results"]] == ["mse", "l1(luma)"]
+    assert list(payload["results"][1]["starts"]) == ["noise", "photo"]
+    assert (out / "equal.png").is_file()
+    assert "figure:" in capsys.readouterr().out
+
+
+def test_mad_writes_figure_and_json(tmp_path: Path) -> None:
+    assert main(["mad", "mse", "ssim", "--size", "24", "--steps", "5", "--out", str(tmp_path)]) == 0
+    assert json.loads((tmp_path / "mad.json").read_text())["spec_b"] == "ssim"
+    assert (tmp_path / "mad.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["equal", "mse + 0.01*adversarial"], "has the term 'adversarial'"),
+        (["equal", "ms_ssim", "--size", "64"], "needs images of at least 161x161"),
+        (["equal", "l1(luma)", "--image", "GREY"], "needs a 3-channel RGB image"),
+        (["equal", "mse", "--image", "astronot"], "Did you mean 'astronaut'"),
+        (["equal", "mse", "--starts", "noise,fog"], "unknown start 'fog'"),
+        (["mad", "mse", "l1 + adversarial"], "has the term 'adversarial'"),
+        (["mad", "mse", "ssim", "--noise", "0"], "noise must be a number in (0, 1]"),
+    ],
+)
+def test_synthesis_bad_input_exits_2_with_one_line(
+    argv: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from PIL import Image
+
+    grey = tmp_path / "grey.png"
+    Image.new("L", (32, 32), 128).save(grey)
+    argv = [str(grey) if item == "GREY" else item for item in argv]
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"losslab {argv[0]}: error: ") and message in err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()  # nothing written for a bad request
+
+
+def test_probe_without_specs_uses_the_default_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import losslab.probe
+
+    monkeypatch.setattr(losslab.probe, "DEFAULT_PROBE_SPECS", ("mse", "swd"))
+    out = tmp_path / "probe.json"
+    assert main(["probe", "--perturbations", "noise,shift,mean_of_two", "--json", str(out)]) == 0
+    assert list(json.loads(out.read_text())) == ["mse", "swd"]
+
+
 @pytest.mark.parametrize(("error", "fragment"), [
     (MemoryError(), "out of memory"),
     (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 10 TB"),

@@ -6,8 +6,10 @@ Commands::
     losslab weights [add FILE]          pretrained networks: cache status, paths, SHA-256; install
     losslab train ...                   train one model under one loss spec
     losslab evaluate RUN_DIR            metrics of a trained run as JSON and CSV
-    losslab probe SPEC [SPEC ...]       what each loss charges for controlled changes
+    losslab probe [SPEC ...]            what each loss charges for controlled changes
     losslab demo mean                   regression to the mean, median and modes
+    losslab equal SPEC [SPEC ...] --out D  images each loss considers equal to a photo (metamers)
+    losslab mad SPEC_A SPEC_B --out D   MAD competition: what one loss misses, the other sees
     losslab compare EXPERIMENT --out D  one model per loss, one HTML report
     losslab report DIR                  rebuild a comparison's report from disk
 """
@@ -102,6 +104,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _cmd_probe(args: argparse.Namespace) -> int:
     from losslab.probe import (
+        DEFAULT_PROBE_SPECS,
         format_probe_table,
         plot_probe_heatmap,
         run_probe,
@@ -113,7 +116,7 @@ def _cmd_probe(args: argparse.Namespace) -> int:
         [name.strip() for name in args.perturbations.split(",") if name.strip()]
         if args.perturbations else None
     )
-    result = run_probe(args.specs, image_dir=args.images, rmse=args.rmse, seed=args.seed,
+    result = run_probe(args.specs or list(DEFAULT_PROBE_SPECS), image_dir=args.images, rmse=args.rmse, seed=args.seed,
                        perturbations=perturbations)
     print(format_probe_table(result))
     if args.json:
@@ -132,6 +135,27 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     print(format_mean_demo(result))
     if args.json:
         print(f"numbers: {write_mean_demo_json(result, Path(args.json))}")
+    return 0
+
+
+def _cmd_equal(args: argparse.Namespace) -> int:
+    from losslab.synthesis import format_metamers, write_metamers
+
+    starts = [name.strip() for name in args.starts.split(",") if name.strip()]
+    written = write_metamers(args.specs, args.image, Path(args.out), size=args.size,
+                             starts=starts, steps=args.steps, seed=args.seed, device=args.device)
+    print(format_metamers(written.results))
+    print(f"figure: {written.figure}\nnumbers: {written.json}")
+    return 0
+
+
+def _cmd_mad(args: argparse.Namespace) -> int:
+    from losslab.synthesis import format_mad, write_mad
+
+    written = write_mad(args.spec_a, args.spec_b, args.image, Path(args.out), size=args.size,
+                        noise=args.noise, steps=args.steps, seed=args.seed, device=args.device)
+    print(format_mad(written.results))
+    print(f"figure: {written.figure}\nnumbers: {written.json}")
     return 0
 
 
@@ -218,7 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("probe", parents=[common], help="what each loss charges for controlled image changes")
-    p.add_argument("specs", nargs="+", help="loss specs")
+    p.add_argument("specs", nargs="*",
+                   help="loss specs (default: the pixel losses, ssim and every loss that needs "
+                        "no downloaded weights: swd, nlpd, gmsd, ms_gmsd, haarpsi, mdsi, "
+                        "perceptual(weights=random) with mse and swd distances)")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
     p.add_argument("--perturbations",
@@ -238,6 +265,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(handler=_cmd_demo)
 
+    p = sub.add_parser("equal", parents=[common], help="images each loss considers equal to a photo (metamers)")
+    p.add_argument("specs", nargs="+", help="loss specs (no adversarial terms)")
+    p.add_argument("--image", default="astronaut",
+                   help="bundled photo name (astronaut, chelsea, coffee, ...) or an image file "
+                        "(default astronaut)")
+    p.add_argument("--out", required=True, help="folder for equal.png and equal.json")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--starts", default="noise,blur,photo",
+                   help="comma-separated starts: noise, blur, photo, photo:NAME "
+                        "(default noise,blur,photo)")
+    p.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cpu)")
+    p.set_defaults(handler=_cmd_equal)
+
+    p = sub.add_parser("mad", parents=[common], help="MAD competition between two losses")
+    p.add_argument("spec_a", help="loss A (held while B is optimised, then optimised)")
+    p.add_argument("spec_b", help="loss B")
+    p.add_argument("--image", default="astronaut",
+                   help="bundled photo name or an image file (default astronaut)")
+    p.add_argument("--out", required=True, help="folder for mad.png and mad.json")
+    p.add_argument("--size", type=int, default=128, help="image side in pixels (default 128)")
+    p.add_argument("--noise", type=float, default=0.1,
+                   help="noise standard deviation of the start, [0, 1] units (default 0.1)")
+    p.add_argument("--steps", type=int, default=200, help="steps per image (default 200)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
+    p.set_defaults(handler=_cmd_mad)
+
     p = sub.add_parser("compare", parents=[common], help="train one model per loss and write an HTML report")
     p.add_argument("experiment", nargs="?", help="experiment YAML or a shipped name (colors, blur, ...)")
     p.add_argument("--out", help="output folder (default: runs/<experiment name>)")
@@ -245,8 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-scale", type=float, default=1.0, dest="budget_scale",
                    help="multiply every run's step budget (e.g. 10 on a GPU)")
     p.add_argument("--perceptual-weights", dest="perceptual_weights",
-                   help="weights of every perceptual term: imagenet (default of the file), random "
-                        "(offline smoke runs; the report flags it), or a VGG19 state-dict path")
+                   help="weights of every perceptual term that names none: imagenet, random "
+                        "(offline; the report flags it) or auto (imagenet where the file is "
+                        "cached, else random); default: the experiment file's choice")
     p.add_argument("--list", action="store_true", help="list the shipped experiments")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's Lightning progress bar, messages and warnings")

@@ -38,6 +38,8 @@ def test_wta_and_mdn_find_the_modes(one_d) -> None:
 
 
 def test_image_demo_mse_ghost_and_wta_sharp() -> None:
+    import math
+
     metrics = run_image_demo(seed=0)["metrics"]
     mse = metrics["mse"]
     assert 0.3 < mse["left_centre"][0] < 0.7 and 0.3 < mse["right_centre"][0] < 0.7
@@ -45,6 +47,12 @@ def test_image_demo_mse_ghost_and_wta_sharp() -> None:
     assert sorted(left) == pytest.approx([0.0, 1.0], abs=0.1)
     assert sorted(right) == pytest.approx([0.0, 1.0], abs=0.1)
     assert max(metrics["wta"]["error_to_nearest_target"]) < 0.2 * mse["error_to_nearest_target"][0]
+    # psnr_plausible is the same error in dB: each WTA hypothesis is >= 7 dB closer to a target
+    ghost = mse["psnr_plausible"][0]
+    for value, error in zip(metrics["wta"]["psnr_plausible"],
+                            metrics["wta"]["error_to_nearest_target"], strict=True):
+        assert value is None or value > ghost + 7
+        assert value is None or value == pytest.approx(-10 * math.log10(error), abs=0.05)
 
 
 def test_angular_error_folds_the_symmetry() -> None:

@@ -188,6 +188,83 @@ def test_reconstruction_has_no_baseline_row(fake: FakeTrainer, tmp_path: Path) -
     assert not any(path.name.startswith("baseline") for path in (tmp_path / "runs").iterdir())
 
 
+def test_auto_perceptual_weights_use_imagenet_only_where_the_file_is_cached(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from losslab.weights import get_weights_info
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty cache: an offline machine
+    experiment = _experiment(entries=[{"loss": "mse + 0.01*perceptual(layers=relu1_2)"}],
+                             perceptual_weights="auto")
+    offline = resolve_budget(experiment)
+    assert offline.perceptual_weights == "random"
+    assert offline.entries[0].loss.endswith("weights=random)")
+    path = get_weights_info("vgg19-imagenet").path
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"stands in for the cached file")
+    online = resolve_budget(experiment)
+    assert online.perceptual_weights == "imagenet"
+    assert online.entries[0].loss.endswith("weights=imagenet)")
+    assert resolve_budget(experiment, perceptual_weights="random").perceptual_weights == "random"
+
+
+def test_the_shipped_blur_comparison_builds_offline(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from losslab.experiments import resolve_experiment
+    from losslab.experiments.runner import plan_runs, preflight
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))  # no cached weights at all
+    resolved = resolve_budget(resolve_experiment("blur"))
+    assert resolved.perceptual_weights == "random"
+    plans = plan_runs(resolved, tmp_path)
+    preflight(plans)  # every default entry's loss builds without ImageNet weights
+    assert all("weights=imagenet" not in plan.loss for plan in plans)
+
+
+def test_metamer_rows_per_entry_without_adversarial_terms(fake: FakeTrainer,
+                                                          tmp_path: Path) -> None:
+    experiment = _experiment(entries=[
+        {"loss": "l1(luma)"},
+        {"name": "with gan", "loss": "mse + 0.01*adversarial(objective=hinge)"},
+        {"name": "gan only", "loss": "adversarial"},
+        {"name": "again", "loss": "l1(luma)"},
+    ])
+    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+                   metamer_image_size=24, metamer_steps=40)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["labels"] == ["l1(luma)", "with gan", "again"]  # "gan only" has no row
+    assert [row["spec"] for row in payload["results"]] == ["l1(luma)", "mse", "l1(luma)"]
+    assert "adversarial" in payload["notes"]["with gan"]
+    assert payload["notes"]["gan only"].startswith("no row")
+    assert list(payload["results"][0]["starts"]) == list(runner_module.METAMER_STARTS)
+    assert payload["results"][0]["image_size"] == [24, 24]
+    assert (tmp_path / "metamers.png").is_file()
+
+
+def test_metamer_image_grows_to_what_a_loss_needs(fake: FakeTrainer, tmp_path: Path) -> None:
+    experiment = _experiment(entries=[{"loss": "mse"}, {"loss": "ms_ssim(scales=3)"}])
+    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+                   metamer_image_size=16, metamer_steps=5)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["results"][0]["image_size"] == [41, 41]  # 3-scale MS-SSIM needs 41 px
+
+
+def test_a_failing_synthesis_is_recorded_not_fatal(fake: FakeTrainer, tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import losslab.synthesis
+
+    def fail(*args: Any, **kwargs: Any) -> None:
+        raise FloatingPointError("the metamer of 'l1' diverged")
+
+    monkeypatch.setattr(losslab.synthesis, "write_metamers", fail)
+    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["error"] == "the metamer of 'l1' diverged"
+    assert not (tmp_path / "metamers.png").exists()
+    assert (tmp_path / "metrics.json").is_file()  # the comparison still finished
+
+
 @pytest.mark.parametrize("damage", ["empty DONE", "missing checkpoint", "short checkpoint",
                                     "missing metrics"])
 def test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_sound(

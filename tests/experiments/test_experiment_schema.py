@@ -53,7 +53,11 @@ def test_shipped_experiments_build_valid_train_configs(tmp_path: Path) -> None:
     blur = plan_runs(resolve_experiment("blur"), tmp_path)
     assert TrainConfig.from_dict(blur[0].config).task_options.scale == 4
     future = plan_runs(resolve_experiment("future"), tmp_path)
-    assert [TrainConfig.from_dict(p.config).hypotheses.count for p in future] == [1, 1, 1, 4]
+    assert [TrainConfig.from_dict(p.config).hypotheses.count for p in future] == [1, 1, 1, 4, 1]
+    # every seed experiment but colors has a weight-free remedy entry (issue 10)
+    for name in ("blur", "future", "colorize", "colorize_photos"):
+        losses = [entry.loss for entry in resolve_experiment(name).entries]
+        assert any("swd" in loss and "adversarial" not in loss for loss in losses), name
 
 
 def test_defaults_and_shorthand_entries() -> None:

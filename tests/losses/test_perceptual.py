@@ -248,3 +248,42 @@ def test_identical_images_cost_zero_and_different_ones_do_not() -> None:
     prediction, target = _images()
     assert loss(target, target).item() == 0.0
     assert loss(prediction, target).item() > 0.0
+
+
+# -- distance=swd: feature distributions instead of positions -----------------------------------
+def test_swd_distance_is_zero_for_identical_images_and_has_gradients(photo_batch: torch.Tensor) -> None:
+    loss = losslab.loss("perceptual(layers=relu1_2,relu2_2, weights=random, distance=swd)")
+    assert float(loss(photo_batch, photo_batch)) == 0.0
+    prediction = photo_batch.flip(-1).clone().requires_grad_(True)
+    value = loss(prediction, photo_batch)
+    value.backward()
+    assert float(value.detach()) > 0 and torch.isfinite(prediction.grad).all()
+    assert prediction.grad.abs().sum() > 0
+
+
+def test_swd_distance_directions_are_per_layer_buffers_from_the_seed() -> None:
+    first = PerceptualLoss(layers=["relu1_2", "relu3_1"], weights="random", distance="swd")
+    second = PerceptualLoss(layers=["relu1_2", "relu3_1"], weights="random", distance="swd")
+    assert first.swd_directions_0.shape == (64, 64, 1, 1)
+    assert first.swd_directions_1.shape == (256, 256, 1, 1)
+    torch.testing.assert_close(first.swd_directions_1, second.swd_directions_1)
+    assert "swd_directions_0" in first.state_dict()
+    assert first.double().swd_directions_0.dtype == torch.float64
+    assert first.term_name == "perceptual(layers=relu1_2,relu3_1, distance=swd, weights=random)"
+
+
+def test_swd_distance_equals_the_sliced_wasserstein_of_the_features(photo_batch: torch.Tensor) -> None:
+    from losslab.losses.swd import sliced_wasserstein
+
+    loss = PerceptualLoss(layers=["relu2_1"], weights="random", distance="swd")
+    prediction = photo_batch.flip(-2)
+    expected = sliced_wasserstein(
+        loss.features(prediction)["relu2_1"], loss.features(photo_batch)["relu2_1"],
+        loss.swd_directions_0,
+    ).mean()
+    torch.testing.assert_close(loss(prediction, photo_batch), expected)
+
+
+def test_swd_distance_refuses_a_style_term() -> None:
+    with pytest.raises(ValueError, match="style term needs distance=mse or distance=l1"):
+        PerceptualLoss(weights="random", distance="swd", style=1.0)

@@ -156,3 +156,27 @@ def test_baseline_rows_and_hypothesis_scores_are_shown(comparison_dir: Path) -> 
     assert "12.25" in html and "0 / 2 / 2 / 2" in html  # per-hypothesis table
     assert "psnr_plausible" in html and "nearest plausible answer" in html
     assert (comparison_dir / "report" / "psnr_per_image.png").is_file()
+
+
+def test_metamer_section_embeds_the_runners_figure(comparison_dir: Path) -> None:
+    from losslab.synthesis import write_metamers
+
+    write_metamers(["l1", "mse"], "astronaut", comparison_dir, size=16, starts=["noise"],
+                   steps=5, labels=["sharp", "blurry"], name="metamers",
+                   extra={"notes": {"blurry": "shown as 'mse': adversarial terms left out"}})
+    text = build_report(comparison_dir).read_text(encoding="utf-8")
+    section = text[text.index('<section id="metamers">'):]
+    section = section[: section.index("</section>")]
+    assert "What each loss considers equal" in section
+    assert 'src="metamers.png"' in section and "What to look for" in section
+    assert "<code>astronaut</code> at 16x16 px; starts: noise; 5 Adam steps" in section
+    assert "shown as &#x27;mse&#x27;: adversarial terms left out" in section
+    assert (comparison_dir / "report" / "metamers.png").is_file()
+
+
+def test_metamer_section_without_files_or_after_an_error(comparison_dir: Path) -> None:
+    text = build_report(comparison_dir).read_text(encoding="utf-8")
+    assert "No loss metamers (metamers.png / metamers.json)" in text
+    (comparison_dir / "metamers.json").write_text(json.dumps({"error": "boom"}))
+    text = build_report(comparison_dir).read_text(encoding="utf-8")
+    assert "No metamers: the synthesis failed (boom)" in text

@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from losslab.losses.multi_hypothesis import winner_takes_all
+from losslab.metrics.plausibility import psnr_plausible
 
 MIXTURE_MODES = (-3.0, 0.5, 3.5)
 MIXTURE_WEIGHTS = (0.45, 0.35, 0.2)
@@ -273,8 +274,15 @@ def run_image_demo(seed: int = 0, *, size: int = 24, steps: int = 150, batch: in
             "left_centre": [float(v) for v in images[:, 0, centre_row, left_col]],
             "right_centre": [float(v) for v in images[:, 0, centre_row, right_col]],
             "error_to_nearest_target": [float(v) for v in errors],
+            # PSNR (dB) to the nearest of the two plausible targets; None = exactly one of them
+            "psnr_plausible": [_finite(psnr_plausible(image[None], targets[None]))
+                               for image in images],
         }
     return {"targets": targets, "outputs": outputs, "metrics": metrics}
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
 
 
 def plot_image_demo(result: dict, path: str | Path) -> Path:
@@ -496,8 +504,11 @@ def format_mean_demo(result: dict) -> str:
             f"{a:.2f}/{b:.2f}" for a, b in zip(metrics["left_centre"], metrics["right_centre"],
                                                strict=True)
         )
+        plausible = ", ".join("exact" if v is None else f"{v:.1f}"
+                              for v in metrics["psnr_plausible"])
         lines.append(f"  {method:4s} {centres}   MSE to nearest target "
-                     f"{numbers(metrics['error_to_nearest_target'])}")
+                     f"{numbers(metrics['error_to_nearest_target'])}, psnr_plausible "
+                     f"[{plausible}] dB")
     pose = result["pose"]
     lines += [
         "Pose (ellipse, theta and theta+pi look the same; mean angular error, degrees):",

@@ -11,6 +11,7 @@ comparisons on disk")::
     DIR/runs/baseline-<name>/    the task's untrained baseline (bicubic, copy of the last frame,
                                  grey), evaluated like a run: metrics.json, evaluation/, DONE
     DIR/probe.json|csv|png       the loss probe on the same specs
+    DIR/metamers.json|png        loss metamers: one row per entry (losslab.synthesis)
     DIR/metrics.json|csv         {label: {metric: value}}
     DIR/report/index.html
 
@@ -60,6 +61,9 @@ from losslab.experiments.specs import (
 )
 
 DONE_FILE = "DONE"
+#: The target photo and start images of the report's metamer rows (cheap: 64 px, 150 steps).
+METAMER_IMAGE = "astronaut"
+METAMER_STARTS: tuple[str, ...] = ("noise", "photo")
 
 
 @dataclass(frozen=True)
@@ -92,8 +96,11 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
         steps: replaces every run's step budget (entry overrides included).
         budget_scale: multiplies every run's steps (rounded, at least 1), e.g. 10 on a GPU;
             ignored when ``steps`` is given.
-        perceptual_weights: ``imagenet`` or ``random`` for every ``perceptual`` term that does
-            not name its weights; overrides the experiment's ``perceptual_weights``.
+        perceptual_weights: ``imagenet``, ``random`` or ``auto`` for every ``perceptual`` term
+            that does not name its weights; overrides the experiment's ``perceptual_weights``.
+            ``auto`` resolves here, once: ``imagenet`` when VGG19's ImageNet file is in the
+            local cache (``losslab weights``), else ``random``; the resolved value is what
+            ``experiment.yaml``, ``comparison.json`` and the report show.
     """
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer; got {steps!r}.")
@@ -111,6 +118,8 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
         return max(1, round(value * budget_scale))
 
     weights = perceptual_weights or experiment.perceptual_weights
+    if weights == "auto":
+        weights = auto_perceptual_weights()
     entries = tuple(
         dataclasses.replace(
             entry,
@@ -122,6 +131,16 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
     budget = dataclasses.replace(experiment.budget, steps=scaled(experiment.budget.steps))
     return dataclasses.replace(experiment, entries=entries, budget=budget,
                                perceptual_weights=weights)
+
+
+def auto_perceptual_weights() -> str:
+    """``"imagenet"`` when VGG19's ImageNet weights are in the local cache, else ``"random"``.
+
+    Never downloads: ``auto`` exists so an experiment runs offline unchanged.
+    """
+    from losslab.weights import get_weights_info
+
+    return "imagenet" if get_weights_info("vgg19-imagenet").present else "random"
 
 
 def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
@@ -425,6 +444,51 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
     return notes
 
 
+def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int) -> None:
+    """One metamer row per run (adversarial terms left out); writes metamers.json/png.
+
+    The image is the bundled photo :data:`METAMER_IMAGE` at ``size`` px, or larger when a loss
+    needs it (5-scale MS-SSIM: 161 px). A synthesis error is written into ``metamers.json``
+    (``{"error": ...}``) for the report to show, so finished training is never lost to it.
+    """
+    from losslab.losses import loss as build_loss
+    from losslab.synthesis import load_image, minimum_size, write_metamers
+
+    rows: list[tuple[str, str]] = []
+    notes: dict[str, str] = {}
+    for plan in plans:
+        spec, note = probe_spec(plan.loss)
+        if plan.hypotheses > 1 and spec is not None:
+            note = (f"shown for its per-hypothesis loss {spec!r} (a winner-takes-all minimum over "
+                    f"{plan.hypotheses} outputs has no single image to synthesise)")
+        if spec is None:
+            note = ("no row: its only term is adversarial, a discriminator trained with the "
+                    "generator, not a fixed function of (image, target)")
+        elif spec != plan.loss and plan.hypotheses == 1:
+            note = f"shown as {spec!r}: adversarial terms have no fixed value to synthesise for"
+        if note:
+            notes[plan.label] = note
+        if spec is not None:
+            rows.append((plan.label, spec))
+    if not rows:
+        write_json_atomic(out_dir / "metamers.json", {"error": "no loss without adversarial "
+                                                               "terms to synthesise for"})
+        return
+    try:
+        needed = max(minimum_size(build_loss(spec))[0] for _, spec in rows)
+        image_size = max(size, needed)
+        load_image(METAMER_IMAGE, image_size)  # fail here, not after the first row
+        write_metamers(
+            [spec for _, spec in rows], METAMER_IMAGE, out_dir, size=image_size,
+            starts=METAMER_STARTS, steps=steps, labels=[label for label, _ in rows],
+            name="metamers", title="What each loss considers equal (loss metamers)",
+            extra={"notes": notes},
+        )
+    except (ValueError, RuntimeError, FloatingPointError, OSError) as error:
+        (out_dir / "metamers.png").unlink(missing_ok=True)
+        write_json_atomic(out_dir / "metamers.json", {"error": str(error), "notes": notes})
+
+
 def collect_metrics(plans: list[PlannedRun], out_dir: Path,
                     baseline: PlannedBaseline | None = None) -> dict[str, dict[str, Any]]:
     """``{label: {"run_dir", "loss", metric: value...}}`` from each run's ``metrics.json``
@@ -461,6 +525,9 @@ def run_comparison(
     perceptual_weights: str | None = None,
     probe: bool = True,
     probe_image_size: int | None = 96,
+    metamers: bool = True,
+    metamer_image_size: int = 64,
+    metamer_steps: int = 150,
     report: bool = True,
     progress: bool = True,
     verbose: bool = False,
@@ -473,11 +540,17 @@ def run_comparison(
             the same directory continues where a previous call stopped.
         steps: replaces every run's step budget.
         budget_scale: multiplies every run's steps (e.g. 10 on a GPU).
-        perceptual_weights: ``imagenet`` or ``random`` for ``perceptual`` terms that name none.
+        perceptual_weights: ``imagenet``, ``random`` or ``auto`` for ``perceptual`` terms that
+            name none (see :func:`resolve_budget`).
         probe: run the loss probe on the same specs (``probe.json/csv/png``).
         probe_image_size: side of the probe's photo crops in pixels (96 keeps deep feature
             losses cheap on a CPU; ``None`` = the probe's default 192 px; specs with ``ms_ssim``
             always use the default, which 5-scale MS-SSIM needs).
+        metamers: synthesise one loss metamer row per entry (``metamers.json/png``, the
+            report's "What each loss considers equal"); adversarial terms are left out.
+        metamer_image_size: side of the metamers' target photo in pixels (raised to what a
+            loss needs, e.g. 161 px for 5-scale MS-SSIM).
+        metamer_steps: optimisation steps per metamer.
         report: build ``report/index.html`` at the end.
         progress: show one progress display for the whole comparison (run k of n, step, loss,
             time left) and one line per finished run.
@@ -505,6 +578,8 @@ def run_comparison(
 
     probe_notes = _run_probe(plans, out, probe_image_size) if probe else {
         plan.run_name: {"spec": None, "note": "probe skipped (probe=False)"} for plan in plans}
+    if metamers:
+        _run_metamers(plans, out, metamer_image_size, metamer_steps)
     table = collect_metrics(plans, out, baseline)
     write_json_atomic(out / "metrics.json", table)
     write_metrics_csv(out / "metrics.csv", table, first_columns=("name", "run_dir", "loss"))

@@ -36,8 +36,10 @@ from losslab.losses.registry import suggest
 #: Tasks the trainer knows (``train.TrainConfig.task``).
 KNOWN_TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")
 
-#: Where ``perceptual_weights`` may point: the torchvision ImageNet weights or a random init.
-PERCEPTUAL_WEIGHT_CHOICES = ("imagenet", "random")
+#: Where ``perceptual_weights`` may point: the torchvision ImageNet weights, a random init, or
+#: ``auto``: ImageNet when the VGG19 file is in the local cache, else random (flagged in the
+#: report), so an experiment runs offline and uses the real features where they exist.
+PERCEPTUAL_WEIGHT_CHOICES = ("imagenet", "random", "auto")
 
 _TOP_LEVEL_KEYS = (
     "name", "question", "task", "data", "data_options", "model", "model_options", "budget",
@@ -113,7 +115,8 @@ class Experiment:
         model: a model name for ``models.build_model`` (``None``: the task's default model).
         budget: the shared :class:`Budget`.
         perceptual_weights: weights for every ``perceptual`` term that does not name its own
-            (``imagenet`` or ``random``; ``None`` leaves the specs as written).
+            (``imagenet``, ``random`` or ``auto``: ImageNet where the file is cached, else
+            random; ``None`` leaves the specs as written).
         train_options: extra ``TrainConfig`` fields shared by every run.
         notes: free text shown under the settings in the report.
         entries: the losses to compare, in report order.

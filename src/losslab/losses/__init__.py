@@ -14,10 +14,14 @@ from losslab.losses.adversarial import (
 )
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
 from losslab.losses.frequency import FrequencyLoss
+from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
+from losslab.losses.haarpsi import HaarPSILoss
 from losslab.losses.ldl import LDLLoss
 from losslab.losses.lpips import LPIPSLoss
+from losslab.losses.mdsi import MDSILoss
 from losslab.losses.multi_hypothesis import MultiHypothesisLoss, best_hypothesis, winner_takes_all
+from losslab.losses.nlpd import NLPDLoss
 from losslab.losses.perceptual import PerceptualLoss
 from losslab.losses.pixel import CharbonnierLoss, HuberLoss, L1Loss, MSELoss, PixelLoss
 from losslab.losses.registry import (
@@ -52,7 +56,9 @@ __all__ = [
     "DiscriminatorCollapseWarning",
     "FeatureMatchingLoss",
     "FrequencyLoss",
+    "GMSDLoss",
     "GradientDifferenceLoss",
+    "HaarPSILoss",
     "HuberLoss",
     "IdentityView",
     "L1Loss",
@@ -60,9 +66,12 @@ __all__ = [
     "LPIPSLoss",
     "Loss",
     "LumaView",
+    "MDSILoss",
     "MSELoss",
+    "MSGMSDLoss",
     "MSSSIMLoss",
     "MultiHypothesisLoss",
+    "NLPDLoss",
     "PerceptualLoss",
     "PixelLoss",
     "RangeMixupWarning",

@@ -18,6 +18,13 @@ while ``mse`` on ``[0, 1]`` pixels is O(0.01); a weight of 0.01-0.1 beside a pix
 The Gram matrix is divided by ``C_l H_l W_l`` (the Gatys et al. normalisation) so it stays O(1)
 too.
 
+With ``distance="swd"`` the content term compares *distributions* instead of positions: per image
+and layer, the sliced Wasserstein distance between the sets of feature vectors (one per pixel of
+the feature map), with ``C_l`` fixed random unit directions per layer (as many as channels, as
+Heitz et al. 2021; drawn from ``seed``, registered buffers); see :mod:`losslab.losses.swd`.
+It works with any weights, ``random`` included, and rewards matching feature statistics, not
+pixel-exact alignment. The style (Gram) term needs ``mse`` or ``l1``.
+
 Layer names follow the VGG paper: ``conv{block}_{i}``, ``relu{block}_{i}`` and ``pool{block}``
 (blocks 1-5 with 2, 2, 4, 4, 4 convolutions), mapped onto the ``features`` indices
 (``relu1_2`` is index 3, ``relu5_4`` index 35).
@@ -43,11 +50,12 @@ from torch import Tensor, nn
 from losslab.losses._validation import check_choice
 from losslab.losses.base import Loss
 from losslab.losses.registry import register_loss, suggest
+from losslab.losses.swd import random_projections, sliced_wasserstein
 from losslab.weights import WeightsError, load_state_dict_file, resolve_weights_file
 
 logger = logging.getLogger(__name__)
 
-Distance = Literal["l1", "mse"]
+Distance = Literal["l1", "mse", "swd"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -181,7 +189,9 @@ class PerceptualLoss(Loss):
         layers: layer names such as ``relu1_2`` (default: relu1_1, relu1_2, relu2_1, relu2_2,
             relu3_1).
         layer_weights: one non-negative weight per layer (default equal); normalised to sum 1.
-        distance: ``"mse"`` (squared, default) or ``"l1"`` (absolute) difference of features.
+        distance: ``"mse"`` (squared, default) or ``"l1"`` (absolute) difference of features,
+            or ``"swd"``: sliced Wasserstein distance between the per-image distributions of
+            feature vectors (Heitz et al. 2021), ``C_l`` fixed random directions per layer.
         style: weight of the Gram-matrix style term (default 0: off).
         weights: ``"imagenet"`` (default), ``"random"`` or a path to a VGG19 state dict.
         seed: seed of the random weights (``weights="random"`` only).
@@ -239,10 +249,15 @@ class PerceptualLoss(Loss):
             if any(not (w >= 0.0) for w in raw) or sum(raw) <= 0.0:
                 raise ValueError(f"layer_weights must be >= 0 with a positive sum; got {raw}.")
         self.layer_weights = [w / sum(raw) for w in raw]
-        self.distance = check_choice("distance", distance, ("l1", "mse"))
+        self.distance = check_choice("distance", distance, ("l1", "mse", "swd"))
         if not (float(style) >= 0.0):
             raise ValueError(f"perceptual style weight must be >= 0; got {style}.")
         self.style = float(style)
+        if self.style and self.distance == "swd":
+            raise ValueError(
+                "perceptual(distance=swd) already compares feature distributions; the Gram-matrix "
+                "style term needs distance=mse or distance=l1. Drop style= or change distance."
+            )
         if not isinstance(weights, (str, os.PathLike)):
             raise TypeError(
                 f"weights must be 'imagenet', 'random' or a file path; got {type(weights).__name__}."
@@ -263,6 +278,19 @@ class PerceptualLoss(Loss):
             slices.append(nn.Sequential(*[features[i] for i in range(start, end)]))
             start = end
         self.slices = nn.ModuleList(slices)
+        if self.distance == "swd":
+            # As many fixed unit directions as the layer has channels (Heitz et al. 2021), drawn
+            # in depth order from the seed; buffers, so they follow .to(device) and state_dict.
+            generator = torch.Generator().manual_seed(self.seed)
+            channels = 3
+            for index, block in enumerate(slices):
+                for module in block:
+                    if isinstance(module, nn.Conv2d):
+                        channels = module.out_channels
+                self.register_buffer(
+                    f"swd_directions_{index}",
+                    random_projections(channels, channels, 1, generator=generator),
+                )
         self.slices.requires_grad_(False)
         self.slices.eval()
         # Every max-pool halves the size (floor) and needs >= 2 pixels in; convs keep it.
@@ -288,6 +316,8 @@ class PerceptualLoss(Loss):
                 options.append("layers=" + ",".join(self.layers))
             if self.style:
                 options.append(f"style={self.style:g}")
+            if self.distance != "mse":
+                options.append(f"distance={self.distance}")
             name = self.registered_name + (f"({', '.join(options)})" if options else "")
         if self.weights == "random" and "weights=random" not in name:
             name = name[:-1] + ", weights=random)" if name.endswith(")") else name + "(weights=random)"
@@ -323,15 +353,23 @@ class PerceptualLoss(Loss):
             return F.mse_loss(a, b)
         return F.l1_loss(a, b)
 
+    def _content(self, index: int, a: Tensor, b: Tensor) -> Tensor:
+        if self.distance == "swd":
+            directions = getattr(self, f"swd_directions_{index}")
+            return sliced_wasserstein(a, b, directions).mean()
+        return self._difference(a, b)
+
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
         predicted = self.features(prediction)
         with torch.no_grad():
             targeted = self.features(target)
         total = prediction.new_zeros((), dtype=self.mean.dtype)
-        for name, weight in zip(self._depth_order, self._ordered_weights, strict=True):
+        for index, (name, weight) in enumerate(
+            zip(self._depth_order, self._ordered_weights, strict=True)
+        ):
             if weight == 0.0:
                 continue
-            total = total + weight * self._difference(predicted[name], targeted[name])
+            total = total + weight * self._content(index, predicted[name], targeted[name])
             if self.style:
                 style = self._difference(gram_matrix(predicted[name]), gram_matrix(targeted[name]))
                 total = total + self.style * weight * style

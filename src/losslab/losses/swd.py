@@ -96,11 +96,11 @@ def sliced_wasserstein(prediction: Tensor, target: Tensor, projections: Tensor) 
         )
     projections = projections.to(dtype=prediction.dtype, device=prediction.device)
     n, count = prediction.shape[0], projections.shape[0]
-    # One convolution projects every patch of both images onto every direction.
-    projected = F.conv2d(torch.cat((prediction, target)), projections).reshape(2 * n, count, -1)
-    predicted, targeted = projected[:n], projected[n:]
-    if not target.requires_grad:
-        targeted = targeted.detach()  # sorted without tracking the order for a backward pass
+    # A convolution projects every patch onto every direction. The target's side needs no
+    # backward pass (and its sort no order) unless the target itself requires a gradient.
+    predicted = F.conv2d(prediction, projections).reshape(n, count, -1)
+    with torch.set_grad_enabled(torch.is_grad_enabled() and target.requires_grad):
+        targeted = F.conv2d(target, projections).reshape(n, count, -1)
     difference = sort_last(predicted) - sort_last(targeted)
     return (difference * difference).mean(dim=(1, 2))
 
@@ -110,8 +110,8 @@ def sort_last(values: Tensor) -> Tensor:
 
     On the CPU numpy's vectorised sort is several times faster than ``torch.sort`` (measured
     here on ``(16, 64, 8464)`` float32, one thread: torch 0.64 s, numpy sort 0.06-0.10 s,
-    numpy argsort + gather 0.37 s), so the CPU path sorts with numpy and, when a gradient is
-    needed, gathers the values by numpy's order (the gradient flows through the gather).
+    numpy argsort 0.25 s), so the CPU path sorts with numpy and, when a gradient is needed,
+    gathers the values by numpy's order (the gradient flows through the gather).
     """
     if values.device.type != "cpu" or values.dtype not in (torch.float32, torch.float64):
         return values.sort(dim=-1).values
@@ -119,7 +119,9 @@ def sort_last(values: Tensor) -> Tensor:
     if not (values.requires_grad and torch.is_grad_enabled()):
         return torch.from_numpy(np.sort(array, axis=-1))
     order = torch.from_numpy(np.argsort(array, axis=-1))
-    return torch.take_along_dim(values, order, dim=-1)
+    # gather, not take_along_dim: the latter wraps every index with a remainder (measured 0.4 s
+    # of a 4 s swd step on (16, 3, 128, 128)).
+    return torch.gather(values, -1, order)
 
 
 def multiscale_sliced_wasserstein(

@@ -26,6 +26,7 @@ from losslab.probe.perturbations import (
     shifted_pair,
 )
 from losslab.probe.probe import (
+    DEFAULT_PROBE_SPECS,
     ProbeResult,
     default_probe_images,
     folder_probe_images,
@@ -33,6 +34,7 @@ from losslab.probe.probe import (
 )
 
 __all__ = [
+    "DEFAULT_PROBE_SPECS",
     "MATCHED_PERTURBATIONS",
     "NATURAL_PERTURBATIONS",
     "PERTURBATIONS",

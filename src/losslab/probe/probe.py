@@ -44,6 +44,15 @@ from losslab.probe.perturbations import (
 PROBE_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket")
 #: Crop size of the default probe images: large enough for 5-scale MS-SSIM (>= 176 px).
 PROBE_CROP = 192
+#: What ``losslab probe`` measures when no spec is given: the pixel losses and their views,
+#: SSIM, and every loss that needs no downloaded weights (random VGG features included, named
+#: as such), so a user sees which of them prefer the sharp ``shift`` over the blurry
+#: ``mean_of_two``. LPIPS and ImageNet-VGG terms need weights and are left out.
+DEFAULT_PROBE_SPECS: tuple[str, ...] = (
+    "mse", "l1", "l1(luma)", "l1(red)", "ssim", "perceptual(weights=random)",
+    "swd", "swd(highpass=1)", "perceptual(weights=random, distance=swd)",
+    "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi",
+)
 
 ProbeValues = dict[str, dict[str, dict[str, float]]]
 
@@ -229,7 +238,8 @@ def run_probe(
     """Evaluate each loss spec on every perturbation of the probe images at matched strength.
 
     Args:
-        specs: loss specs (``"mse"``, ``"l1(luma)"``, ``"0.84*ms_ssim + 0.16*l1"``, ...).
+        specs: loss specs (``"mse"``, ``"l1(luma)"``, ``"0.84*ms_ssim + 0.16*l1"``, ...);
+            :data:`DEFAULT_PROBE_SPECS` is what ``losslab probe`` uses without specs.
         images: ``(N, 3, H, W)`` in ``[0, 1]``; default :func:`default_probe_images` (8 crops of
             192x192 from bundled photos) or the images of ``image_dir``.
         image_dir: a folder of images (centre crops of 192 px) used when ``images`` is None.

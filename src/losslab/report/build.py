@@ -290,6 +290,43 @@ def _task_input_text(task: str) -> str:
     }.get(task, "the model input")
 
 
+def _metamer_section(comparison: Comparison, out: Path) -> str:
+    """The metamer figure written by the runner (``metamers.png``), captioned from its JSON."""
+    source = comparison.directory / "metamers.png"
+    info = comparison.metamers or {}
+    if info.get("error"):
+        return (f'<p class="note">No metamers: the synthesis failed ({_e(info["error"])}). '
+                "Run <code>losslab equal SPEC</code> on one loss to see the full error.</p>")
+    if not source.is_file():
+        return ('<p class="note">No loss metamers (metamers.png / metamers.json) in this '
+                "comparison: losslab compare writes them after the runs (metamers=True).</p>")
+    shutil.copyfile(source, out / "metamers.png")
+    results = info.get("results") or []
+    first = results[0] if results else {}
+    starts = ", ".join(first.get("starts", {})) or "?"
+    size = "x".join(str(v) for v in first.get("image_size", [])) or "?"
+    seconds = sum(float(r.get("seconds", 0.0)) for r in results)
+    caption = (
+        "<strong>What to look for:</strong> each row is one entry's loss (adversarial terms left "
+        "out, as in the probe). The images right of the starts were synthesised by gradient "
+        "descent on that loss alone until it scored them (nearly) equal to the target, so "
+        "everything a metamer still shares with its start is something the loss does not "
+        "measure, and a model trained with it is free to get wrong: a luma loss keeps the "
+        "start's colours, a one-channel loss the other two channels, a loss on every channel "
+        "returns the target itself. Under each metamer: the loss reached as a % of the start's, "
+        f"pixel RMSE and luma / chroma / R G B errors to the target. Target: bundled photo "
+        f"<code>{_e(info.get('image', '?'))}</code> at {_e(size)} px; starts: {_e(starts)}; "
+        f"{_e(first.get('steps', '?'))} Adam steps per start ({seconds:.1f} s in all)."
+    )
+    html_text = _figure("metamers.png", caption, "", "loss metamers, one row per loss")
+    notes = info.get("notes") or {}
+    if notes:
+        items = "".join(f"<li><strong>{_e(label)}</strong>: {_e(note)}</li>"
+                        for label, note in notes.items())
+        html_text += f'<ul class="note">{items}</ul>'
+    return html_text
+
+
 def build_report(directory: str | Path) -> Path:
     """Write ``DIR/report/index.html`` (and its PNG figures) from the comparison on disk.
 
@@ -449,6 +486,10 @@ def build_report(directory: str | Path) -> Path:
         items = "".join(f"<li><strong>{_e(label)}</strong>: {_e(note)}</li>" for label, note in notes)
         probe_html += f'<ul class="note">{items}</ul>'
     sections.append(("probe", "What each loss is blind to (probe)", probe_html))
+
+    # -- metamers ----------------------------------------------------------------------------
+    sections.append(("metamers", "What each loss considers equal", _metamer_section(comparison,
+                                                                                      out)))
 
     # -- neighbours --------------------------------------------------------------------------
     neighbours = [run.neighbours() for run in runs]

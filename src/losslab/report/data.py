@@ -86,13 +86,15 @@ class RunRecord:
 
 @dataclass
 class Comparison:
-    """A comparison directory: the resolved experiment, its runs and the probe results."""
+    """A comparison directory: the resolved experiment, its runs, the probe results and the
+    loss metamers (``metamers.json``, written beside ``metamers.png`` by the runner)."""
 
     directory: Path
     experiment: dict[str, Any]
     runs: list[RunRecord]
     perceptual_weights: str | None = None
     probe: dict[str, Any] | None = None
+    metamers: dict[str, Any] | None = None
 
     @property
     def title(self) -> str:
@@ -231,4 +233,5 @@ def load_comparison(directory: str | Path) -> Comparison:
         runs=runs,
         perceptual_weights=summary.get("perceptual_weights", experiment.get("perceptual_weights")),
         probe=_read_json(path / "probe.json"),
+        metamers=_read_json(path / "metamers.json"),
     )

@@ -1,0 +1,115 @@
+"""Measure issue 14's targets for loss metamers and MAD at full size (a bundled photo, 128 px).
+
+Run on demand (not part of the test suite)::
+
+    python benchmarks/synthesis_targets.py [--size 128] [--steps 300] [--threads 2]
+        [--device cpu|cuda] [--json out.json] [--vgg]
+
+For every spec: metamers from noise, a blurred copy and another photo (``steps`` Adam steps
+each), the loss reached relative to the start's (target <= 2 %), the wall time per spec
+(target <= 60 s for pixel, structural and weight-free losses on a 2-core CPU), and the
+property checks: ``l1(luma)`` from noise: luma error <= 0.02, chroma error >= 5x that;
+``l1(red)``: red error <= 0.02, green and blue >= 5x; ``mse``: RMSE <= 0.01. Then MAD between
+``mse`` and ``ssim``: the two MSE-held images within 1 % of the start's MSE and >= 0.3 apart in
+SSIM. ``--vgg`` adds random-VGG perceptual terms (reported, no time target). Each line says
+PASS or FAIL; the exit status is 1 if any target fails. Timings on a shared machine are
+contended: compare them with the load average printed at the start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from losslab.synthesis import load_image, mad, metamers
+
+TIMED_SPECS = ("mse", "l1", "l1(luma)", "l1(red)", "charbonnier", "ssim", "gdl", "frequency",
+               "nlpd", "gmsd", "swd")
+VGG_SPECS = ("perceptual(layers=relu1_2,relu2_2, weights=random)",
+             "perceptual(weights=random)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--image", default="astronaut")
+    parser.add_argument("--json", help="write every number here")
+    parser.add_argument("--vgg", action="store_true", help="also random-VGG perceptual terms")
+    parser.add_argument("--specs", help="semicolon-separated specs to measure instead")
+    parser.add_argument("--no-mad", action="store_true", help="skip the MAD target")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"image {args.image} {args.size} px, {args.steps} steps, {args.threads} threads, "
+          f"device {args.device}, load average {os.getloadavg()}")
+    target = load_image(args.image, args.size).to(args.device)
+    failures: list[str] = []
+    report: dict[str, object] = {"settings": vars(args), "load": os.getloadavg()}
+
+    def check(name: str, passed: bool, text: str) -> None:
+        print(f"  {'PASS' if passed else 'FAIL'}  {name}: {text}")
+        if not passed:
+            failures.append(name)
+
+    specs = TIMED_SPECS + (VGG_SPECS if args.vgg else ())
+    if args.specs:
+        specs = tuple(spec.strip() for spec in args.specs.split(";") if spec.strip())
+    for spec in specs:
+        began = time.perf_counter()
+        result = metamers(spec, target, steps=args.steps)
+        wall = time.perf_counter() - began
+        report[spec] = {**result.to_dict(), "wall_seconds": wall}
+        ratios = {name: row["loss_ratio"] for name, row in zip(result.start_names,
+                                                               result.numbers, strict=True)}
+        print(f"{spec}: {wall:.1f} s; loss / start: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in ratios.items()))
+        worst = max(value for value in ratios.values() if value is not None)
+        check(f"{spec} loss <= 2 % of start", worst <= 0.02, f"worst {100 * worst:.3f} %")
+        if "perceptual" not in spec and "lpips" not in spec:
+            check(f"{spec} <= 60 s", wall <= 60.0, f"{wall:.1f} s")
+        noise = result["noise"]
+        if spec == "l1(luma)":
+            check("l1(luma) luma error <= 0.02", noise["err_luma"] <= 0.02,
+                  f"{noise['err_luma']:.4f}")
+            check("l1(luma) chroma >= 5x luma", noise["err_chroma"] >= 5 * noise["err_luma"],
+                  f"chroma {noise['err_chroma']:.4f}")
+        if spec == "l1(red)":
+            check("l1(red) red error <= 0.02", noise["err_red"] <= 0.02, f"{noise['err_red']:.4f}")
+            low = min(noise["err_green"], noise["err_blue"])
+            check("l1(red) green, blue >= 5x red", low >= 5 * noise["err_red"],
+                  f"green {noise['err_green']:.4f} blue {noise['err_blue']:.4f}")
+        if spec == "mse":
+            worst_rmse = max(row["rmse"] for row in result.numbers)
+            check("mse RMSE <= 0.01", worst_rmse <= 0.01, f"worst {worst_rmse:.5f}")
+
+    if args.no_mad:
+        print("all targets met" if not failures else f"FAILED: {', '.join(failures)}")
+        return 1 if failures else 0
+    began = time.perf_counter()
+    competition = mad("mse", "ssim", target)
+    wall = time.perf_counter() - began
+    report["mad mse ssim"] = {**competition.to_dict(), "wall_seconds": wall}
+    best, worst = competition.numbers["best_b"], competition.numbers["worst_b"]
+    print(f"MAD mse vs ssim: {wall:.1f} s")
+    for key in ("best_b", "worst_b"):
+        held = competition.numbers[key]["ratio_a"]
+        check(f"MAD {key}: MSE within 1 % of start", abs(held - 1) <= 0.01, f"{held:.5f}x")
+    gap = best["ssim"] - worst["ssim"]
+    check("MAD SSIM gap >= 0.3", gap >= 0.3,
+          f"best {best['ssim']:.3f} worst {worst['ssim']:.3f} gap {gap:.3f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    print("all targets met" if not failures else f"FAILED: {', '.join(failures)}")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

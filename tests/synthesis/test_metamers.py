@@ -1,0 +1,195 @@
+"""Loss metamers: each loss is driven to a small fraction of its start value, and what the loss
+does not measure is left as the start had it (checked against independent colour transforms)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import losslab
+from losslab.losses.views import ChromaView, LumaView
+from losslab.synthesis import load_image, metamers
+from losslab.synthesis.metamers import MetamerResult
+
+STEPS = 200
+
+
+def test_mse_metamer_is_the_target_from_every_start(small_target: torch.Tensor) -> None:
+    result = metamers("mse", small_target, steps=STEPS)
+    assert result.start_names == ["noise", "blur", "photo"]
+    for numbers in result.numbers:
+        assert numbers["loss_ratio"] <= 0.02
+        assert numbers["rmse"] <= 0.01
+        assert numbers["start_rmse"] > 0.05  # the starts really were elsewhere
+    independent = (result.metamers - small_target).square().mean(dim=(1, 2, 3)).sqrt()
+    assert independent.max() <= 0.01
+
+
+def test_luma_metamer_keeps_the_starts_colours(small_target: torch.Tensor) -> None:
+    result = metamers("l1(luma)", small_target, starts=["noise"], steps=STEPS)
+    numbers = result["noise"]
+    assert numbers["loss_ratio"] <= 0.02
+    assert numbers["err_luma"] <= 0.02
+    assert numbers["err_chroma"] >= 5 * numbers["err_luma"]
+    # Away from the bounds, Adam's step is grey: Cb and Cr stay exactly the start's. A start
+    # in [0.4, 0.6] and a target compressed to [0.3, 0.7] keep every channel off 0 and 1.
+    target = 0.3 + 0.4 * small_target
+    start = 0.4 + 0.2 * torch.rand(small_target.shape, generator=torch.Generator().manual_seed(1))
+    inner = metamers("l1(luma)", target, starts={"mid-grey noise": start}, steps=STEPS)
+    metamer = inner.metamers
+    assert metamer.min() > 0.01 and metamer.max() < 0.99  # never clamped
+    assert inner["mid-grey noise"]["err_luma"] <= 0.01
+    chroma = ChromaView()
+    assert torch.allclose(chroma(metamer), chroma(start), atol=1e-4)
+    luma = LumaView()
+    assert (luma(result.metamers) - luma(small_target)).abs().mean() <= 0.02
+
+
+def test_red_metamer_leaves_green_and_blue_untouched(small_target: torch.Tensor) -> None:
+    result = metamers("l1(red)", small_target, starts=["noise", "photo"], steps=STEPS)
+    for name in ("noise", "photo"):
+        numbers = result[name]
+        assert numbers["loss_ratio"] <= 0.02
+        assert numbers["err_red"] <= 0.02
+        assert numbers["err_green"] >= 5 * numbers["err_red"]
+        assert numbers["err_blue"] >= 5 * numbers["err_red"]
+    # a zero gradient on green and blue: those channels are the start's, bit for bit
+    assert torch.equal(result.metamers[:, 1:], result.starts[:, 1:])
+
+
+@pytest.mark.parametrize("spec", ["l1", "ssim", "charbonnier", "frequency", "mse(chroma)"])
+def test_every_pixel_and_structural_loss_reaches_two_percent(
+    spec: str, small_target: torch.Tensor
+) -> None:
+    result = metamers(spec, small_target, starts=["noise", "blur"], steps=STEPS)
+    for name, numbers in zip(result.start_names, result.numbers, strict=True):
+        assert numbers["loss_ratio"] <= 0.02, (spec, name, numbers["loss_ratio"])
+        # the reported value is the loss itself, recomputed independently here
+        final = float(losslab.loss(spec)(result.metamer(name), small_target))
+        assert final == pytest.approx(numbers["loss_final"], rel=1e-4, abs=1e-8)
+
+
+def test_pixels_stay_in_range_and_starts_are_what_they_say(small_target: torch.Tensor) -> None:
+    result = metamers("l1(luma)", small_target, steps=50)
+    assert result.metamers.min() >= 0.0 and result.metamers.max() <= 1.0
+    noise, blur, photo = result.starts
+    assert noise.std() > 0.25  # uniform noise: std 0.29
+    assert (blur - small_target[0]).abs().mean() < (noise - small_target[0]).abs().mean()
+    assert torch.allclose(photo, load_image("chelsea", 32)[0], atol=1e-6)
+
+
+def test_input_range_minus_one_to_one_gives_the_same_metamer(small_target: torch.Tensor) -> None:
+    unit = metamers("l1(luma)", small_target, starts=["noise"], steps=60)
+    signed = metamers("l1(luma)", small_target * 2 - 1, starts=["noise"], steps=60,
+                      input_range=(-1, 1))
+    assert signed.metamers.min() >= -1.0 and signed.metamers.max() <= 1.0
+    # the same trajectory in [0, 1] units, up to float rounding (an L1 sign flips near zero)
+    difference = ((signed.metamers + 1) / 2 - unit.metamers).abs()
+    assert difference.max() <= 5e-3 and difference.mean() <= 1e-4
+    assert signed["noise"]["rmse"] == pytest.approx(unit["noise"]["rmse"], abs=1e-4)  # [0,1] units
+
+
+def test_tensor_and_named_starts(small_target: torch.Tensor) -> None:
+    grey = torch.full_like(small_target[0], 0.5)
+    result = metamers("mse", small_target, starts={"grey": grey, "cat": "photo:coffee"}, steps=80)
+    assert result.start_names == ["grey", "cat"]
+    assert torch.equal(result.starts[0], grey)
+    assert isinstance(result, MetamerResult)
+    assert set(result.to_dict()["starts"]) == {"grey", "cat"}
+
+
+def test_a_built_loss_object_works(small_target: torch.Tensor) -> None:
+    from losslab.losses import L1Loss, MSELoss
+
+    criterion = L1Loss("luma") + 0.5 * MSELoss("red")
+    criterion.train()
+    result = metamers(criterion, small_target, starts=["noise"], steps=STEPS)
+    assert result["noise"]["loss_ratio"] <= 0.02
+    assert result["noise"]["err_red"] <= 0.02
+    assert criterion.training and criterion.step == 0  # the caller's loss is left as it was
+
+
+def test_scheduled_terms_count_at_their_final_weight(small_target: torch.Tensor) -> None:
+    result = metamers("l1(red) + l1(green)@ramp(100, 200)", small_target, starts=["noise"],
+                      steps=STEPS)
+    assert result["noise"]["err_green"] <= 0.02  # the ramped term was optimised too
+    assert result["noise"]["err_blue"] >= 0.1
+
+
+def test_grey_target_with_a_channel_free_loss(small_target: torch.Tensor) -> None:
+    grey = LumaView()(small_target)
+    result = metamers("l1", grey, steps=STEPS)
+    assert result.metamers.shape == (3, 1, 32, 32)
+    assert result["photo"]["loss_ratio"] <= 0.02
+    assert result["noise"]["err_luma"] is None  # colour errors need RGB
+
+
+# -- bad input --------------------------------------------------------------------------------
+
+
+def test_adversarial_term_is_refused(small_target: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match=r"term 'adversarial'.*discriminator.*Remove that term"):
+        metamers("mse + 0.01*adversarial", small_target)
+
+
+def test_image_smaller_than_the_loss_needs(small_target: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match=r"'ms_ssim' needs images of at least 161x161 .* 32x32"):
+        metamers("ms_ssim", small_target)
+    tiny = small_target[..., :8, :8]
+    with pytest.raises(ValueError, match=r"term 'ssim' needs images of at least 11x11"):
+        metamers("mse + ssim", tiny)
+
+
+def test_grey_image_for_a_colour_view(small_target: torch.Tensor) -> None:
+    grey = small_target.mean(dim=1, keepdim=True)
+    with pytest.raises(ValueError, match=r"'l1\(luma\)' compares a colour view .* grey"):
+        metamers("l1(luma)", grey)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"steps": 0}, "steps must be a positive integer"),
+        ({"starts": ["noise", "fog"]}, "unknown start 'fog'"),
+        ({"starts": "noise"}, "starts must be a non-empty list"),
+        ({"starts": ["photo:kitten"]}, "unknown bundled photo 'kitten'"),
+        ({"lr": 5.0}, "lr is a step"),
+        ({"starts": [torch.rand(3, 16, 16)]}, "must match the target"),
+    ],
+)
+def test_bad_arguments(kwargs: dict, message: str, small_target: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match=message):
+        metamers("mse", small_target, **kwargs)
+
+
+def test_batch_of_targets_and_wrong_range(small_target: torch.Tensor) -> None:
+    with pytest.raises(ValueError, match="one image"):
+        metamers("mse", small_target.repeat(2, 1, 1, 1))
+    with pytest.raises(ValueError, match="0, 255"):
+        metamers("mse", small_target * 255, steps=1)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_on_the_gpu(small_target: torch.Tensor) -> None:
+    result = metamers("l1(luma)", small_target, starts=["noise"], steps=STEPS, device="cuda")
+    assert result.metamers.device.type == "cuda"
+    assert result["noise"]["err_luma"] <= 0.02
+    assert result["noise"]["loss_ratio"] <= 0.02
+
+
+@pytest.mark.slow
+def test_swd_metamer_is_the_targets_texture_rearranged(small_target: torch.Tensor) -> None:
+    """A distributional loss: the metamer has the target's colour statistics (sorted values per
+    channel) but not its layout (a large pixel RMSE)."""
+    pytest.importorskip("losslab.losses.swd")
+    result = metamers("swd", small_target, starts=["noise"], steps=200)
+    numbers = result["noise"]
+    assert numbers["loss_ratio"] <= 0.02
+    assert numbers["rmse"] > 0.2  # not the target: its patches, elsewhere
+
+    def sorted_values(images: torch.Tensor) -> torch.Tensor:
+        return images.flatten(2).sort(dim=2).values
+
+    histogram_metamer = (sorted_values(result.metamers) - sorted_values(small_target)).abs().mean()
+    histogram_start = (sorted_values(result.starts) - sorted_values(small_target)).abs().mean()
+    assert histogram_metamer < 0.05 < histogram_start

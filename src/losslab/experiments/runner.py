@@ -32,6 +32,7 @@ import copy
 import dataclasses
 import json
 import math
+import sys
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -366,7 +367,11 @@ def _train_all(plans: list[PlannedRun], name: str, *, progress: bool, verbose: b
     from losslab.train import StepReporter, quiet_lightning
 
     total = sum(int(plan.config["steps"]) for plan in plans)
+    # On a terminal the line is redrawn in place; in a log file (CI, nohup) every redraw is a new
+    # line, so redraw at most every 30 s there instead of every few steps.
+    interactive = sys.stderr.isatty()
     bar = tqdm(total=total, unit="step", disable=not progress or verbose, dynamic_ncols=True,
+               mininterval=0.2 if interactive else 30.0, miniters=1,
                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
     trained: list[str] = []
     done_before = 0  # steps of the runs already finished
@@ -375,18 +380,16 @@ def _train_all(plans: list[PlannedRun], name: str, *, progress: bool, verbose: b
         bar.set_description_str(f"{name}: run {index}/{len(plans)} {plan.label}")
 
         def report(step: int, loss: float | None, _base: int = done_before, _steps: int = steps) -> None:
-            bar.n = _base + min(step, _steps)
             bar.set_postfix_str(f"step {step}/{_steps}" + ("" if loss is None else f" loss {loss:.4g}"),
                                 refresh=False)
-            bar.refresh()
+            bar.update(_base + min(step, _steps) - bar.n)  # redraws at most every mininterval
 
         started = time.monotonic()
         with quiet_lightning(not verbose):
             fresh = train_and_evaluate(plan, callbacks=[StepReporter(report)] if progress else [],
                                        progress_bar=verbose)
         done_before += steps
-        bar.n = done_before
-        bar.refresh()
+        bar.update(done_before - bar.n)
         if fresh:
             trained.append(plan.run_name)
         if progress:

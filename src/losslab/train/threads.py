@@ -4,26 +4,21 @@ torch starts one intra-op thread per core in every process. Two training process
 machine then run 4 busy threads on 2 cores, and each ran 7x slower than alone (issue 11), far
 worse than the 2x that sharing the cores would cost. The rule:
 
-    threads = max(1, min(usable cores // losslab trainings running,
-                         round(usable cores - cores busy with other work)))
+    threads = max(1, usable cores // losslab trainings running)
 
-where the cores busy with other work are the 1-minute load average minus this process's own
-threads. Every losslab training process registers its PID in a per-user folder under the system's
-temporary directory; the count and the load are re-read every 5 s during training (dead PIDs are
-removed), so a process that starts beside another drops to its share, a process beside another
-program's busy threads steps aside, and a process left alone takes the whole machine again.
-Measured with ``benchmarks/concurrency.py`` (the ``colors`` model, 30 steps, medians of 2
-rounds) on the 2-core development machine while other jobs kept its load average at 10-15:
-torch's default (2 threads per process) took 1.81 s/step alone and 3.12 s/step per process with
-two at once, burning 0.52 CPU s/step in threads spinning for one another; with the rule (1 thread
-here) 0.29 s/step alone and 0.36 s/step with two at once, at 0.06 CPU s/step. On an idle machine
-the rule keeps every core for a lone process. In a container the load average can be the host's;
-there, fix the count with ``LOSSLAB_THREADS``. Data-loader workers (``data.num_workers``, default 0) are separate
-processes that torch limits to one thread each.
+Every losslab training process registers its PID in a per-user folder under the system's
+temporary directory; the count is re-read every 5 s during training (dead PIDs are removed), so a
+process that starts beside another drops to its share and a process left alone takes the whole
+machine again. Data-loader workers (``data.num_workers``, default 0) are separate processes that
+torch limits to one thread each.
 
-The rule only knows about losslab processes. Setting ``OMP_NUM_THREADS`` (or
-``LOSSLAB_THREADS``) switches it off and fixes the thread count, e.g. when other heavy programs
-share the machine.
+The rule only knows about losslab processes. An earlier version also subtracted the 1-minute load
+average (other programs' busy cores); it was removed because the load average still counts
+processes that ended up to minutes ago (and a container may see the host's), which cut a lone
+``compare colors`` on a quiet machine to one thread and doubled its time. When other heavy
+programs share the machine, set ``OMP_NUM_THREADS`` (or ``LOSSLAB_THREADS``): either switches the
+rule off and fixes the thread count. A fixed count also makes runs bit-for-bit repeatable across
+machine loads (torch's CPU kernels may sum in a different order with another thread count).
 """
 
 from __future__ import annotations
@@ -87,23 +82,10 @@ def running_processes(directory: Path | None = None) -> int:
     return count
 
 
-def busy_cores(own_threads: int) -> float:
-    """Cores kept busy by everything else: the 1-minute load average minus this process's
-    threads (0 where the OS has no load average)."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return 0.0
-    return max(0.0, load - own_threads)
-
-
-def fair_threads(cores: int, processes: int, busy: float = 0.0) -> int:
-    """Threads for one of ``processes`` concurrent losslab trainings on ``cores`` cores while
-    ``busy`` cores are taken by other work: ``max(1, min(cores // processes, round(cores -
-    busy)))``. Other losslab processes appear in both terms, which agree for them."""
-    share = cores // max(1, processes)
-    free = round(cores - busy)
-    return max(1, min(share, free))
+def fair_threads(cores: int, processes: int) -> int:
+    """Threads for one of ``processes`` concurrent losslab trainings on ``cores`` cores:
+    ``max(1, cores // processes)``."""
+    return max(1, cores // max(1, processes))
 
 
 class ShareCores(L.Callback):
@@ -141,8 +123,7 @@ class ShareCores(L.Callback):
     def rebalance(self) -> int:
         """Set torch's thread count to the fair share now; returns it."""
         self._checked = time.monotonic()
-        threads = fair_threads(usable_cores(), running_processes(self.directory),
-                               busy_cores(torch.get_num_threads()))
+        threads = fair_threads(usable_cores(), running_processes(self.directory))
         if threads != torch.get_num_threads():
             torch.set_num_threads(threads)
         return threads
@@ -166,5 +147,5 @@ class ShareCores(L.Callback):
         self.unregister()
 
 
-__all__ = ["ShareCores", "busy_cores", "fair_threads", "registry_dir", "running_processes",
+__all__ = ["ShareCores", "fair_threads", "registry_dir", "running_processes",
            "usable_cores"]

@@ -41,8 +41,8 @@ from urllib.parse import urlparse
 
 import torch
 
-from losslab._atomic import atomic_path
-from losslab._serialization import UnreadableFileError, load_torch_file
+from losslab.core.atomic import atomic_path
+from losslab.core.serialization import UnreadableFileError, load_torch_file
 
 __all__ = [
     "WeightsError",

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import losslab
+from losslab.core.filters import gaussian_blur
 from losslab.losses import GMSDLoss, MSGMSDLoss
-from losslab.losses._filters import gaussian_blur
 
 
 def _distortions(images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import losslab
+from losslab.core.filters import gaussian_blur
 from losslab.losses import HaarPSILoss
-from losslab.losses._filters import gaussian_blur
 from losslab.losses.haarpsi import haarpsi
 
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 import losslab
+from losslab.core.filters import gaussian_blur
 from losslab.losses import MDSILoss
-from losslab.losses._filters import gaussian_blur
 
 
 @pytest.fixture(scope="module")

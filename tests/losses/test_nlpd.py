@@ -11,8 +11,8 @@ import pytest
 import torch
 
 import losslab
+from losslab.core.filters import gaussian_blur, laplacian_pyramid
 from losslab.losses import NLPDLoss
-from losslab.losses._filters import gaussian_blur, laplacian_pyramid
 from losslab.losses.views import LumaView
 
 OFFSET = math.sqrt(1e-10)  # plenoptic's value for identical images; ours is 0

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import losslab
+from losslab.core.color import ycbcr_matrix
 from losslab.losses import CharbonnierLoss, HuberLoss, L1Loss, MSELoss
-from losslab.losses.views import ycbcr_matrix
 
 
 def _recolour_keeping_luma(images: torch.Tensor, angle: float = 1.0) -> torch.Tensor:

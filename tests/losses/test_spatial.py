@@ -7,8 +7,8 @@ import pytest
 import torch
 
 import losslab
+from losslab.core.filters import pyramid_up
 from losslab.losses import L1Loss, SpatialView
-from losslab.losses._filters import pyramid_up
 from losslab.losses.views import ChromaView
 
 

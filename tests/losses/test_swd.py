@@ -9,8 +9,8 @@ import torch
 from scipy.optimize import linear_sum_assignment
 
 import losslab
+from losslab.core.filters import gaussian_blur
 from losslab.losses import SlicedWassersteinLoss
-from losslab.losses._filters import gaussian_blur
 from losslab.losses.swd import (
     multiscale_sliced_wasserstein,
     random_projections,

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from losslab.losses.registry import suggest
+from losslab.core.registry import suggest
 
 #: Integer codes of the splits, mixed into every seed so train and val draws never coincide.
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1}

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.core.registry import suggest
 from losslab.data._common import (
     FLAT_CROP_STD,
     DatasetPair,
@@ -30,7 +31,6 @@ from losslab.data._common import (
     split_columns,
     suggest_crop_size,
 )
-from losslab.losses.registry import suggest
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:

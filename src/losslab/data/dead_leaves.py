@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from losslab.core.color import luma_weights
 from losslab.data._common import (
     DatasetPair,
     check_index,
@@ -36,7 +37,6 @@ from losslab.data._common import (
     item_rng,
     register_dataset,
 )
-from losslab.losses.views import luma_weights
 
 #: Expected number of disks covering a pixel when ``disks`` is not given.
 DEFAULT_COVERAGE = 5.0

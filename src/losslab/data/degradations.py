@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._validation import check_choice, check_image
-from losslab.losses.views import LumaStandard, luma_weights
+from losslab.core.color import to_luma  # noqa: F401  (part of the data API: luma inputs)
+from losslab.core.validation import check_choice, check_image
 
 DownscaleMethod = Literal["bicubic", "area"]
 
@@ -56,17 +56,6 @@ def downscale(images: Tensor, factor: int, method: DownscaleMethod = "bicubic") 
         antialias=True,
     )
     return small.clamp(0.0, 1.0)
-
-
-def to_luma(images: Tensor, standard: LumaStandard = "bt601") -> Tensor:
-    """Luma of RGB images, ``(N, 3, H, W) -> (N, 1, H, W)``, in ``[0, 1]``.
-
-    ``Y = 0.299 R + 0.587 G + 0.114 B`` for BT.601 (the default), the same weights as
-    :func:`losslab.losses.views.luma_weights` and the ``luma`` view of the losses.
-    """
-    check_image(images, "images", channels=3)
-    weights = torch.tensor(luma_weights(standard), dtype=images.dtype, device=images.device)
-    return (images * weights.view(1, 3, 1, 1)).sum(dim=1, keepdim=True)
 
 
 def add_noise(

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from losslab.core.validation import check_choice
 from losslab.data._common import (
     DatasetPair,
     check_index,
@@ -38,7 +39,6 @@ from losslab.data._common import (
     item_rng,
     register_dataset,
 )
-from losslab.losses._validation import check_choice
 
 ShapeKind = Literal["square", "disk"]
 PastMotion = Literal["static", "straight"]

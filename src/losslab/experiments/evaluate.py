@@ -39,7 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from losslab._atomic import atomic_path, write_text_atomic
+from losslab.core.atomic import atomic_path, write_text_atomic
 
 #: Metric keys in report order (``docs/architecture.md``).
 METRIC_KEYS = (

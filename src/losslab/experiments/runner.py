@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from losslab._atomic import write_text_atomic
+from losslab.core.atomic import write_text_atomic
 from losslab.experiments.evaluate import (
     METRIC_KEYS,
     evaluate_baseline,

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from losslab._yaml import describe_yaml_error
-from losslab.losses.registry import suggest
+from losslab.core.registry import suggest
+from losslab.core.yaml_io import describe_yaml_error
 
 #: Tasks the trainer knows (``train.TrainConfig.task``).
 KNOWN_TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")

@@ -4,7 +4,7 @@ Build one from a spec with :func:`loss` (``loss("mse + 0.01*perceptual")``) or c
 (``L1Loss("luma") + 0.01 * PerceptualLoss()``). ``available_losses()`` lists every name.
 """
 
-from losslab.losses._validation import RangeMixupWarning, set_value_checks, value_checks_enabled
+from losslab.core.validation import RangeMixupWarning, set_value_checks, value_checks_enabled
 from losslab.losses.adversarial import (
     AdversarialLoss,
     DiscriminatorCollapseWarning,

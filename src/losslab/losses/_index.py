@@ -19,7 +19,7 @@ from typing import ClassVar, Literal
 
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, reduce
+from losslab.core.validation import Reduction, reduce
 from losslab.losses.views import IdentityView, ViewedLoss, ViewLike
 
 

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._filters import channels_last
+from losslab.core.filters import channels_last
 
 #: RGB -> YIQ (NTSC 1953, rows Y, I, Q), as used by GMSD, MS-GMSD and HaarPSI.
 YIQ_MATRIX = (

@@ -78,8 +78,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losslab.losses._distributed import mean_across_processes
-from losslab.losses._validation import check_choice, check_flag, check_number, check_pair
+from losslab.core.distributed import mean_across_processes
+from losslab.core.validation import check_choice, check_flag, check_number, check_pair
 from losslab.losses.base import Loss, WeightedSum, _uses_discriminator
 from losslab.losses.registry import register_loss
 from losslab.models.discriminators import build_discriminator

@@ -18,8 +18,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
-from losslab.losses._distributed import mean_across_processes
-from losslab.losses._validation import (
+from losslab.core.distributed import mean_across_processes
+from losslab.core.validation import (
     InputRange,
     RangeMixupWarning,
     check_flag,
@@ -96,7 +96,7 @@ class Loss(nn.Module):
 
     def _warn_range_mixup(self, input_range: InputRange, target_min: float, target_max: float) -> None:
         """Warn (once per loss object) when the targets look like ``[0, 1]`` data under a
-        declared ``(-1, 1)`` or ``(0, 255)``; see :func:`~._validation.range_mixup_message`."""
+        declared ``(-1, 1)`` or ``(0, 255)``; see :func:`~losslab.core.validation.range_mixup_message`."""
         if getattr(self, "_range_mixup_warned", False):
             return
         message = range_mixup_message(input_range, target_min, target_max)

@@ -27,7 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, check_choice, check_pair, reduce
+from losslab.core.validation import Reduction, check_choice, check_pair, reduce
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 

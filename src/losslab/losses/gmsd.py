@@ -34,6 +34,7 @@ from collections.abc import Iterable, Sequence
 import torch
 from torch import Tensor
 
+from losslab.core.validation import Reduction, check_pair
 from losslab.losses._index import QualityIndexLoss
 from losslab.losses._similarity import (
     YIQ_MATRIX,
@@ -43,7 +44,6 @@ from losslab.losses._similarity import (
     safe_sqrt,
     similarity_map,
 )
-from losslab.losses._validation import Reduction, check_pair
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewLike
 

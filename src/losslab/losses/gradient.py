@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, check_pair, reduce
+from losslab.core.validation import Reduction, check_pair, reduce
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 

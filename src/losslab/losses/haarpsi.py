@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._filters import channels_last
+from losslab.core.filters import channels_last
+from losslab.core.validation import Reduction, check_pair
 from losslab.losses._index import QualityIndexLoss
 from losslab.losses._similarity import YIQ_MATRIX, colour_transform, halve, similarity_map
-from losslab.losses._validation import Reduction, check_pair
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewLike
 

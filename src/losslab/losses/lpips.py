@@ -22,7 +22,7 @@ from typing import Literal
 
 from torch import Tensor, nn
 
-from losslab.losses._validation import check_choice
+from losslab.core.validation import check_choice
 from losslab.losses.base import Loss
 from losslab.losses.registry import register_loss
 from losslab.weights import (

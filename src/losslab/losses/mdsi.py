@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.core.validation import Reduction, check_choice, check_pair
 from losslab.losses._index import QualityIndexLoss
 from losslab.losses._similarity import (
     LHM_MATRIX,
@@ -56,7 +57,6 @@ from losslab.losses._similarity import (
     safe_sqrt,
     similarity_map,
 )
-from losslab.losses._validation import Reduction, check_choice, check_pair
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewLike
 

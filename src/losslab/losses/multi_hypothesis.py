@@ -20,7 +20,7 @@ from typing import Any, Literal, get_args
 import torch
 from torch import Tensor
 
-from losslab.losses._validation import (
+from losslab.core.validation import (
     Reduction,
     check_choice,
     check_image,

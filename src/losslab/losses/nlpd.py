@@ -14,7 +14,7 @@ MATLAB code ``NLP_dist.m``):
   greyscale images; ``rgb`` gives the mean of the per-channel distances, as plenoptic treats
   channels like batch entries);
 - a 6-level Laplacian pyramid with the binomial kernel ``[1, 4, 6, 4, 1] / 16`` and reflect
-  padding (:mod:`losslab.losses._filters`): five band-pass levels and the low-pass residual;
+  padding (:mod:`losslab.core.filters`): five band-pass levels and the low-pass residual;
 - band ``k`` is divided by ``sigma_k + (|band| * P_k)`` with the 5 x 5 pooling filters ``P_k``
   (zero padding) and constants ``sigma_k`` below;
 - ``NLPD = mean_k sqrt(mean_pixels((y_p - y_t)^2) + eps) - sqrt(eps)``, ``eps = 1e-10``.
@@ -38,9 +38,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._filters import channels_last, laplacian_pyramid, pyramid_min_size
+from losslab.core.filters import channels_last, laplacian_pyramid, pyramid_min_size
+from losslab.core.validation import Reduction, check_pair
 from losslab.losses._index import QualityIndexLoss
-from losslab.losses._validation import Reduction, check_pair
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewLike
 

@@ -47,9 +47,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from losslab.losses._validation import check_choice
+from losslab.core.registry import suggest
+from losslab.core.validation import check_choice
 from losslab.losses.base import Loss
-from losslab.losses.registry import register_loss, suggest
+from losslab.losses.registry import register_loss
 from losslab.losses.swd import random_projections, sliced_wasserstein
 from losslab.weights import WeightsError, load_state_dict_file, resolve_weights_file
 

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._validation import Reduction, check_number, reduce
+from losslab.core.validation import Reduction, check_number, reduce
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 

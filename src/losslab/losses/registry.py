@@ -7,11 +7,12 @@ one-line description are read from its ``__init__`` signature and docstring, so 
 
 from __future__ import annotations
 
-import difflib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
+
+from losslab.core.registry import Registry, suggest
 
 T = TypeVar("T", bound=type)
 
@@ -45,7 +46,11 @@ class LossEntry:
         return tuple(p.name for p in self.parameters)
 
 
-_LOSSES: dict[str, LossEntry] = {}
+def _import_loss_modules() -> None:
+    import losslab.losses  # noqa: F401  (registration side effect: every loss module registers)
+
+
+LOSSES: Registry[LossEntry] = Registry("loss", plural="losses", loader=_import_loss_modules)
 
 
 def _describe(cls: type) -> str:
@@ -82,57 +87,36 @@ def register_loss(
 
     def decorator(cls: T) -> T:
         entry = LossEntry(name, cls, _describe(cls), _parameters(cls), positional)
-        for key in (name, *aliases):
-            if key in _LOSSES and _LOSSES[key].cls is not cls:
-                raise ValueError(f"loss name {key!r} is already registered to {_LOSSES[key].cls}.")
-            _LOSSES[key] = entry
+        LOSSES.register(name, entry, aliases=aliases)
         cls.registered_name = name  # type: ignore[attr-defined]
         return cls
 
     return decorator
 
 
-def suggest(name: str, known: list[str] | tuple[str, ...]) -> str:
-    """A ' Did you mean ...?' hint for a misspelt name, or '' when nothing is close."""
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.5)
-    return f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-
-
 def get_loss_entry(name: str) -> LossEntry:
-    """Look a loss up by name; an unknown name raises with the closest valid names."""
-    _ensure_loaded()
-    try:
-        return _LOSSES[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown loss {name!r}.{suggest(name, all_loss_names())} "
-            f"Known losses: {', '.join(sorted(available_losses()))}."
-        ) from None
+    """Look a loss up by name or alias; an unknown name raises with the closest valid names."""
+    return LOSSES.get(name)
 
 
 def available_losses() -> list[str]:
     """Registered loss names (aliases excluded), sorted."""
-    _ensure_loaded()
-    return sorted({entry.name for entry in _LOSSES.values()})
+    return LOSSES.names()
 
 
 def all_loss_names() -> list[str]:
     """Every name a spec accepts, aliases included, sorted."""
-    _ensure_loaded()
-    return sorted(_LOSSES)
+    return LOSSES.names(aliases=True)
 
 
 def loss_entries() -> list[LossEntry]:
     """Every registry row (aliases excluded), sorted by name."""
-    _ensure_loaded()
-    return [get_loss_entry(name) for name in available_losses()]
+    return [entry for _, entry in LOSSES.items()]
 
 
 def aliases_of(name: str) -> list[str]:
     """Other names that refer to the same loss as ``name``."""
-    _ensure_loaded()
-    entry = get_loss_entry(name)
-    return sorted(key for key, other in _LOSSES.items() if other is entry and key != entry.name)
+    return LOSSES.aliases_of(name)
 
 
 def build_loss(name: str, *args: Any, **kwargs: Any) -> Any:
@@ -162,14 +146,3 @@ def format_loss_table() -> str:
         if entry.positional:
             lines.append(f"    positional: {', '.join(entry.positional)}")
     return "\n".join(lines)
-
-
-_loaded = False
-
-
-def _ensure_loaded() -> None:
-    """Import every loss module once so their decorators have filled the table."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        import losslab.losses  # noqa: F401  (registration side effect)

@@ -6,7 +6,7 @@ at low frequencies, the colour-drift cure of SR trainers), ``swd(highpass=1)`` c
 distributions of the finest detail only.
 
 Levels follow the Burt & Adelson (1983) pyramid with the binomial kernel ``[1, 4, 6, 4, 1]/16``
-(see :mod:`losslab.losses._filters`), counted from the image:
+(see :mod:`losslab.core.filters`), counted from the image:
 
 - ``lowpass=K`` (K >= 1): the Gaussian level ``G_K`` (K blur-and-halve steps), an image of
   ``ceil(H / 2^K) x ceil(W / 2^K)`` pixels;
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from losslab.losses._filters import binomial_window, pyramid_down, pyramid_min_size, pyramid_up
+from losslab.core.filters import binomial_window, pyramid_down, pyramid_min_size, pyramid_up
 
 #: Deepest level accepted (a 2^12 = 4096-fold reduction is already far beyond any image here).
 MAX_LEVEL = 12

@@ -29,8 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from losslab.core.registry import suggest
 from losslab.losses.base import CONSTANT, Loss, WeightedSum, WeightSchedule
-from losslab.losses.registry import all_loss_names, available_losses, get_loss_entry, suggest
+from losslab.losses.registry import all_loss_names, available_losses, get_loss_entry
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<string>'[^']*'|\"[^\"]*\")|(?P<number>(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_][A-Za-z0-9_.\-/~]*)"

@@ -34,8 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._filters import MAX_WINDOW_SIZE, gaussian_window, separable_filter  # noqa: F401  (re-exported)
-from losslab.losses._validation import Reduction, check_pair, reduce
+from losslab.core.filters import MAX_WINDOW_SIZE, gaussian_window, separable_filter  # noqa: F401  (re-exported)
+from losslab.core.validation import Reduction, check_pair, reduce
 from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 

@@ -21,7 +21,7 @@ Conventions:
   (``reduction='none'`` gives ``(N,)``);
 - units: squared ``[0, 1]`` pixel units (the colour/spatial view's units), like ``mse``;
 - scales: ``G_0`` (the image), ``G_1``, ... of the binomial Gaussian pyramid
-  (:mod:`losslab.losses._filters`), the same directions at every scale, levels weighted by
+  (:mod:`losslab.core.filters`), the same directions at every scale, levels weighted by
   their number of patches (see :func:`multiscale_sliced_wasserstein` for why);
 - directions: i.i.d. normal entries normalised to unit length, ``P`` of them in the
   ``C * k * k`` patch space. ``projections_mode='fixed'`` draws them once from ``seed`` at
@@ -46,8 +46,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._filters import pyramid_down
-from losslab.losses._validation import Reduction, check_choice, check_pair, reduce
+from losslab.core.filters import pyramid_down
+from losslab.core.validation import Reduction, check_choice, check_pair, reduce
 from losslab.losses.registry import register_loss
 from losslab.losses.views import IdentityView, ViewedLoss, ViewLike
 

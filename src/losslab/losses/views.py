@@ -18,7 +18,9 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from losslab.losses._validation import (
+from losslab.core.color import LumaStandard, luma_weights, ycbcr_matrix
+from losslab.core.registry import suggest
+from losslab.core.validation import (
     Reduction,
     check_choice,
     check_image,
@@ -26,31 +28,7 @@ from losslab.losses._validation import (
     check_reduction,
 )
 from losslab.losses.base import Loss
-from losslab.losses.registry import suggest
 from losslab.losses.spatial import SpatialView
-
-LumaStandard = Literal["bt601", "bt709"]
-
-#: (Kr, Kb) of each standard; Kg = 1 - Kr - Kb.
-LUMA_COEFFICIENTS: dict[str, tuple[float, float]] = {
-    "bt601": (0.299, 0.114),
-    "bt709": (0.2126, 0.0722),
-}
-
-
-def luma_weights(standard: LumaStandard = "bt601") -> tuple[float, float, float]:
-    """The (R, G, B) weights of luma for ``standard`` (they sum to 1)."""
-    kr, kb = LUMA_COEFFICIENTS[check_choice("standard", standard, LUMA_COEFFICIENTS)]
-    return (kr, 1.0 - kr - kb, kb)
-
-
-def ycbcr_matrix(standard: LumaStandard = "bt601") -> torch.Tensor:
-    """3x3 matrix mapping RGB to (Y, Cb, Cr) without the 0.5 chroma offset."""
-    kr, kg, kb = luma_weights(standard)
-    luma = torch.tensor([kr, kg, kb], dtype=torch.float64)
-    cb = (torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64) - luma) / (2 * (1 - kb))
-    cr = (torch.tensor([1.0, 0.0, 0.0], dtype=torch.float64) - luma) / (2 * (1 - kr))
-    return torch.stack([luma, cb, cr])
 
 
 class ColorView(nn.Module):

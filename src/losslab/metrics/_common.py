@@ -6,8 +6,8 @@ from collections.abc import Iterable
 
 from torch import Tensor
 
-from losslab.losses._validation import check_pair
-from losslab.losses.registry import suggest
+from losslab.core.registry import suggest
+from losslab.core.validation import check_pair
 
 
 def check_image_pair(outputs: Tensor, targets: Tensor, *, min_size: int | None = None) -> None:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from losslab.losses._validation import check_image
+from losslab.core.validation import check_image
 
 EncodeFn = Callable[[Tensor], Tensor]
 AugmentFn = Callable[[Tensor, torch.Generator], Tensor]

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losslab.losses._validation import check_image
+from losslab.core.validation import check_image
 from losslab.losses.views import LumaView
 from losslab.metrics._common import check_image_pair
 

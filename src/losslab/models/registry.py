@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from losslab.losses.registry import suggest
+from losslab.core.registry import suggest
 from losslab.models._common import check_count
 
 T = TypeVar("T", bound=type)

@@ -40,8 +40,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from losslab.losses._filters import gaussian_blur
-from losslab.losses.views import luma_weights, ycbcr_matrix
+from losslab.core.color import luma_weights, rgb_to_ycbcr, ycbcr_to_rgb
+from losslab.core.filters import gaussian_blur
+from losslab.core.registry import suggest
 
 Perturbation = Callable[[Tensor, torch.Generator], Tensor]
 
@@ -58,27 +59,17 @@ PERTURBATIONS: tuple[str, ...] = MATCHED_PERTURBATIONS + NATURAL_PERTURBATIONS
 CHROMA_PERTURBATIONS: frozenset[str] = frozenset({"hue", "saturation"})
 
 
-def _to_ycbcr(images: Tensor) -> Tensor:
-    matrix = ycbcr_matrix().to(images)
-    return torch.einsum("kc,nchw->nkhw", matrix, images)
-
-
-def _from_ycbcr(ycc: Tensor) -> Tensor:
-    inverse = torch.linalg.inv(ycbcr_matrix()).to(ycc)
-    return torch.einsum("ck,nkhw->nchw", inverse, ycc)
-
-
 def _hue(images: Tensor, generator: torch.Generator, angle: float = math.pi / 2) -> Tensor:
-    ycc = _to_ycbcr(images)
+    ycc = rgb_to_ycbcr(images)
     cb, cr = ycc[:, 1], ycc[:, 2]
     cos, sin = math.cos(angle), math.sin(angle)
     rotated = torch.stack([ycc[:, 0], cos * cb - sin * cr, sin * cb + cos * cr], dim=1)
-    return _from_ycbcr(rotated)
+    return ycbcr_to_rgb(rotated)
 
 
 def _saturation(images: Tensor, generator: torch.Generator, factor: float = 1.5) -> Tensor:
-    ycc = _to_ycbcr(images)
-    return _from_ycbcr(torch.cat([ycc[:, :1], ycc[:, 1:] * factor], dim=1))
+    ycc = rgb_to_ycbcr(images)
+    return ycbcr_to_rgb(torch.cat([ycc[:, :1], ycc[:, 1:] * factor], dim=1))
 
 
 def _brightness(images: Tensor, generator: torch.Generator) -> Tensor:
@@ -240,7 +231,6 @@ def perturb(name: str, images: Tensor, rmse: float, *, seed: int = 0) -> Tensor:
         - images: ``(N, 3, H, W)`` in ``[0, 1]``; output the same shape, dtype and device.
     """
     if name not in _DIRECTIONS:
-        from losslab.losses.registry import suggest
 
         raise ValueError(
             f"unknown matched perturbation {name!r}.{suggest(name, list(_DIRECTIONS))} "

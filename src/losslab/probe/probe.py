@@ -30,8 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from losslab.losses._validation import check_image
-from losslab.losses.registry import suggest
+from losslab.core.registry import suggest
+from losslab.core.validation import check_image
 from losslab.probe.perturbations import (
     MATCHED_PERTURBATIONS,
     NATURAL_PERTURBATIONS,

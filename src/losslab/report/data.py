@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from torch import Tensor
 
-from losslab._serialization import load_torch_file
+from losslab.core.serialization import load_torch_file
 
 
 class NotAComparisonError(ValueError):

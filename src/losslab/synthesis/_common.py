@@ -24,9 +24,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from losslab.core.validation import InputRange, check_input_range
 from losslab.losses import Loss, WeightedSum
 from losslab.losses import loss as build_loss
-from losslab.losses._validation import InputRange, check_input_range
 from losslab.metrics import color_errors
 from losslab.metrics import ssim as ssim_metric
 

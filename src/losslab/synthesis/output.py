@@ -18,7 +18,7 @@ matplotlib.use("Agg", force=False)
 import matplotlib.pyplot as plt
 from torch import Tensor
 
-from losslab._atomic import atomic_path, write_text_atomic
+from losslab.core.atomic import atomic_path, write_text_atomic
 from losslab.synthesis.mad import MAD_IMAGES, MADResult
 from losslab.synthesis.mad import unit_images as mad_unit_images
 from losslab.synthesis.metamers import MetamerResult

@@ -20,8 +20,8 @@ from lightning.pytorch.loggers import Logger
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 from lightning.pytorch.utilities import rank_zero_only
 
-from losslab._atomic import atomic_path
-from losslab._serialization import load_torch_file
+from losslab.core.atomic import atomic_path
+from losslab.core.serialization import load_torch_file
 from losslab.train.config import RESUME_SAFE_FIELDS, TrainConfig, config_differences
 
 
@@ -43,7 +43,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A losslab checkpoint as a dict, loaded with ``weights_only=True`` onto the CPU.
 
     Nothing in a checkpoint can run code: files that ask for anything beyond tensors and plain
-    containers are refused with an :class:`~losslab._serialization.UnreadableFileError`
+    containers are refused with an :class:`~losslab.core.serialization.UnreadableFileError`
     (a ``ValueError``) naming the file, as are empty, truncated and non-torch files.
     """
     remedy = ("delete it (losslab then starts that run from scratch) or point at another "

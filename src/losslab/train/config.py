@@ -28,9 +28,9 @@ from typing import Any
 
 import yaml
 
-from losslab._atomic import write_text_atomic
-from losslab._yaml import load_yaml
-from losslab.losses.registry import suggest
+from losslab.core.atomic import write_text_atomic
+from losslab.core.registry import suggest
+from losslab.core.yaml_io import load_yaml
 
 TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")
 PRECISIONS = ("32", "16-mixed", "bf16-mixed")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from losslab._atomic import atomic_path, write_text_atomic
+from losslab.core.atomic import atomic_path, write_text_atomic
 
 
 def test_success_replaces_the_target(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from losslab.losses._filters import (
+from losslab.core.filters import (
     gaussian_blur,
     gaussian_window,
     pyramid_down,

@@ -17,6 +17,7 @@ from torch import nn
 
 from losslab.core.registry import Registry, suggest
 from losslab.models._common import check_count
+from losslab.models.multi_hypothesis_head import MultiHypothesisHead
 
 T = TypeVar("T", bound=type)
 
@@ -81,8 +82,6 @@ def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> 
         )
     if hypotheses is None:
         return cls(**options)
-
-    from losslab.models.multi_hypothesis_head import MultiHypothesisHead
 
     channels_for = getattr(cls, "output_channels_for", None)
     if channels_for is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -65,7 +66,7 @@ def test_evaluate_run_scores_the_last_checkpoint_not_the_best(
 ) -> None:
     # An adversarial run's val/loss is 0 while the term is gated off (start=...), so best.ckpt
     # would be a warm-up model; a comparison must judge the model after its full budget.
-    import losslab.train
+    import losslab.experiments.evaluate as evaluate_module
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
@@ -77,13 +78,15 @@ def test_evaluate_run_scores_the_last_checkpoint_not_the_best(
     targets[:, :, 2:6, 2:6] = 1.0
     weights = {"best": 0.0, "last": 0.9}  # best predicts black (6 dB), last is close (26 dB)
 
-    def fake_predict(run_dir: Path, checkpoint: str = "best", batch_size: int = 16):
+    def fake_open_run(run_dir: Path, checkpoint: str = "best") -> SimpleNamespace:
         asked.append(checkpoint)
-        return targets, targets * weights[checkpoint], targets
+        return SimpleNamespace(
+            config=SimpleNamespace(task="predict_next"), model=None, plausible=lambda: None,
+            predict=lambda: (targets, targets * weights[checkpoint], targets))
 
-    monkeypatch.setattr(losslab.train, "predict_validation", fake_predict)
+    monkeypatch.setattr(evaluate_module, "open_run", fake_open_run)
     metrics = evaluate_run(run)
-    assert asked == ["last"]
+    assert asked == ["last"]  # read once: outputs (and codes, for autoencoders) of one model
     assert metrics["psnr"] == pytest.approx(26.02, abs=0.05)
 
 

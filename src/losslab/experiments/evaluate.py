@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 
 from losslab.core.atomic import atomic_path, write_text_atomic
+from losslab.train.run import baseline_validation, open_run, validation_plausible
 
 #: Metric keys in report order (``docs/architecture.md``).
 METRIC_KEYS = (
@@ -101,29 +102,17 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _encoder(run_dir: Path) -> Callable[[Tensor], Tensor] | None:
-    """The trained model's ``encode`` (autoencoders), or ``None`` for models without codes."""
-    from losslab.train import load_run
-
-    loaded = load_run(run_dir)  # (model, config)
-    model = loaded[0] if isinstance(loaded, tuple) else loaded
-    candidates = [model, getattr(model, "model", None)]
+def _encoder(model: torch.nn.Module) -> Callable[[Tensor], Tensor] | None:
+    """The model's ``encode`` (autoencoders, also inside a wrapper's ``.model``), or ``None``
+    for models without codes."""
+    candidates: list[Any] = [model, getattr(model, "model", None)]
     for holder in list(candidates):
         if holder is not None:
             candidates.append(getattr(holder, "model", None))
     for candidate in candidates:
         if candidate is not None and callable(getattr(candidate, "encode", None)):
-            if isinstance(candidate, torch.nn.Module):
-                candidate.eval()
             return candidate.encode
     return None
-
-
-def _task_of(run_dir: Path) -> str:
-    import yaml
-
-    values = yaml.safe_load((run_dir / "config.yaml").read_text(encoding="utf-8")) or {}
-    return str(values.get("task", ""))
 
 
 def _finite_or_none(values: Tensor) -> list[float | None]:
@@ -250,7 +239,9 @@ def write_metrics_csv(path: Path, rows: Mapping[str, Mapping[str, Any]],
 def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     """Evaluate a trained run on its fixed validation images; write the files listed above.
 
-    Scores ``checkpoints/last.ckpt`` (the model after its full budget), not ``best.ckpt``.
+    Scores ``checkpoints/last.ckpt`` (the model after its full budget), not ``best.ckpt``; the
+    autoencoder codes (``retrieval_top1``, ``neighbours.json``) come from the same model. Only the
+    model and the validation set are built (:func:`losslab.train.open_run`).
 
     Args:
         run_dir: a run directory made by ``losslab train`` / ``losslab compare``.
@@ -261,15 +252,15 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
     Raises:
         NotARunError: ``run_dir`` is not a losslab run, or has no checkpoint yet.
     """
-    from losslab.train import predict_validation, validation_plausible
-
     path = check_run_dir(run_dir)
     # The model after its full step budget: best.ckpt (lowest val/loss) is no fair pick when the
     # loss has an adversarial term, whose generator loss is 0 while gated off (start) and grows
-    # as D learns, so "best" would be a warm-up checkpoint.
-    inputs, outputs, targets = predict_validation(path, checkpoint="last")
-    encode = _encoder(path) if _task_of(path) == "reconstruct" else None
-    return write_evaluation(path, inputs, outputs, targets, validation_plausible(path), encode)
+    # as D learns, so "best" would be a warm-up checkpoint. One read of the run: its model (not
+    # the training module: no loss networks, no discriminators) and its validation set once.
+    run = open_run(path, checkpoint="last")
+    inputs, outputs, targets = run.predict()
+    encode = _encoder(run.model) if run.config.task == "reconstruct" else None
+    return write_evaluation(path, inputs, outputs, targets, run.plausible(), encode)
 
 
 def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tensor,
@@ -313,8 +304,6 @@ def evaluate_baseline(config: Any, out_dir: str | Path) -> dict[str, Any] | None
             the baseline uses (any run of the comparison: they share them).
         out_dir: where to write.
     """
-    from losslab.train import baseline_validation, validation_plausible
-
     result = baseline_validation(config)
     if result is None:
         return None

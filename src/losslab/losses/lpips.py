@@ -9,7 +9,8 @@ with learned linear heads, averages over space and sums over layers::
 The linear heads (v0.1) ship inside the ``lpips`` package; the backbone comes from torchvision's
 ImageNet weights, looked up in the torch hub cache (see :mod:`losslab.weights`). A missing
 backbone raises :class:`losslab.weights.WeightsUnavailableError` naming the file; the package is
-never allowed to download it or to run on a random backbone.
+never allowed to download it or to run on a random backbone. The frozen network is left out of
+``state_dict()`` and checkpoints (:mod:`losslab.losses.frozen`): it is rebuilt from the same files.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 
 from losslab.core.validation import check_choice
 from losslab.losses.base import Loss
+from losslab.losses.frozen import keep_out_of_state_dict
 from losslab.losses.registry import register_loss
 from losslab.weights import (
     LPIPS_BACKBONES,
@@ -117,6 +119,8 @@ class LPIPSLoss(Loss):
         self.net = check_choice("net", net, tuple(LPIPS_BACKBONES))
         self.min_size = MIN_SIZE[self.net]
         self.model = build_lpips_model(self.net)
+        # Backbone and heads are read from their files on every construction: not checkpointed.
+        keep_out_of_state_dict(self, "model")
 
     @property
     def term_name(self) -> str:

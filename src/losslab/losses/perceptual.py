@@ -32,7 +32,10 @@ Layer names follow the VGG paper: ``conv{block}_{i}``, ``relu{block}_{i}`` and `
 Weights: ``"imagenet"`` (torchvision's ``VGG19_Weights.IMAGENET1K_V1``, found in the torch hub
 cache, see :mod:`losslab.weights`), ``"random"`` (a fixed-seed He initialisation: features that
 are NOT perceptual, for offline smoke tests) or a path to a torchvision-format VGG19 state dict
-(``features.<i>.weight``/``bias`` keys; other keys are ignored).
+(``features.<i>.weight``/``bias`` keys; other keys are ignored). The frozen VGG is rebuilt from
+these on every construction, so it is left out of ``state_dict()`` and checkpoints
+(:mod:`losslab.losses.frozen`); a file given as weights must still be there to resume or
+evaluate a run.
 """
 
 from __future__ import annotations
@@ -50,6 +53,7 @@ from torch import Tensor, nn
 from losslab.core.registry import suggest
 from losslab.core.validation import check_choice
 from losslab.losses.base import Loss
+from losslab.losses.frozen import keep_out_of_state_dict
 from losslab.losses.registry import register_loss
 from losslab.losses.swd import random_projections, sliced_wasserstein
 from losslab.weights import WeightsError, load_state_dict_file, resolve_weights_file
@@ -294,6 +298,9 @@ class PerceptualLoss(Loss):
                 )
         self.slices.requires_grad_(False)
         self.slices.eval()
+        # Rebuilt from `weights` and `seed` on every construction (the random initialisation is
+        # seeded), so checkpoints need not carry it; the SWD directions above are kept.
+        keep_out_of_state_dict(self, "slices")
         # Every max-pool halves the size (floor) and needs >= 2 pixels in; convs keep it.
         self.min_size = 2 ** sum(isinstance(m, nn.MaxPool2d) for m in self.slices.modules())
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)

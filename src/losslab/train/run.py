@@ -26,7 +26,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
-from torch.utils.data import Subset
+from torch.utils.data import Dataset
 
 from losslab.train.callbacks import (
     ApplyLearningRate,
@@ -44,8 +44,8 @@ from losslab.train.checkpointing import (
 )
 from losslab.train.config import TrainConfig, config_from_overrides, load_config, save_config
 from losslab.train.data import build_data
-from losslab.train.module import TaskModule, TrainingDivergedError
-from losslab.train.tasks import get_task
+from losslab.train.module import TaskModule, TrainingDivergedError, build_network
+from losslab.train.tasks import Task, get_task
 from losslab.train.threads import ShareCores
 
 log = logging.getLogger(__name__)
@@ -257,8 +257,13 @@ def _checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
 
 
 def load_module(run_dir: str | Path, checkpoint: str = "best") -> TaskModule:
-    """The run's :class:`TaskModule` with the weights of ``checkpoint`` (``best``, ``last`` or a
-    path), in eval mode on the CPU."""
+    """The run's whole training :class:`TaskModule` (data sets, loss with its feature networks
+    and discriminators, EMA copy) with the weights of ``checkpoint`` (``best``, ``last`` or a
+    path), in eval mode on the CPU.
+
+    For inspecting or continuing the training state; evaluation needs far less and uses
+    :func:`open_run` (:func:`load_run`, :func:`predict_validation`).
+    """
     run_dir = Path(run_dir)
     config = load_config(run_dir / "config.yaml")
     module = TaskModule(config)
@@ -267,15 +272,123 @@ def load_module(run_dir: str | Path, checkpoint: str = "best") -> TaskModule:
     return module.eval()
 
 
+def evaluated_weights(state_dict: Mapping[str, Tensor], config: TrainConfig,
+                      source: str = "the checkpoint") -> dict[str, Tensor]:
+    """The weights evaluation uses, out of a checkpoint's ``state_dict``, without their prefix.
+
+    The EMA average (``ema_model.*``) when the run has ``ema_decay > 0``, else the trained
+    model (``model.*``): the same choice as :attr:`TaskModule.eval_model` during training.
+    Every other entry (loss terms, discriminators, share buffers) is ignored.
+
+    Raises:
+        ValueError: ``state_dict`` holds no entry with that prefix (not a checkpoint of this
+            config), naming ``source``.
+    """
+    prefix = "ema_model." if config.ema_decay > 0 else "model."
+    weights = {key[len(prefix):]: value for key, value in state_dict.items()
+               if key.startswith(prefix)}
+    if not weights:
+        what = "EMA average" if config.ema_decay > 0 else "model"
+        raise ValueError(f"{source} holds no {what} weights ('{prefix}*' entries); it was not "
+                         "written by losslab train for this run's config.yaml. Point at the "
+                         "run's own checkpoint or re-train it.")
+    return weights
+
+
+@dataclass
+class LoadedRun:
+    """A run read back for evaluation: its config, its model and its validation set, nothing
+    else (no loss terms, feature networks, discriminators or optimizer states are built).
+
+    Attributes:
+        config: the run's :class:`TrainConfig` (its ``config.yaml``).
+        model: the weights evaluation uses (the EMA average when ``ema_decay > 0``), in eval
+            mode on the CPU: ``(N, C_in, h, w) -> (N, 3, H, W)`` in ``[0, 1]``, or
+            ``(N, K, 3, H, W)`` with ``hypotheses.count = K > 1``.
+        val_set: the run's validation set; the items validated during training are the first
+            ``config.data.val_items`` (:meth:`validation_indices`).
+        checkpoint: the file the weights were read from.
+    """
+
+    config: TrainConfig
+    model: nn.Module
+    val_set: Dataset
+    checkpoint: Path
+
+    @property
+    def task(self) -> Task:
+        """The task adapter (splits items into ``(input, target)``)."""
+        return get_task(self.config)
+
+    def validation_indices(self) -> list[int]:
+        """Indices of the fixed validation items (the ones validated during training)."""
+        return _validation_indices(self.config, self.val_set)
+
+    def predict(self, batch_size: int = 16) -> tuple[Tensor, Tensor, Tensor]:
+        """``(inputs, outputs, targets)`` of :attr:`model` on the fixed validation items.
+
+        ``inputs`` are the model inputs (images, low-resolution images, luma ``(N, 1, H, W)``,
+        stacked frames ``(N, 3k, H, W)``), ``outputs`` ``(N, 3, H, W)`` or ``(N, K, 3, H, W)``,
+        ``targets`` ``(N, 3, H, W)``; all in ``[0, 1]``, on the CPU.
+        """
+        task, indices = self.task, self.validation_indices()
+        inputs, outputs, targets = [], [], []
+        with torch.no_grad():
+            for start in range(0, len(indices), batch_size):
+                batch = torch.stack([self.val_set[i] for i in indices[start : start + batch_size]])
+                model_input, target = task.split(batch)
+                inputs.append(model_input)
+                outputs.append(self.model(model_input))
+                targets.append(target)
+        return torch.cat(inputs), torch.cat(outputs), torch.cat(targets)
+
+    def plausible(self) -> Tensor | None:
+        """Every plausible target of the fixed validation items, ``(N, P, 3, H, W)`` in
+        ``[0, 1]``, or ``None`` when the data does not know them (see
+        :meth:`~losslab.train.tasks.Task.plausible_targets`)."""
+        return self.task.plausible_targets(self.val_set, self.validation_indices())
+
+
+def open_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
+    """Read a finished (or running) run back for evaluation: config, model, validation set.
+
+    Builds the task's model only (:func:`~losslab.train.module.build_network`, as training
+    does) and loads the weights evaluation uses (:func:`evaluated_weights`) from
+    ``checkpoint``: ``best`` (falls back to ``last``), ``last`` or a path. The checkpoint is
+    read with ``weights_only=True`` (:func:`~losslab.train.checkpointing.load_checkpoint`);
+    the loss, its feature networks and discriminators are not built.
+
+    Raises:
+        ValueError: no such checkpoint, an unreadable or unsafe file, or weights that do not fit
+            the model of ``config.yaml`` (the message names the file).
+    """
+    run_dir = Path(run_dir)
+    config = load_config(run_dir / "config.yaml")
+    path = _checkpoint_path(run_dir, checkpoint)
+    state = load_checkpoint(path).get("state_dict")
+    if not isinstance(state, Mapping):
+        raise ValueError(f"checkpoint {str(path)!r} has no state_dict; it was not written by "
+                         "losslab train. Point at the run's own checkpoint or re-train it.")
+    _, val_set = build_data(config)
+    model = build_network(config, val_set[0])
+    try:
+        model.load_state_dict(evaluated_weights(state, config, f"checkpoint {str(path)!r}"))
+    except RuntimeError as error:  # shapes or names differ: config.yaml and weights disagree
+        raise ValueError(f"checkpoint {str(path)!r} does not fit the model that "
+                         f"{str(run_dir / 'config.yaml')!r} describes ({str(error).splitlines()[0]}"
+                         "); was config.yaml edited after training?") from None
+    return LoadedRun(config, model.eval(), val_set, path)
+
+
 def load_run(run_dir: str | Path, checkpoint: str = "best") -> tuple[nn.Module, TrainConfig]:
-    """``(model, config)`` of a finished (or running) run, for evaluation.
+    """``(model, config)`` of a finished (or running) run, for evaluation (see :func:`open_run`).
 
     The model is in eval mode on the CPU (the EMA average when the run has ``ema_decay > 0``);
     with ``hypotheses.count = K > 1`` it returns ``(N, K, C, H, W)``. ``checkpoint``: ``best``
     (falls back to ``last``), ``last`` or a path.
     """
-    module = load_module(run_dir, checkpoint)
-    return module.eval_model, module.config
+    loaded = open_run(run_dir, checkpoint)
+    return loaded.model, loaded.config
 
 
 def predict_validation(
@@ -284,20 +397,9 @@ def predict_validation(
     """``(inputs, outputs, targets)`` of the run's model on its fixed validation items.
 
     The items are the first ``data.val_items`` of the validation set (the ones validated during
-    training), by the EMA average when the run has one. ``inputs`` are the model inputs (e.g. low-resolution images, luma, stacked
-    frames), ``outputs`` are ``(N, C, H, W)`` or ``(N, K, C, H, W)``, ``targets`` ``(N, C, H, W)``.
+    training), by the EMA average when the run has one (see :meth:`LoadedRun.predict`).
     """
-    module = load_module(run_dir, checkpoint)
-    items = Subset(module.val_set, range(min(module.config.data.val_items, len(module.val_set))))
-    inputs, outputs, targets = [], [], []
-    with torch.no_grad():
-        for start in range(0, len(items), batch_size):
-            batch = torch.stack([items[i] for i in range(start, min(start + batch_size, len(items)))])
-            model_input, target = module.task.split(batch)
-            inputs.append(model_input)
-            outputs.append(module.eval_model(model_input))
-            targets.append(target)
-    return torch.cat(inputs), torch.cat(outputs), torch.cat(targets)
+    return open_run(run_dir, checkpoint).predict(batch_size)
 
 
 def _validation_indices(config: TrainConfig, val_set: Any) -> list[int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,101 @@ def test_bad_loss_spec_fails_before_anything_is_written(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="Did you mean 'mse'"):
         train(tiny_config(tmp_path / "run", loss="l1 + msee"))
     assert not (tmp_path / "run" / "config.yaml").exists()
+
+
+# -- reading runs back without the training module; checkpoints without frozen networks --------
+PERCEPTUAL = "l1 + 0.1*perceptual(weights=random)"
+SHORT_EPOCHS = {"val_every": 2, "data.options": {"val_size": 4, "train_size": 12}}
+
+
+def test_evaluation_builds_the_model_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from losslab.experiments import evaluate_run
+    from losslab.train import open_run
+    from losslab.train.run import load_module
+
+    result = train(tiny_config(tmp_path / "run", loss=PERCEPTUAL, steps=3, ema_decay=0.9))
+    module = load_module(result.run_dir, "last")  # the reference: the whole training module
+    batch = torch.stack([module.val_set[i] for i in range(4)])
+    with torch.no_grad():
+        expected = module.eval_model(batch)
+        codes = module.ema_model.encode(batch)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("evaluation built the loss or the training module")
+
+    monkeypatch.setattr("losslab.train.module.TaskModule.__init__", refuse)
+    monkeypatch.setattr("losslab.train.module.build_criterion", refuse)
+    monkeypatch.setattr("losslab.losses.perceptual.vgg19_features", refuse)
+    run = open_run(result.run_dir, "last")
+    assert run.checkpoint.name == "last.ckpt" and not run.model.training
+    inputs, outputs, _ = run.predict(batch_size=3)  # batches of 3 and 1
+    torch.testing.assert_close(inputs, batch, rtol=0, atol=0)
+    torch.testing.assert_close(outputs, expected)
+    assert run.plausible() is None  # bundled photos know no alternative answers
+    metrics = evaluate_run(result.run_dir)
+    assert metrics["retrieval_top1"] is not None  # the codes of the evaluated (EMA, last) model
+    neighbours = json.loads((result.run_dir / "evaluation" / "neighbours.json").read_text())
+    distances = torch.cdist(codes.flatten(1), codes.flatten(1)).fill_diagonal_(float("inf"))
+    assert [row[0] for row in neighbours["indices"]] == distances.argmin(dim=1).tolist()
+
+
+def test_evaluation_refuses_weights_that_do_not_fit_its_config(tmp_path: Path) -> None:
+    from losslab.train import evaluated_weights, open_run
+
+    result = train(tiny_config(tmp_path / "run", steps=2, val_every=2))
+    config_file = result.run_dir / "config.yaml"
+    config_file.write_text(config_file.read_text().replace("width: 8", "width: 16"))
+    with pytest.raises(ValueError, match=r"does not fit the model that .*config\.yaml.* edited"):
+        open_run(result.run_dir, "last")
+    with pytest.raises(ValueError, match=r"no EMA average weights \('ema_model\.\*' entries\)"):
+        evaluated_weights({"model.w": torch.zeros(1)}, tiny_config(tmp_path / "x", ema_decay=0.9))
+
+
+def _state(checkpoint: Path) -> dict[str, torch.Tensor]:
+    return torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+
+
+def test_checkpoints_leave_out_frozen_networks_and_keep_everything_trained(tmp_path: Path) -> None:
+    spec = "l1 + 0.1*perceptual(weights=random)@share(0.2) + 0.1*adversarial(width=8, depth=2)"
+    result = train(tiny_config(tmp_path / "run", loss=spec, steps=2, val_every=2, ema_decay=0.9))
+    keys = list(_state(result.last_checkpoint))
+    assert not [key for key in keys if ".slices." in key]  # the seeded VGG is rebuilt
+    assert [key for key in keys if key.startswith("loss.share_")] == [
+        "loss.share_norms", "loss.share_multipliers"]
+    assert any(key.startswith("loss.terms.2.discriminator.") for key in keys)
+    assert any(key.startswith("ema_model.") for key in keys)
+    assert any(key.startswith("model.") for key in keys)
+
+
+def _with_old_vgg_entries(checkpoint: Path) -> None:
+    """Rewrite ``checkpoint`` as a losslab release before this change wrote it: with the VGG."""
+    from losslab.losses.perceptual import PerceptualLoss
+
+    stored = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    vgg = PerceptualLoss(weights="random").slices.state_dict()
+    stored["state_dict"] |= {f"loss.terms.1.slices.{k}": v.clone() for k, v in vgg.items()}
+    torch.save(stored, checkpoint)
+
+
+def test_resume_rebuilds_the_random_vgg_exactly_and_old_checkpoints_still_resume(
+    tmp_path: Path,
+) -> None:
+    from losslab.train import load_module, open_run
+
+    straight = train(tiny_config(tmp_path / "straight", loss=PERCEPTUAL, steps=7, **SHORT_EPOCHS))
+    reference = _state(straight.last_checkpoint)
+    for name, old_format in (("new", False), ("old", True)):
+        out = tmp_path / name
+        train(tiny_config(out, loss=PERCEPTUAL, steps=4, **SHORT_EPOCHS))
+        last = out / "checkpoints" / "last.ckpt"
+        if old_format:
+            _with_old_vgg_entries(last)
+            assert any(".slices." in key for key in _state(last))
+            load_module(out, "last")  # a strict load of the whole training module
+            open_run(out, "last")
+        resumed = train(tiny_config(out, loss=PERCEPTUAL, steps=7, **SHORT_EPOCHS))
+        assert (resumed.resumed_from_step, resumed.global_step) == (4, 7)
+        state = _state(resumed.last_checkpoint)
+        assert state.keys() == reference.keys()  # written again without the VGG
+        for key in reference:  # same batches, same rebuilt VGG: the same weights
+            torch.testing.assert_close(state[key], reference[key], rtol=0, atol=0, msg=key)

@@ -74,3 +74,15 @@ def test_csv_logger_of_a_fresh_run_starts_an_empty_file(tmp_path: Path) -> None:
     (tmp_path / "metrics.csv").write_text("step,train/loss\n0,9.0\n")  # killed before a checkpoint
     CrashSafeCSVLogger(tmp_path).log_metrics({"train/loss": 1.0}, step=0)
     assert _rows(tmp_path / "metrics.csv") == [{"step": "0", "train/loss": "1.0"}]
+
+
+@pytest.mark.parametrize("cls", [CrashSafeCSVLogger, AtomicCheckpointIO])
+def test_log_and_checkpoint_writers_build_on_public_lightning_classes_only(cls: type) -> None:
+    """No private Lightning base (the first CSV writer subclassed one; a Lightning release may
+    rename or remove those without notice)."""
+    lightning_bases = [base for base in cls.__mro__[1:] if base.__module__.startswith("lightning")]
+    assert lightning_bases
+    for base in lightning_bases:
+        private = [part for part in (*base.__module__.split("."), base.__name__)
+                   if part.startswith("_")]
+        assert not private, f"{cls.__name__} builds on {base.__module__}.{base.__name__}"

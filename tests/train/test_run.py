@@ -215,7 +215,8 @@ def test_evaluation_refuses_weights_that_do_not_fit_its_config(tmp_path: Path) -
     result = train(tiny_config(tmp_path / "run", steps=2, val_every=2))
     config_file = result.run_dir / "config.yaml"
     config_file.write_text(config_file.read_text().replace("width: 8", "width: 16"))
-    with pytest.raises(ValueError, match=r"does not fit the model that .*config\.yaml.* edited"):
+    with pytest.raises(ValueError,
+                       match=r"does not fit the model that .*config\.yaml.*size mismatch.* edited"):
         open_run(result.run_dir, "last")
     with pytest.raises(ValueError, match=r"no EMA average weights \('ema_model\.\*' entries\)"):
         evaluated_weights({"model.w": torch.zeros(1)}, tiny_config(tmp_path / "x", ema_decay=0.9))

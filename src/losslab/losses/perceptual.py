@@ -34,8 +34,8 @@ cache, see :mod:`losslab.weights`), ``"random"`` (a fixed-seed He initialisation
 are NOT perceptual, for offline smoke tests) or a path to a torchvision-format VGG19 state dict
 (``features.<i>.weight``/``bias`` keys; other keys are ignored). The frozen VGG is rebuilt from
 these on every construction, so it is left out of ``state_dict()`` and checkpoints
-(:mod:`losslab.losses.frozen`); a file given as weights must still be there to resume or
-evaluate a run.
+(:mod:`losslab.losses.frozen`); resuming a run reads a weights file again, as building the term
+always did (evaluation builds no loss and needs none).
 """
 
 from __future__ import annotations

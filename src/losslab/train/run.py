@@ -374,9 +374,11 @@ def open_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
     try:
         model.load_state_dict(evaluated_weights(state, config, f"checkpoint {str(path)!r}"))
     except RuntimeError as error:  # shapes or names differ: config.yaml and weights disagree
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        detail = lines[1] if len(lines) > 1 else lines[0] if lines else type(error).__name__
         raise ValueError(f"checkpoint {str(path)!r} does not fit the model that "
-                         f"{str(run_dir / 'config.yaml')!r} describes ({str(error).splitlines()[0]}"
-                         "); was config.yaml edited after training?") from None
+                         f"{str(run_dir / 'config.yaml')!r} describes ({detail[:200]}); was "
+                         "config.yaml edited after training? Restore it or re-train.") from None
     return LoadedRun(config, model.eval(), val_set, path)
 
 

@@ -72,3 +72,17 @@ def test_only_a_frozen_submodule_may_be_left_out() -> None:
     # the hook matches "net." exactly, not every name starting with "net"
     owner.network = nn.Linear(1, 1)
     assert "network.weight" in owner.state_dict()
+
+
+def test_lpips_network_is_left_out_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its backbone and heads come from files on every construction (a stand-in network here:
+    the real files are not available offline)."""
+    from losslab.losses import lpips as lpips_module
+
+    def stand_in(net: str) -> nn.Module:
+        return nn.Conv2d(3, 1, 1).requires_grad_(False).eval()
+
+    monkeypatch.setattr(lpips_module, "build_lpips_model", stand_in)
+    total = losslab.loss("l1 + lpips")
+    assert list(total.state_dict()) == ["terms.0.view.matrix"]  # l1's colour view; no lpips
+    assert not total.load_state_dict({}).missing_keys  # strict

@@ -11,7 +11,7 @@ in a fresh process per repetition (so peak memory is that of the one path):
 
 Both predict the same fixed validation items (the script checks that the outputs agree).
 Time is wall and CPU seconds of that phase (imports excluded); memory is the growth of the
-process's peak resident set (``ru_maxrss``) during it. tracemalloc would miss tensor storage,
+process's peak resident set (``VmHWM``) during it. tracemalloc would miss tensor storage,
 which torch allocates outside Python's allocator. Also prints the size of ``last.ckpt`` as
 written now and with the frozen VGG entries added back (the layout before they were left out).
 
@@ -41,6 +41,18 @@ from losslab.train.data import build_data
 from losslab.train.tasks import get_task
 
 
+def _peak_rss_mib() -> float:
+    """This process's peak resident set in MiB: ``VmHWM`` on Linux (per process image; a child's
+    ``ru_maxrss`` starts at its parent's size after fork + exec), else ``ru_maxrss``."""
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    scale = 1024 * 1024 if sys.platform == "darwin" else 1024  # bytes on macOS, KiB on Linux
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+
+
 def _cpu_seconds() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
@@ -48,7 +60,7 @@ def _cpu_seconds() -> float:
 
 def measure(run_dir: Path, path: str) -> dict[str, float]:
     """Time and peak-memory growth of reading ``run_dir`` back by ``path`` (in this process)."""
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss_before = _peak_rss_mib()
     wall, cpu = time.perf_counter(), _cpu_seconds()
     if path == "module":
         module = load_module(run_dir, "last")
@@ -65,8 +77,7 @@ def measure(run_dir: Path, path: str) -> dict[str, float]:
         _, outputs, _ = run.predict()
         run.plausible()
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
-    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_growth_mib": (rss_after - rss_before) / 1024,
+    return {"wall_s": wall, "cpu_s": cpu, "peak_rss_growth_mib": _peak_rss_mib() - rss_before,
             "output_sum": float(outputs.double().sum())}
 
 

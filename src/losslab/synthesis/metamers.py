@@ -11,8 +11,8 @@ at the start. Whatever the loss does not measure is left as the start had it:
 - random-VGG ``perceptual`` terms: whatever those features ignore;
 - ``gdl``, ``gmsd`` (gradient *magnitudes*): the target up to folds (an edge of either sign
   costs nothing). Descent keeps the sign each edge has in the start and, from noise, a blur or
-  another photo, stops in local minima at up to 22 % (gdl) and 14 % (gmsd) of the start's loss (more
-  steps, other step sizes and a pyramid parametrisation do not change that:
+  another photo, stops in local minima at up to 22 % (gdl) and 14 % (gmsd) of the start's
+  loss (more steps, other step sizes and a pyramid parametrisation do not change that:
   docs/synthesis.md).
 
 Optimiser: Adam on the pixels, loss divided by its start value (so one step size suits every

@@ -93,7 +93,7 @@ def test_gradient_magnitude_losses_reach_two_percent_inside_their_basin(
 @pytest.mark.xfail(strict=True, reason=(
     "issue 14's 2 % target is not met for gdl from a far start: the loss stops in a local "
     "minimum (an edge matched with the wrong sign folds a region): 30 % of the start at 32 px "
-    "and 200 steps, 27 % with 800. README 'What a loss considers equal' has the diagnosis."))
+    "and 200 steps, 27 % with 800. docs/synthesis.md has the diagnosis."))
 def test_gdl_metamer_from_another_photo_reaches_two_percent(small_target: torch.Tensor) -> None:
     result = metamers("gdl", small_target, starts=["photo"], steps=STEPS)
     assert result["photo"]["loss_ratio"] <= 0.02

@@ -41,7 +41,7 @@ def test_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
         ({"hypotheses": {"mode": "hard"}}, "'relaxed', 'wta'"),
         ({"steps": 0}, "steps must be an integer >= 1"),
         ({"task_options": {"scale": 3}}, "scale must be 2 or 4"),
-        ({"hypotheses": {"epsilon": 1.0}}, "epsilon must lie in [0, 1)"),
+        ({"hypotheses": {"epsilon": 1.0}}, "epsilon must be a number in [0, 1)"),
         ({"data": {"batch_size": 6}, "devices": 4}, "multiple of 4"),
     ],
 )

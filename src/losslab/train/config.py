@@ -110,8 +110,7 @@ DatasetName = Annotated[str, Field(min_length=1),
 ModelName = Annotated[str | None, Expect("a model name (losslab.models.available_models()) or null")]
 Precision = Annotated[PrecisionName, BeforeValidator(
     _precision_text, json_schema_input_type=Literal["32", "16-mixed", "bf16-mixed", 32])]
-Betas = Annotated[tuple[Fraction, Fraction], BeforeValidator(_pair, json_schema_input_type=list[Fraction]),
-                  Field(min_length=2, max_length=2),
+Betas = Annotated[tuple[Fraction, Fraction], BeforeValidator(_pair),
                   Expect("two numbers in [0, 1) such as [0.9, 0.999]")]
 Flag = Annotated[bool, Expect("true or false")]
 

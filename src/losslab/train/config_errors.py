@@ -189,7 +189,7 @@ def _message(error: Mapping[str, Any], resolved: _Resolved, raw: Any, root: type
         valid = list(resolved.model.model_fields)
         hint = getattr(resolved.model, "key_hints", {}).get(key, "")
         return (f"unknown {what} key {dotted((*resolved.field_path, key))!r}."
-                f"{suggest(key, valid)}{' ' + hint if hint else ''} Valid keys"
+                f"{' ' + hint if hint else suggest(key, valid)} Valid keys"
                 f"{' under ' + parent if parent else ''}: {', '.join(valid)}.")
     found, value = _value_at(raw, resolved.field_path)
     if not found:
@@ -249,7 +249,8 @@ def describe_validation_error(
         positions: ``{location: mark}`` from :func:`~losslab.core.yaml_io.load_yaml_with_positions`
             to add the line and column.
     """
-    errors = error.errors(include_url=False)
+    # An unknown key first: a typo ("step") also leaves its intended key ("steps") missing.
+    errors = sorted(error.errors(include_url=False), key=lambda item: item["type"] != "extra_forbidden")
     resolved = [_resolve(model, tuple(item["loc"])) for item in errors]
     first, first_resolved = errors[0], resolved[0]
     missing = [r for e, r in zip(errors, resolved, strict=True)

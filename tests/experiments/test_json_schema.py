@@ -124,7 +124,7 @@ def test_the_schemas_are_draft_2020_12_and_refuse_unknown_keys_everywhere() -> N
     assert set(settings) == set(train["properties"])
     assert settings["steps"] == train["properties"]["steps"]
     assert experiment["$defs"]["Budget"]["properties"]["seed"]["maximum"] == 2**32 - 1
-    with pytest.raises(ValueError, match="unknown schema 'experiments'. Did you mean 'experiment'"):
+    with pytest.raises(ValueError, match=r"unknown schema 'experiments'\. Did you mean 'experiment'"):
         json_schema("experiments")
 
 

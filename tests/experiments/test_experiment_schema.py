@@ -131,3 +131,29 @@ def test_resolve_by_path_and_unknown_name(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
     with pytest.raises(ExperimentError, match="not valid YAML"):
         load_experiment(tmp_path / "bad.yaml")
+
+
+def test_models_built_in_code_give_the_same_one_line_errors() -> None:
+    from losslab.experiments import Budget, Entry
+
+    with pytest.raises(ExperimentError, match=r"^steps must be an integer >= 1; got 0\.$"):
+        Budget(steps=0)
+    with pytest.raises(ExperimentError, match=r"^unknown experiment key 'los'\. Did you mean 'loss'"):
+        Entry(los="l1")
+    budget = Budget(steps=3)
+    with pytest.raises(ExperimentError, match=r"steps cannot be changed: a validated experiment "
+                                              r"is read-only"):
+        budget.steps = 4
+    assert budget.model_copy(update={"steps": 4}).steps == 4 and budget.steps == 3
+
+
+def test_a_file_error_names_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "e.yaml"
+    text = yaml.safe_dump(_minimal(), sort_keys=False).replace("budget:\n  steps: 3",
+                                                               "budget:\n  steps: 3\n  sed: 1")
+    path.write_text(text)
+    line = text.splitlines().index("  sed: 1") + 1
+    with pytest.raises(ExperimentError) as info:
+        load_experiment(path)
+    assert str(info.value).startswith(f"{path}, line {line}, column 3: unknown experiment key "
+                                      "'budget.sed'. Did you mean 'seed'")

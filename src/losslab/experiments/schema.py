@@ -67,7 +67,7 @@ from losslab.train.config import (
     TrainConfig,
     TrainSettings,
 )
-from losslab.train.config_errors import ConfigError, Expect, validated
+from losslab.train.config_errors import ConfigError, Expect, OneLineErrors, validated
 
 #: Named choices for ``perceptual_weights``: the torchvision ImageNet weights, a random init, or
 #: ``auto``: ImageNet when the VGG19 file is in the local cache, else random (flagged in the
@@ -121,10 +121,12 @@ PerceptualWeights = Annotated[
 ]
 
 
-class _ExperimentModel(BaseModel):
+class _ExperimentModel(OneLineErrors):
     """Strict, frozen, unknown keys refused; strings are stripped (YAML ``>`` adds a newline)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, str_strip_whitespace=True)
+    what: ClassVar[str] = "experiment"
+    error_class: ClassVar[type[ConfigError]] = ExperimentError
 
 
 class Budget(_ExperimentModel):

@@ -41,14 +41,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    model_validator,
-)
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from losslab.core.atomic import write_text_atomic
 from losslab.core.registry import suggest
@@ -56,7 +49,7 @@ from losslab.core.yaml_io import Positions, load_yaml, load_yaml_with_positions
 from losslab.data import available_datasets
 from losslab.models import available_models
 from losslab.models.registry import get_model_class
-from losslab.train.config_errors import ConfigError, Expect, describe_validation_error, validated
+from losslab.train.config_errors import ConfigError, Expect, OneLineErrors, validated
 
 #: Largest seed ``lightning.seed_everything`` accepts (numpy's limit).
 MAX_SEED = 2**32 - 1
@@ -115,29 +108,12 @@ Betas = Annotated[tuple[Fraction, Fraction], BeforeValidator(_pair),
 Flag = Annotated[bool, Expect("true or false")]
 
 
-class _Section(BaseModel):
+class _Section(OneLineErrors):
     """A config section: unknown keys refused, strict types, checked again on assignment, and a
     one-line :class:`ConfigError` instead of pydantic's multi-line dump."""
 
     model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True,
                               validate_default=False)
-
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as error:
-            raise ConfigError(describe_validation_error(error, type(self), values)) from None
-
-    # Pydantic calls a model's own ``__init__`` while validating it as a *nested* field (then our
-    # ConfigError would be wrapped into the parent's error and lose its location). Marked as the
-    # base ``__init__``, it runs only when a caller constructs the model: ``DataConfig(...)``.
-    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        try:
-            super().__setattr__(name, value)
-        except ValidationError as error:
-            raise ConfigError(describe_validation_error(error, type(self), {name: value})) from None
 
 
 class DataConfig(_Section):

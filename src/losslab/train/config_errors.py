@@ -18,7 +18,7 @@ import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
@@ -199,6 +199,9 @@ def _message(error: Mapping[str, Any], resolved: _Resolved, raw: Any, root: type
         text = str(error["ctx"]["error"])
         # a field validator's message is a predicate ("must be ..."), a model validator's whole
         return f"{name} {text}" if location and name and not resolved.rest else text
+    if kind in ("frozen_instance", "frozen_field"):
+        return (f"{name} cannot be changed: a validated {what} is read-only; make a changed copy "
+                f"with .model_copy(update={{{str(location[-1])!r}: ...}}).")
     if not name:  # the document itself (not a mapping)
         return (f"the {what} must be a mapping (key: value lines); got "
                 f"{type(value).__name__} {_show(value)}.")
@@ -277,6 +280,37 @@ def describe_validation_error(
     return f"{where}: {message}" if where else message
 
 
+class OneLineErrors(BaseModel):
+    """Base of losslab's schema models: building one in code (``DataConfig(crop_size=45)``) or
+    assigning a field raises the same one-line :class:`ConfigError` as reading a file, not
+    pydantic's multi-line dump.
+
+    Subclasses set ``what`` (the document kind in messages) and ``error_class``.
+    """
+
+    what: ClassVar[str] = "config"
+    error_class: ClassVar[type[ConfigError]] = ConfigError
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as error:
+            raise self.error_class(describe_validation_error(error, type(self), values,
+                                                             what=self.what)) from None
+
+    # Pydantic calls a model's own ``__init__`` while validating it as a *nested* field (then our
+    # ConfigError would be wrapped into the parent's error and lose its location). Marked as the
+    # base ``__init__``, it runs only when a caller constructs the model: ``DataConfig(...)``.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        try:
+            super().__setattr__(name, value)
+        except ValidationError as error:
+            raise self.error_class(describe_validation_error(error, type(self), {name: value},
+                                                             what=self.what)) from None
+
+
 def validated(model: type[BaseModel], raw: Any, *, what: str = "config", origin: str | None = None,
               positions: Positions | None = None, context: Mapping[str, Any] | None = None,
               error: type[ConfigError] = ConfigError) -> Any:
@@ -288,5 +322,5 @@ def validated(model: type[BaseModel], raw: Any, *, what: str = "config", origin:
                                               positions=positions)) from None
 
 
-__all__ = ["ConfigError", "Expect", "describe_validation_error", "dotted", "expectation",
-           "validated"]
+__all__ = ["ConfigError", "Expect", "OneLineErrors", "describe_validation_error", "dotted",
+           "expectation", "validated"]

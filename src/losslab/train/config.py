@@ -16,17 +16,25 @@ Example YAML (every key optional; omitted keys take the defaults below)::
     hypotheses: {count: 1}
     optimizer: {lr: 0.001}
 
-Why pydantic (v2) and not msgspec: the same models give (1) a JSON Schema
-(``losslab schema train``, :meth:`pydantic.BaseModel.model_json_schema`) that editors use to
-complete and check YAML files, with bounds, choices and descriptions; msgspec's schema export
-lacks per-field descriptions and ``Literal``/constraint detail on unions we need
-(``devices: int | 'auto'``); (2) field-level validators and ``Annotated`` types that carry a
-field's bounds once and are reused by the experiment schema (:mod:`losslab.experiments.schema`:
-an experiment's ``train_options`` is a :class:`TrainSettings`, a partial config); (3) errors with
-a location (``('data', 'crop_size')``) and a type, which :mod:`losslab.train.config_errors` turns
-into our one-line messages with the YAML line and column. msgspec is faster, but a config is
-validated a handful of times per run, and pydantic was already installed with Lightning's
-dependencies.
+Why pydantic (v2) and not msgspec:
+
+- **JSON Schema export.** ``model_json_schema()`` gives a draft 2020-12 schema with each field's
+  type, bounds, choices, default and description (``losslab schema train``), which YAML editors
+  use to complete and check files. msgspec exports schemas too, but every description and bound
+  would have to be restated as ``msgspec.Meta``; here they come from the same ``Field`` /
+  ``Annotated`` types the validation uses.
+- **Field-level validators.** ``BeforeValidator`` (YAML's ``precision: 32`` is the string
+  ``"32"``, a YAML list is the ``betas`` pair), ``field_validator`` with a validation context
+  (an experiment's relative weights path is read from the file's folder) and ``model_validator``
+  for the checks that involve several fields. msgspec has constraints and ``__post_init__``
+  only, with no per-field hooks.
+- **Error locations.** A pydantic error carries a structured location (``('entries', 2,
+  'lr')``), a type (``extra_forbidden``, ``greater_than``) and the input, which
+  :mod:`losslab.train.config_errors` turns into our one-line message with the closest valid key
+  and the YAML line and column; msgspec reports one message string (``Expected `int`, got `str` -
+  at `$.data.crop_size```) that would have to be parsed back.
+
+msgspec is faster, but a config is validated a handful of times per run.
 
 Every field's type is *strict*: ``steps: 3.0``, ``steps: "3"`` and ``steps: true`` are refused
 (YAML typos, not intentions); only CLI overrides convert strings (:func:`config_from_overrides`).

@@ -272,7 +272,9 @@ def describe_validation_error(
     others = len(problems) - (len(missing) if first["type"] == "missing" else 1)
     if others > 0:
         message += f" ({others} more problem{'s' if others > 1 else ''} after this one.)"
-    where = _position(positions, location, key=key)
+    # a field missing from the whole document has no better place than line 1: leave it out
+    where = _position(positions, location, key=key) if location or first["type"] != "missing" \
+        else ""
     if origin and where:
         return f"{origin}, {where}: {message}"
     if origin:

@@ -184,3 +184,66 @@ def test_sections_built_or_changed_in_code_get_the_same_messages() -> None:
     config.data.crop_size = 45  # a section alone cannot know the model: validate() checks all
     with pytest.raises(ConfigError, match="Use crop_size 40 or 48"):
         config.validate()
+
+
+#: A run's config.yaml as the dataclass implementation (commit 3ccc2f9) wrote it.
+OLD_CONFIG_YAML = """\
+task: super_resolve
+loss: mse + 0.01*l1@ramp(10,20)
+steps: 7
+out: runs/run
+name: ''
+seed: 3
+data:
+  name: dead_leaves
+  crop_size: 48
+  batch_size: 8
+  num_workers: 0
+  val_items: 16
+  sample_count: 6
+  options:
+    train_size: 8
+model:
+  name: super_resolution
+  options:
+    width: 16
+task_options:
+  scale: 4
+  downscale_method: area
+  context_frames: null
+hypotheses:
+  count: 3
+  mode: wta
+  epsilon: 0.1
+optimizer:
+  lr: 0.0002
+  betas:
+  - 0.5
+  - 0.9
+  weight_decay: 0.0
+checkpoint:
+  save_best: true
+  resume: true
+precision: bf16-mixed
+accelerator: auto
+devices: 1
+num_nodes: 1
+strategy: auto
+val_every: 100
+sample_every: 100
+grad_share_every: 50
+log_every: 10
+progress_bar: true
+check_values: true
+deterministic: true
+ema_decay: 0.0
+skip_nonfinite: 0
+"""
+
+
+def test_an_existing_runs_config_yaml_loads_and_is_written_back_identically(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(OLD_CONFIG_YAML)
+    config = load_config(path)
+    assert config.fingerprint() == "a054542bcc1831d3"  # its checkpoints still resume
+    assert config.to_yaml() == OLD_CONFIG_YAML

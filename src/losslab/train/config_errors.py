@@ -179,8 +179,7 @@ def _show(value: Any) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def _message(error: Mapping[str, Any], resolved: _Resolved, raw: Any, root: type[BaseModel],
-             what: str) -> str:
+def _message(error: Mapping[str, Any], resolved: _Resolved, raw: Any, what: str) -> str:
     kind = error["type"]
     location = tuple(error["loc"])
     if kind == "extra_forbidden" and resolved.model is not None and resolved.rest:
@@ -263,7 +262,7 @@ def describe_validation_error(
         location = first_resolved.field_path[:-1]
         key = False
     else:
-        message = _message(first, first_resolved, raw, model, what)
+        message = _message(first, first_resolved, raw, what)
         location = tuple(first["loc"])
         key = first["type"] == "extra_forbidden"
     problems = {dotted(r.field_path) + ("." + str(r.rest[0]) if r.rest and e["type"] ==

@@ -358,3 +358,12 @@ def test_children_lists_every_node_in_written_order() -> None:
     assert [type(n).__name__ for n in children(term)] == ["Number", "Call", "Number", "Schedule",
                                                            "Schedule"]
     assert Span(0, 2).text("l1") == "l1"
+
+
+def test_docstring_examples_hold() -> None:
+    import doctest
+
+    from losslab.core import spec_tree
+
+    result = doctest.testmod(spec_tree)
+    assert result.attempted >= 5 and result.failed == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from losslab.experiments.specs import (
+    called_losses,
     probe_spec,
     safe_run_name,
     split_terms,
@@ -50,6 +51,11 @@ def test_with_perceptual_weights_edits_the_tree_not_the_text() -> None:
         "perceptual(weights=imagenet) + perceptual(weights=random)"
     # A spec that does not parse is left for the builder to report with its position.
     assert with_perceptual_weights("perceptual $", "random") == "perceptual $"
+
+
+def test_called_losses_resolves_aliases() -> None:
+    assert called_losses("0.84*msssim + 0.16*l1(luma)@start(2) + mae + nosuch") == [
+        "ms_ssim", "l1", "l1", "nosuch"]
 
 
 def test_probe_spec_keeps_the_spelling_of_kept_terms() -> None:

@@ -4,8 +4,9 @@ Every function parses the spec with :mod:`losslab.core.spec_tree`, changes the t
 it with :func:`~losslab.core.spec_tree.render_edit`, which keeps the user's own spelling of every
 part the edit did not touch (so a resolved spec differs from the written one only where it must).
 
-- :func:`split_terms` / :func:`term_call_name`: the ``+``-separated terms of a spec and the loss
-  name each one calls (the grammar is in :mod:`losslab.losses.spec`).
+- :func:`split_terms` / :func:`term_call_name` / :func:`called_losses`: the ``+``-separated terms
+  of a spec, the loss name a term calls, the registered losses a spec calls (the grammar is in
+  :mod:`losslab.losses.spec`).
 - :func:`with_perceptual_weights`: give every ``perceptual`` term that names no ``weights=`` the
   comparison's choice, so the resolved spec says which feature network was used.
 - :func:`probe_spec`: the part of a spec the loss probe can evaluate (adversarial terms need a
@@ -54,6 +55,18 @@ def term_call_name(term: str) -> str:
     except SpecError:
         return ""
     return tree.terms[0].call.name if len(tree.terms) == 1 else ""
+
+
+def called_losses(spec: str) -> list[str]:
+    """The registry names of the losses ``spec`` calls, in order, aliases resolved.
+
+    Unknown names are kept as written. Use it instead of a substring test: ``"ms_ssim" in spec``
+    misses the alias ``msssim``.
+
+    >>> called_losses("0.84*msssim + 0.16*l1(luma) + mae")
+    ['ms_ssim', 'l1', 'l1']
+    """
+    return [_registered_name(call.name) or call.name for call in parse(spec).calls]
 
 
 def _registered_name(name: str) -> str | None:

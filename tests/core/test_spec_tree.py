@@ -7,6 +7,7 @@ text made of the spec's tokens either parses or raises :class:`SpecError`, never
 
 from __future__ import annotations
 
+import doctest
 import re
 from collections.abc import Callable
 
@@ -14,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from losslab.core import spec_tree
 from losslab.core.spec_tree import (
     MAX_NESTING,
     Argument,
@@ -361,9 +363,5 @@ def test_children_lists_every_node_in_written_order() -> None:
 
 
 def test_docstring_examples_hold() -> None:
-    import doctest
-
-    from losslab.core import spec_tree
-
     result = doctest.testmod(spec_tree)
     assert result.attempted >= 5 and result.failed == 0

@@ -173,6 +173,7 @@ class Number:
 
     @property
     def negative(self) -> bool:
+        """Whether the number is written with a minus sign (``-0.0`` is; weights may not be)."""
         return self.text.startswith("-")
 
 
@@ -192,6 +193,7 @@ class Name:
 
     @property
     def value(self) -> str:
+        """The word itself (a loss's parameter decides what it means)."""
         return self.text
 
 
@@ -210,6 +212,7 @@ class String:
 
     @property
     def value(self) -> str:
+        """The text between the quotes."""
         return self.text
 
 
@@ -247,6 +250,7 @@ class ListValue:
 
     @property
     def value(self) -> list[object]:
+        """The Python list of the items' values (nested lists for nested brackets)."""
         return [item.value for item in self.items]
 
 
@@ -292,6 +296,7 @@ class Argument:
 
     @property
     def value(self) -> object:
+        """The one value's Python value, or the list of them for a continued argument."""
         if self.continued:
             return [value.value for value in self.values]
         return self.values[0].value
@@ -323,10 +328,12 @@ class Call:
 
     @property
     def positional(self) -> tuple[Argument, ...]:
+        """The arguments without ``name=``, in order."""
         return tuple(a for a in self.arguments if a.name is None)
 
     @property
     def keywords(self) -> tuple[Argument, ...]:
+        """The ``name=`` arguments, in the order written."""
         return tuple(a for a in self.arguments if a.name is not None)
 
     def keyword(self, name: str) -> Argument | None:
@@ -360,6 +367,7 @@ class Schedule:
 
     @property
     def values(self) -> tuple[int | float, ...]:
+        """The numbers: ``(step,)``, ``(begin, end)`` (ints) or ``(fraction,)``."""
         return tuple(a.value for a in self.arguments)
 
 
@@ -408,6 +416,7 @@ class Spec:
 
     @property
     def calls(self) -> tuple[Call, ...]:
+        """Every term's call, in order."""
         return tuple(term.call for term in self.terms)
 
 

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import losslab
+from losslab.core.spec_tree import Argument, Call, Name, Number, Schedule, Spec, Term
 from losslab.core.spec_tree import parse as parse_tree
 from losslab.losses import L1Loss, MSELoss, SpecError, WeightedSum
 
@@ -138,3 +139,15 @@ def test_random_specs_build_or_raise_only_spec_error(text: str) -> None:
         assert "loss spec" in str(error)
         return
     assert isinstance(built, torch.nn.Module)
+
+
+def test_a_tree_builds_like_its_canonical_text() -> None:
+    tree = Spec((Term(Call("l1", (Argument((Name("luma"),)),)), weight=Number.of(0.5),
+                      schedules=(Schedule("start", (Number.of(3),)),)),
+                 Term(Call("mse"))))
+    built = losslab.loss(tree)
+    assert isinstance(built, WeightedSum)
+    assert built.weights == [0.5, 1.0] and built.term_names == ["l1(luma)", "mse"]
+    assert built.schedules[0].kind == "start" and built.schedules[0].begin == 3
+    with pytest.raises(SpecError, match=r"unknown loss 'l1x'.*\n  0.5\*l1x\n      \^"):
+        losslab.loss(Spec((Term(Call("l1x"), weight=Number.of(0.5)),)))

@@ -1,4 +1,8 @@
-"""The comparison runner: one training run per loss, evaluated, probed and reported.
+"""The comparison runner: one training run per loss, evaluated and probed.
+
+The runner writes results only; the HTML report is a separate step that reads them from disk
+(:func:`losslab.report.build_report`, called by ``losslab compare`` after the runner and by
+``losslab report DIR``), so experiments and report stay independent siblings.
 
 :func:`run_comparison` writes the layout of ``docs/architecture.md`` ("Evaluated runs and
 comparisons on disk")::
@@ -13,7 +17,8 @@ comparisons on disk")::
     DIR/probe.json|csv|png       the loss probe on the same specs
     DIR/metamers.json|png        loss metamers: one row per entry (losslab.synthesis)
     DIR/metrics.json|csv         {label: {metric: value}}
-    DIR/report/index.html
+
+(``DIR/report/index.html`` is added by :func:`losslab.report.build_report`.)
 
 Every comparison whose task has a trivial baseline (:meth:`losslab.train.tasks.Task.baseline`)
 gets it as a first-class row: evaluated by the same metric code on the same validation images,
@@ -48,7 +53,6 @@ from losslab.experiments.evaluate import (
     write_metrics_csv,
 )
 from losslab.experiments.schema import (
-    PERCEPTUAL_WEIGHT_CHOICES,
     Experiment,
     ExperimentError,
     check_perceptual_weights,
@@ -56,6 +60,7 @@ from losslab.experiments.schema import (
     settings_overrides,
 )
 from losslab.experiments.specs import (
+    called_losses,
     probe_spec,
     safe_run_name,
     unique_run_names,
@@ -125,10 +130,9 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
     weights = perceptual_weights or experiment.perceptual_weights
     if weights == "auto":
         weights = auto_perceptual_weights()
-    spec_value = None if weights is None else _spec_value(weights)
     entries = list(
         entry.model_copy(update={
-            "loss": with_perceptual_weights(entry.loss, spec_value),
+            "loss": with_perceptual_weights(entry.loss, weights),  # a path is quoted there
             "steps": None if entry.steps is None else scaled(entry.steps),
         })
         for entry in experiment.entries
@@ -136,19 +140,6 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
     budget = experiment.budget.model_copy(update={"steps": scaled(experiment.budget.steps)})
     return experiment.model_copy(update={"entries": entries, "budget": budget,
                                          "perceptual_weights": weights})
-
-
-def _spec_value(weights: str) -> str:
-    """``weights`` as a loss-spec value: a name as it is, a file path quoted (the spec grammar
-    reads ``'...'`` or ``"..."`` strings without escapes)."""
-    if weights in PERCEPTUAL_WEIGHT_CHOICES:
-        return weights
-    if "'" not in weights:
-        return f"'{weights}'"
-    if '"' not in weights:
-        return f'"{weights}"'
-    raise ValueError(f"perceptual_weights path {weights!r} contains both kinds of quote, which a "
-                     "loss spec cannot hold; rename the file or its folder.")
 
 
 def auto_perceptual_weights() -> str:
@@ -455,7 +446,7 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
             specs.append(spec)
     if specs:
         images = None
-        if image_size is not None and not any("ms_ssim" in spec for spec in specs):
+        if image_size is not None and not any("ms_ssim" in called_losses(spec) for spec in specs):
             images = probe_module.default_probe_images(size=image_size)
         result = probe_module.run_probe(specs, images)
         probe_module.write_probe_json(result, out_dir / "probe.json")
@@ -548,11 +539,13 @@ def run_comparison(
     metamers: bool = True,
     metamer_image_size: int = 64,
     metamer_steps: int = 150,
-    report: bool = True,
     progress: bool = True,
     verbose: bool = False,
 ) -> Path:
-    """Train one model per loss of an experiment, evaluate, probe and write the HTML report.
+    """Train one model per loss of an experiment, evaluate and probe them; write the results.
+
+    The HTML report is not built here: pass the returned directory to
+    :func:`losslab.report.build_report` (``losslab compare`` does both).
 
     Args:
         experiment: a shipped name (``"colors"``), a YAML path or an :class:`Experiment`.
@@ -571,13 +564,12 @@ def run_comparison(
         metamer_image_size: side of the metamers' target photo in pixels (raised to what a
             loss needs, e.g. 161 px for 5-scale MS-SSIM).
         metamer_steps: optimisation steps per metamer.
-        report: build ``report/index.html`` at the end.
         progress: show one progress display for the whole comparison (run k of n, step, loss,
             time left) and one line per finished run.
         verbose: show each run's own Lightning progress bar, messages and warnings instead.
 
     Returns:
-        the report's path (``DIR/report/index.html``), or ``DIR`` when ``report=False``.
+        the comparison directory ``DIR``, complete on disk (``comparison.json`` written last).
     """
     resolved = resolve_budget(resolve_experiment(experiment), steps=steps,
                               budget_scale=budget_scale, perceptual_weights=perceptual_weights)
@@ -634,8 +626,4 @@ def run_comparison(
         ],
         "trained_this_call": trained,
     })
-    if not report:
-        return out
-    from losslab.report import build_report
-
-    return build_report(out)
+    return out

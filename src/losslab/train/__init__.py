@@ -3,7 +3,8 @@
 Entry points:
 
 - :func:`train` (``TrainConfig`` → run directory, :class:`RunResult`);
-  :func:`train_from_args` / :func:`config_from_overrides` for the ``losslab train`` command.
+  :func:`train_from_args` / :func:`config_from_overrides` for the ``losslab train`` command;
+  :class:`TrainConfig` (and :class:`TrainSettings`, a partial one) raise :class:`ConfigError`.
 - :func:`open_run` (``run_dir`` → :class:`LoadedRun`: config, model, validation set; nothing
   else is built), :func:`load_run` (``run_dir`` → ``(model, config)``) and
   :func:`predict_validation` (``run_dir`` → ``(inputs, outputs, targets)``) for evaluation;
@@ -15,12 +16,14 @@ Entry points:
 
 from losslab.train.config import (
     CheckpointConfig,
+    ConfigError,
     DataConfig,
     HypothesesConfig,
     ModelConfig,
     OptimizerConfig,
     TaskOptions,
     TrainConfig,
+    TrainSettings,
     config_from_overrides,
     load_config,
     save_config,
@@ -45,6 +48,7 @@ from losslab.train.run import (
 
 __all__ = [
     "CheckpointConfig",
+    "ConfigError",
     "DataConfig",
     "HypothesesConfig",
     "LoadedRun",
@@ -55,6 +59,7 @@ __all__ = [
     "TaskModule",
     "TaskOptions",
     "TrainConfig",
+    "TrainSettings",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "baseline_validation",

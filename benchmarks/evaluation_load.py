@@ -5,8 +5,8 @@ in a fresh process per repetition (so peak memory is that of the one path):
 
 - ``module``: what ``losslab evaluate`` did before: the whole :class:`TaskModule` (data sets, loss
   with its VGG, discriminators, EMA copy) built from ``last.ckpt`` for the outputs, built again
-  from ``best.ckpt`` for the autoencoder codes, and the data built a third time for the
-  plausible targets;
+  from ``best.ckpt`` for the autoencoder codes (task ``reconstruct`` only), and the data built
+  once more for the plausible targets;
 - ``model``: :func:`losslab.train.open_run`: the task's model and the validation set, once.
 
 Both predict the same fixed validation items (the script checks that the outputs agree).
@@ -69,7 +69,8 @@ def measure(run_dir: Path, path: str) -> dict[str, float]:
         inputs, _ = module.task.split(batch)
         with torch.no_grad():
             outputs = module.eval_model(inputs)
-        load_module(run_dir, "best")  # the old evaluate_run's encoder came from load_run(best)
+        if module.config.task == "reconstruct":  # the old evaluate_run's codes: load_run(best)
+            load_module(run_dir, "best")
         _, val_set = build_data(module.config)  # and validation_plausible built the data again
         get_task(module.config).plausible_targets(val_set, list(range(count)))
     else:

@@ -241,6 +241,12 @@ def test_on_the_gpu(small_target: torch.Tensor) -> None:
     assert result.metamers.device.type == "cuda"
     assert result["noise"]["err_luma"] <= 0.02
     assert result["noise"]["loss_ratio"] <= 0.02
+    # the continuation blur's window follows the images onto the device
+    smooth = metamers("gdl", small_target, starts=["noise"], steps=STEPS, device="cuda",
+                      continuation=8.0)
+    final = float(losslab.loss("gdl")(smooth.metamer("noise").cpu(), small_target))
+    assert final == pytest.approx(smooth["noise"]["loss_final"], rel=1e-3, abs=1e-7)
+    assert smooth["noise"]["loss_ratio"] <= 0.05
 
 
 @pytest.mark.slow

@@ -4,7 +4,7 @@ Run on demand (not part of the test suite)::
 
     python benchmarks/synthesis_targets.py [--size 128] [--steps 300] [--threads 2]
         [--device cpu|cuda] [--json out.json] [--vgg] [--seeds 0,1,2] [--longer 4]
-        [--continuation SIGMA] [--continuation-share 0.67]
+        [--continuation SIGMA] [--continuation-share 0.67] [--lr 0.05]
 
 For every spec: metamers from noise, a blurred copy and another photo (``steps`` Adam steps
 each), the loss reached relative to the start's (target <= 2 %, the worst start counts), the
@@ -26,6 +26,7 @@ diagnosis is printed only; the target is judged at ``--steps``.
 ``--continuation SIGMA`` passes ``continuation=SIGMA`` to :func:`losslab.synthesis.metamers`
 (the loss evaluated on blurred images, the blur shrinking from SIGMA px to 0 over
 ``--continuation-share`` of the steps; ``0`` turns it off); default: the library's default.
+``--lr`` sets the metamers' initial step size (MAD keeps its own).
 """
 
 from __future__ import annotations
@@ -66,8 +67,12 @@ def main() -> int:
                         help="starting blur sigma (px) of the continuation over scale; 0: off")
     parser.add_argument("--continuation-share", type=float, default=None,
                         help="share of the steps over which the blur shrinks to 0")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="initial step size of the metamers (default: the library's)")
     args = parser.parse_args()
     options: dict[str, float] = {}
+    if args.lr is not None:
+        options["lr"] = args.lr
     if args.continuation is not None:
         options["continuation"] = args.continuation
     if args.continuation_share is not None:

@@ -131,6 +131,7 @@ def test_continuation_helps_gdl_from_noise_and_reports_the_plain_loss(
     final = float(losslab.loss("gdl")(smooth.metamer("noise"), small_target))
     assert final == pytest.approx(smooth["noise"]["loss_final"], rel=1e-4, abs=1e-8)
     assert smooth.metamers.min() >= 0.0 and smooth.metamers.max() <= 1.0
+    assert smooth.to_dict()["continuation"] == 8.0 and plain.to_dict()["continuation"] is None
 
 
 def test_pixels_stay_in_range_and_starts_are_what_they_say(small_target: torch.Tensor) -> None:

@@ -98,6 +98,7 @@ class MetamerResult:
             see :func:`losslab.synthesis._common.image_numbers`), and ``start_rmse``,
             ``start_err_luma``, ``start_err_chroma`` of the start.
         steps, lr, seed: the optimisation settings.
+        continuation, continuation_share: the continuation over scale (``None``: off).
         seconds: wall-clock time of the optimisation (all starts).
         input_range: the range of every image.
         device: where it ran.
@@ -116,6 +117,8 @@ class MetamerResult:
     input_range: InputRange = (0.0, 1.0)
     device: str = "cpu"
     notes: list[str] = field(default_factory=list)
+    continuation: float | None = None
+    continuation_share: float = DEFAULT_CONTINUATION_SHARE
 
     def __getitem__(self, start: str) -> dict[str, float | None]:
         """The numbers of the metamer grown from ``start``."""
@@ -139,6 +142,8 @@ class MetamerResult:
             "steps": self.steps,
             "lr": self.lr,
             "seed": self.seed,
+            "continuation": self.continuation,
+            "continuation_share": self.continuation_share,
             "seconds": round(self.seconds, 3),
             "device": self.device,
             "starts": {name: dict(numbers)
@@ -312,6 +317,8 @@ def metamers(
         spec=name, target=target, start_names=names, starts=start_images,
         metamers=result_images, numbers=numbers, steps=steps, lr=float(lr), seed=seed,
         seconds=seconds, input_range=span, device=str(target.device),
+        continuation=float(continuation) if continuation else None,
+        continuation_share=float(continuation_share),
     )
 
 

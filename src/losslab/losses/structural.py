@@ -22,8 +22,12 @@ one (ceil mode, never a zero pad). The coarsest scale must still hold one full w
 smallest side must be at least ``(window_size - 1) * 2^(S - 1) + 1`` pixels: 161 for 5 scales
 and an 11-pixel window, 41 for 3 scales.
 
-The functional forms :func:`ssim` and :func:`ms_ssim` return the per-sample *index* ``(N,)``
-(metrics reuse them); the losses :class:`SSIMLoss` and :class:`MSSSIMLoss` return ``1 - index``.
+One implementation for every use: the functional forms :func:`ssim` and :func:`ms_ssim` return
+the per-sample *index* ``(N,)``; the losses :class:`SSIMLoss` and :class:`MSSSIMLoss` return
+``1 - index`` through the same code, and the metrics ``ssim`` / ``ms_ssim``
+(:mod:`losslab.metrics.fidelity`, ``metrics.json``) are the batch means of these functions. The one
+size rule is :func:`ms_ssim_min_size`; :func:`ms_ssim_scales` inverts it (how many scales an image
+holds), and the one scale-weight table is :data:`MS_SSIM_WEIGHTS` with :func:`ms_ssim_weights`.
 """
 
 from __future__ import annotations
@@ -60,6 +64,23 @@ def ms_ssim_min_size(scales: int = 5, window_size: int = 11) -> int:
     which must be at least ``window_size`` for one valid window at the coarsest scale.
     """
     return (window_size - 1) * 2 ** (_check_scales(scales) - 1) + 1
+
+
+def ms_ssim_scales(height: int, width: int, window_size: int = 11) -> int:
+    """How many MS-SSIM scales (at most 5) an ``height x width`` image holds; 0 when not even one.
+
+    The largest ``S`` with ``min(height, width) >= ms_ssim_min_size(S, window_size)``: 5 from
+    161 px, 4 from 81 px, 3 from 41 px, 2 from 21 px, 1 from 11 px (an 11-px window).
+
+    Example:
+        >>> ms_ssim_scales(96, 128)
+        4
+    """
+    size = min(height, width)
+    for scales in range(len(MS_SSIM_WEIGHTS), 0, -1):
+        if size >= ms_ssim_min_size(scales, window_size):
+            return scales
+    return 0
 
 
 def ms_ssim_weights(scales: int = 5) -> tuple[float, ...]:

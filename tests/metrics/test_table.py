@@ -43,7 +43,7 @@ def test_unknown_names_get_the_registry_message() -> None:
     with pytest.raises(ValueError, match=r"unknown metric 'ssmi'\. Did you mean 'ssim'"):
         metric_spec("ssmi")
     x = torch.rand(1, 3, 16, 16)
-    with pytest.raises(ValueError, match="Known metrics: .*retrieval_top1"):
+    with pytest.raises(ValueError, match=r"Known metrics: .*retrieval_top1"):
         compute_image_metrics(x, x, metrics=["nope"])
 
 

@@ -50,6 +50,7 @@ from losslab.metrics import (
     plausible_per_hypothesis,
     psnr_plausible,
 )
+
 #: How many neighbours ``neighbours.json`` lists per image.
 NEIGHBOURS_K = 4
 

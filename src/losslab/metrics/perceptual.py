@@ -22,7 +22,6 @@ when unavailable.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import torch
 from torch import Tensor, nn
@@ -94,7 +93,7 @@ def lpips(outputs: Tensor, targets: Tensor, net: LpipsNet = "alex") -> tuple[flo
 
 
 def _missing_file_reason(what: str, file_name: str, how: str) -> str | None:
-    path = Path(hub_checkpoint_dir()) / file_name
+    path = hub_checkpoint_dir() / file_name
     if path.is_file():
         return None
     return (

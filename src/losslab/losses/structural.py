@@ -45,6 +45,9 @@ from losslab.losses.views import ViewedLoss, ViewLike
 
 K1 = 0.01
 K2 = 0.03
+#: The Gaussian window of Wang et al. (2004): the losses' and the metrics' default.
+WINDOW_SIZE = 11
+SIGMA = 1.5
 #: MS-SSIM scale weights of Wang et al. (2003), finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -57,7 +60,7 @@ def _check_scales(scales: int) -> int:
     return scales
 
 
-def ms_ssim_min_size(scales: int = 5, window_size: int = 11) -> int:
+def ms_ssim_min_size(scales: int = 5, window_size: int = WINDOW_SIZE) -> int:
     """Smallest image side MS-SSIM accepts: ``(window_size - 1) * 2^(scales - 1) + 1``.
 
     After ``scales - 1`` ceil-mode halvings a side ``s`` becomes ``ceil(s / 2^(scales - 1))``,
@@ -66,7 +69,7 @@ def ms_ssim_min_size(scales: int = 5, window_size: int = 11) -> int:
     return (window_size - 1) * 2 ** (_check_scales(scales) - 1) + 1
 
 
-def ms_ssim_scales(height: int, width: int, window_size: int = 11) -> int:
+def ms_ssim_scales(height: int, width: int, window_size: int = WINDOW_SIZE) -> int:
     """How many MS-SSIM scales (at most 5) an ``height x width`` image holds; 0 when not even one.
 
     The largest ``S`` with ``min(height, width) >= ms_ssim_min_size(S, window_size)``: 5 from
@@ -171,8 +174,8 @@ def ssim(
     target: Tensor,
     *,
     data_range: float = 1.0,
-    window_size: int = 11,
-    sigma: float = 1.5,
+    window_size: int = WINDOW_SIZE,
+    sigma: float = SIGMA,
 ) -> Tensor:
     """Per-sample SSIM index (Gaussian window, valid region, per channel then averaged).
 
@@ -200,8 +203,8 @@ def ms_ssim(
     *,
     scales: int = 5,
     data_range: float = 1.0,
-    window_size: int = 11,
-    sigma: float = 1.5,
+    window_size: int = WINDOW_SIZE,
+    sigma: float = SIGMA,
 ) -> Tensor:
     """Per-sample MS-SSIM index (see the module docstring for the exact convention).
 
@@ -285,8 +288,8 @@ class SSIMLoss(_StructuralLoss):
     def __init__(
         self,
         view: ViewLike = "rgb",
-        window_size: int = 11,
-        sigma: float = 1.5,
+        window_size: int = WINDOW_SIZE,
+        sigma: float = SIGMA,
         reduction: Reduction = "mean",
         *,
         lowpass: int | None = None,
@@ -327,8 +330,8 @@ class MSSSIMLoss(_StructuralLoss):
         self,
         view: ViewLike = "rgb",
         scales: int = 5,
-        window_size: int = 11,
-        sigma: float = 1.5,
+        window_size: int = WINDOW_SIZE,
+        sigma: float = SIGMA,
         reduction: Reduction = "mean",
         *,
         lowpass: int | None = None,

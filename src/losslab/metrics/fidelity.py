@@ -49,12 +49,9 @@ import torch
 from torch import Tensor
 
 from losslab.losses import structural
+from losslab.losses.structural import WINDOW_SIZE as SSIM_WINDOW_SIZE
 from losslab.losses.structural import ms_ssim_scales
 from losslab.metrics._common import check_image_pair
-
-#: Window of the SSIM metrics (Wang et al. 2004), the losses' defaults.
-SSIM_WINDOW_SIZE = 11
-SSIM_SIGMA = 1.5
 
 
 def squared_error_sum(outputs: Tensor, targets: Tensor) -> tuple[Tensor, int]:
@@ -131,8 +128,7 @@ def ssim(outputs: Tensor, targets: Tensor) -> float:
     """
     check_image_pair(outputs, targets, min_size=SSIM_WINDOW_SIZE)
     with torch.no_grad():
-        values = structural.ssim(outputs.detach().float(), targets.detach().float(),
-                                 window_size=SSIM_WINDOW_SIZE, sigma=SSIM_SIGMA)
+        values = structural.ssim(outputs.detach().float(), targets.detach().float())
     return float(values.mean())
 
 
@@ -150,7 +146,7 @@ def ms_ssim(outputs: Tensor, targets: Tensor) -> float:
         ValueError: for images too small for even one scale.
     """
     check_image_pair(outputs, targets)
-    scales = ms_ssim_scales(*outputs.shape[-2:], window_size=SSIM_WINDOW_SIZE)
+    scales = ms_ssim_scales(*outputs.shape[-2:])
     if scales == 0:
         raise ValueError(
             f"MS-SSIM needs images of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE} pixels; got "
@@ -158,7 +154,7 @@ def ms_ssim(outputs: Tensor, targets: Tensor) -> float:
         )
     with torch.no_grad():
         values = structural.ms_ssim(outputs.detach().float(), targets.detach().float(),
-                                    scales=scales, window_size=SSIM_WINDOW_SIZE, sigma=SSIM_SIGMA)
+                                    scales=scales)
     return float(values.mean())
 
 

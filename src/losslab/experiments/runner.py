@@ -60,6 +60,7 @@ from losslab.experiments.schema import (
     resolve_experiment,
 )
 from losslab.experiments.specs import (
+    called_losses,
     probe_spec,
     safe_run_name,
     unique_run_names,
@@ -443,7 +444,7 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
             specs.append(spec)
     if specs:
         images = None
-        if image_size is not None and not any("ms_ssim" in spec for spec in specs):
+        if image_size is not None and not any("ms_ssim" in called_losses(spec) for spec in specs):
             images = probe_module.default_probe_images(size=image_size)
         result = probe_module.run_probe(specs, images)
         probe_module.write_probe_json(result, out_dir / "probe.json")

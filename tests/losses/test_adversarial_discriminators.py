@@ -80,7 +80,7 @@ def test_spec_names_each_discriminator_and_rejects_unknown_ones() -> None:
         built = losslab.loss(f"l1 + 0.01*adversarial(disc={name}, width=4, depth=1, scales=2)")
         assert built.terms[1].disc == name
     with pytest.raises(ValueError, match=r"unknown discriminator 'unet'\. Did you mean 'unet_sn'"):
-        attach_discriminators(losslab.loss("adversarial(disc=unet)"))
+        losslab.loss("adversarial(disc=unet)")  # at the spec, before anything is built
     with pytest.raises(ValueError, match="disc must be a discriminator name"):
         losslab.loss("adversarial(disc=3)")
     with pytest.raises(ValueError, match="scales must be an integer >= 1"):

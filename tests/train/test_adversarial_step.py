@@ -14,8 +14,9 @@ from torch import nn
 
 import losslab
 from losslab.losses import AdversarialLoss
-from losslab.losses.adversarial import DiscriminatorCollapseWarning
+from losslab.losses.adversarial import DISCRIMINATOR_ARCHITECTURES, DiscriminatorCollapseWarning
 from losslab.models import ConditionalPatchDiscriminator, MultiScaleDiscriminator, UNetDiscriminator
+from losslab.models.discriminators import discriminator_architectures, discriminator_name
 from losslab.train import adversarial as adversarial_step
 from losslab.train.adversarial import (
     D_ACCURACY_SMOOTHING,
@@ -48,14 +49,28 @@ def adam_steps(d: DiscriminatorTrainer) -> int:
 
 
 # -- building and attaching ---------------------------------------------------------------------
-def test_an_unknown_disc_fails_at_setup_with_the_closest_names() -> None:
-    criterion = losslab.loss("l1 + 0.01*adversarial(disc=unet, width=4, depth=1)")  # spec: fine
-    message = ("adversarial term 'adversarial(disc=unet,width=4,depth=1)': unknown "
-               "discriminator 'unet'. Did you mean 'unet_sn'?")
+def test_an_unknown_disc_fails_at_the_spec_with_the_closest_names() -> None:
+    with pytest.raises(ValueError, match=re.escape(
+            "unknown discriminator 'unet'. Did you mean 'unet_sn'? Known discriminators: "
+            "multiscale, multiscale_sn, patch, patch_sn, unet_sn.")):
+        losslab.loss("l1 + 0.01*adversarial(disc=unet, width=4, depth=1)")
+
+
+def test_the_spec_and_the_model_tables_name_the_same_discriminators() -> None:
+    """losses may not import models: the spec's copy of the names must not drift."""
+    assert DISCRIMINATOR_ARCHITECTURES.names() == discriminator_architectures()
+    for name in discriminator_architectures():  # every one has its conditional form
+        assert discriminator_name(name, conditional=True) == f"conditional_{name}"
+
+
+def test_setup_checks_the_names_against_the_model_table_before_building() -> None:
+    criterion = losslab.loss("l1 + 0.01*adversarial(width=4, depth=1)")
+    criterion.terms[1].disc = "unet"  # type: ignore[index]  # as if the tables had drifted
+    message = ("adversarial term 'adversarial(width=4,depth=1)': unknown discriminator 'unet'. "
+               "Did you mean 'unet_sn'?")
     with pytest.raises(ValueError, match=re.escape(message)):
         check_discriminators(criterion)
-    with pytest.raises(ValueError, match="Known discriminators: multiscale, multiscale_sn, "
-                                         "patch, patch_sn, unet_sn"):
+    with pytest.raises(ValueError, match="conditional=true selects the conditional form"):
         attach_discriminators(criterion)
     assert criterion.terms[1].discriminator is None  # type: ignore[index]  # nothing was built
 

@@ -22,6 +22,7 @@ from losslab.losses.adversarial.feature_matching import (
     link_feature_matching,
 )
 from losslab.losses.adversarial.loss import (
+    DISCRIMINATOR_ARCHITECTURES,
     AdversarialLoss,
     DiscriminatorCollapseWarning,
     frozen,
@@ -39,6 +40,7 @@ from losslab.losses.adversarial.objectives import (
 )
 
 __all__ = [
+    "DISCRIMINATOR_ARCHITECTURES",
     "OBJECTIVES",
     "AdversarialLoss",
     "DiscriminatorCollapseWarning",

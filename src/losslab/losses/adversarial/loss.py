@@ -45,6 +45,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from losslab.core.registry import Registry
 from losslab.core.validation import check_choice, check_flag, check_number, check_pair
 from losslab.losses.adversarial.objectives import (
     OBJECTIVES,
@@ -84,9 +85,24 @@ def frozen(module: nn.Module) -> Iterator[None]:
             parameter.requires_grad_(flag)
 
 
+#: The discriminator architectures ``disc=`` accepts, with what each is. ``losses`` may not
+#: import ``models`` (siblings), so the spec checks names against this table and fails at the
+#: value with the closest names; ``models.DISCRIMINATORS`` holds the classes, and a test
+#: (tests/train/test_adversarial_step.py) asserts both tables name the same architectures.
+DISCRIMINATOR_ARCHITECTURES: Registry[str] = Registry("discriminator")
+for _name, _what in (
+    ("patch", "PatchGAN, instance norm (pix2pix)"),
+    ("patch_sn", "PatchGAN with spectral norm"),
+    ("multiscale", "the PatchGAN at several image scales (pix2pixHD)"),
+    ("multiscale_sn", "multi-scale PatchGAN with spectral norm"),
+    ("unet_sn", "U-Net with spectral norm, a logit per pixel (Real-ESRGAN)"),
+):
+    DISCRIMINATOR_ARCHITECTURES.register(_name, _what)
+
+
 def _check_disc_name(disc: object) -> str:
-    """``disc=`` is a discriminator architecture name; whether it exists is checked where the
-    discriminator table is (:func:`losslab.train.adversarial.check_discriminators`)."""
+    """``disc=`` names an architecture of :data:`DISCRIMINATOR_ARCHITECTURES`; the conditional
+    form is selected with ``conditional=true``, not by name."""
     if not isinstance(disc, str) or not disc.strip():
         raise ValueError(f"disc must be a discriminator name such as 'patch' or 'multiscale_sn'; "
                          f"got {disc!r}.")
@@ -94,7 +110,7 @@ def _check_disc_name(disc: object) -> str:
         base = disc.removeprefix(CONDITIONAL_PREFIX)
         raise ValueError(f"disc={disc} names the conditional form; write disc={base}, "
                          "conditional=true.")
-    return disc
+    return DISCRIMINATOR_ARCHITECTURES.canonical(disc)
 
 
 @register_loss("adversarial", positional=("objective",), aliases=("gan",))
@@ -112,8 +128,8 @@ class AdversarialLoss(Loss):
         disc: ``'patch'`` (PatchGAN, instance norm), ``'patch_sn'`` (spectral norm, no other
             norm), ``'multiscale'`` / ``'multiscale_sn'`` (the patch D at ``scales`` image scales,
             pix2pixHD; the objective is averaged over scales) or ``'unet_sn'`` (U-Net with
-            spectral norm and a logit per pixel, Real-ESRGAN): any architecture of
-            :func:`losslab.models.available_discriminators`. Each has a conditional form
+            spectral norm and a logit per pixel, Real-ESRGAN); see
+            :data:`DISCRIMINATOR_ARCHITECTURES`. Each has a conditional form
             (``conditional=true``).
         conditional: judge ``(image, condition)`` pairs; the condition is the model's input.
         condition_channels: channels of the condition (``3 * T`` for ``T`` stacked frames);

@@ -49,7 +49,8 @@ def _fake_entry(monkeypatch: pytest.MonkeyPatch, name: str, content: bytes, pref
     digest = hashlib.sha256(content).hexdigest()
     entry = dataclasses.replace(get_weights_info(name), sha256=digest[:8] if prefix else digest,
                                 sha256_is_prefix=prefix)
-    monkeypatch.setitem(weights._registry(), name, entry)
+    weights.WEIGHTS.names()  # fill the table before patching one row
+    monkeypatch.setitem(weights.WEIGHTS._entries, name, entry)
     return digest
 
 

@@ -161,6 +161,7 @@ def _cmd_mad(args: argparse.Namespace) -> int:
 
 def _cmd_compare(args: argparse.Namespace) -> int:
     from losslab.experiments import list_experiments, run_comparison
+    from losslab.report import build_report
 
     if args.list:
         for name in list_experiments():
@@ -171,7 +172,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             "give an experiment: a shipped name (" + ", ".join(list_experiments())
             + ") or the path of a YAML file, e.g. losslab compare colors --out runs/colors."
         )
-    report = run_comparison(
+    directory = run_comparison(
         args.experiment,
         Path(args.out) if args.out else None,
         steps=args.steps,
@@ -179,7 +180,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
         perceptual_weights=args.perceptual_weights,
         verbose=args.verbose,
     )
-    print(f"report: {report}")
+    # The runner writes results only; the report reads them from disk (experiments and report
+    # are siblings and do not import each other).
+    print(f"report: {build_report(directory)}")
     return 0
 
 

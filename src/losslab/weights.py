@@ -42,6 +42,7 @@ from urllib.parse import urlparse
 import torch
 
 from losslab.core.atomic import atomic_path
+from losslab.core.registry import Registry
 from losslab.core.serialization import UnreadableFileError, load_torch_file
 
 __all__ = [
@@ -190,7 +191,8 @@ LPIPS_BACKBONES = {
 }
 
 
-def _build_registry() -> dict[str, WeightsInfo]:
+def _register_known_weights() -> None:
+    # Function-level import: torchvision's model tables are only needed once a weights name is read.
     from torchvision.models import (
         AlexNet_Weights,
         SqueezeNet1_1_Weights,
@@ -215,32 +217,25 @@ def _build_registry() -> dict[str, WeightsInfo]:
             f"lpips-{net}-v0.1", f"LPIPS v0.1 linear heads for {net} (shipped in the lpips package)",
             f"{net}.pth", digest, False, f"lpips(net={net})", directory=heads,
         ))
-    return {entry.name: entry for entry in entries}
+    for entry in entries:
+        WEIGHTS.register(entry.name, entry)
 
 
-_REGISTRY: dict[str, WeightsInfo] | None = None
-
-
-def _registry() -> dict[str, WeightsInfo]:
-    global _REGISTRY
-    if _REGISTRY is None:
-        _REGISTRY = _build_registry()
-    return _REGISTRY
+#: Every pretrained file losslab can use, by name (filled on first read).
+WEIGHTS: Registry[WeightsInfo] = Registry("weights", plural="weights", loader=_register_known_weights)
 
 
 def get_weights_info(name: str) -> WeightsInfo:
     """The registry entry ``name``; an unknown name raises :class:`WeightsError` listing them."""
     try:
-        return _registry()[name]
-    except KeyError:
-        raise WeightsError(
-            f"unknown weights {name!r}; known weights: {', '.join(_registry())}."
-        ) from None
+        return WEIGHTS.get(name)
+    except ValueError as error:
+        raise WeightsError(str(error)) from None
 
 
 def list_weights() -> list[WeightsInfo]:
-    """Every pretrained file losslab can use, in registry order."""
-    return list(_registry().values())
+    """Every pretrained file losslab can use, sorted by name."""
+    return [info for _, info in WEIGHTS.items()]
 
 
 def format_weights_table(verify: bool = False) -> str:

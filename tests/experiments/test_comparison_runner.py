@@ -70,41 +70,41 @@ def test_a_killed_comparison_continues_with_only_the_missing_runs(
 ) -> None:
     fake.fail_on = "l1-luma"
     with pytest.raises(KeyboardInterrupt):
-        run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+        run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     assert fake.trained == ["l1"]
     assert (tmp_path / "runs" / "l1" / "DONE").is_file()
     assert not (tmp_path / "runs" / "l1-luma" / "DONE").exists()
 
     fake.fail_on = None
-    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     assert fake.trained == ["l1", "l1-luma"]  # only the missing run trained
     summary = json.loads((tmp_path / "comparison.json").read_text())
     assert summary["trained_this_call"] == ["l1-luma"]
 
-    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     assert fake.trained == ["l1", "l1-luma"]  # everything done: nothing trains
 
 
 def test_done_runs_with_other_settings_are_refused(fake: FakeTrainer, tmp_path: Path) -> None:
-    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     with pytest.raises(ExperimentError, match=r"finished with other settings .*steps: 4 -> 9"):
-        run_comparison(_experiment(), tmp_path, steps=9, probe=False, report=False,
+        run_comparison(_experiment(), tmp_path, steps=9, probe=False,
                        progress=False)
 
 
 def test_a_bad_loss_fails_before_any_training(fake: FakeTrainer, tmp_path: Path) -> None:
     experiment = _experiment(entries=[{"loss": "l1"}, {"loss": "l1(lumma)"}])
     with pytest.raises(ExperimentError, match=r"entry 'l1\(lumma\)': cannot build its loss"):
-        run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
+        run_comparison(experiment, tmp_path, probe=False, progress=False)
     assert fake.trained == []
     bad_option = _experiment(train_options={"val_evry": 2})
     with pytest.raises(ExperimentError, match=r"not a valid TrainConfig.*val_every"):
-        run_comparison(bad_option, tmp_path, probe=False, report=False, progress=False)
+        run_comparison(bad_option, tmp_path, probe=False, progress=False)
 
 
 def test_metrics_files_and_resolved_experiment(fake: FakeTrainer, tmp_path: Path) -> None:
     experiment = _experiment(entries=[{"name": "plain L1", "loss": "l1"}, {"loss": "l1(luma)"}])
-    result = run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
+    result = run_comparison(experiment, tmp_path, probe=False, progress=False)
     assert result == tmp_path
     table = json.loads((tmp_path / "metrics.json").read_text())
     assert list(table) == ["plain L1", "l1(luma)"]  # human names as keys
@@ -151,7 +151,7 @@ def test_missing_weights_point_to_the_compare_flag(
     monkeypatch.setattr(losslab.losses, "loss", offline)
     experiment = _experiment(entries=[{"loss": "mse + 0.01*perceptual"}])
     with pytest.raises(ExperimentError, match=r"not available.*--perceptual-weights random"):
-        run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
+        run_comparison(experiment, tmp_path, probe=False, progress=False)
     assert fake.trained == []
 
 
@@ -163,7 +163,7 @@ def test_a_super_resolution_comparison_gets_the_bicubic_baseline_row(
     experiment = _experiment(task="super_resolve", model_options={"width": 8},
                              train_options={"task_options": {"scale": 2},
                                             "data": {"val_items": 6}})
-    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False)
+    run_comparison(experiment, tmp_path, probe=False, progress=False)
     summary = json.loads((tmp_path / "comparison.json").read_text())
     first = summary["runs"][0]
     assert first["baseline"] is True and first["label"] == "bicubic (baseline)"
@@ -182,7 +182,7 @@ def test_a_super_resolution_comparison_gets_the_bicubic_baseline_row(
 
 
 def test_reconstruction_has_no_baseline_row(fake: FakeTrainer, tmp_path: Path) -> None:
-    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     summary = json.loads((tmp_path / "comparison.json").read_text())
     assert not any(run["baseline"] for run in summary["runs"])
     assert not any(path.name.startswith("baseline") for path in (tmp_path / "runs").iterdir())
@@ -230,7 +230,7 @@ def test_metamer_rows_per_entry_without_adversarial_terms(fake: FakeTrainer,
         {"name": "gan only", "loss": "adversarial"},
         {"name": "again", "loss": "l1(luma)"},
     ])
-    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+    run_comparison(experiment, tmp_path, probe=False, progress=False,
                    metamer_image_size=24, metamer_steps=40)
     payload = json.loads((tmp_path / "metamers.json").read_text())
     assert payload["labels"] == ["l1(luma)", "with gan", "again"]  # "gan only" has no row
@@ -244,7 +244,7 @@ def test_metamer_rows_per_entry_without_adversarial_terms(fake: FakeTrainer,
 
 def test_metamer_image_grows_to_what_a_loss_needs(fake: FakeTrainer, tmp_path: Path) -> None:
     experiment = _experiment(entries=[{"loss": "mse"}, {"loss": "ms_ssim(scales=3)"}])
-    run_comparison(experiment, tmp_path, probe=False, report=False, progress=False,
+    run_comparison(experiment, tmp_path, probe=False, progress=False,
                    metamer_image_size=16, metamer_steps=5)
     payload = json.loads((tmp_path / "metamers.json").read_text())
     assert payload["results"][0]["image_size"] == [41, 41]  # 3-scale MS-SSIM needs 41 px
@@ -258,7 +258,7 @@ def test_a_failing_synthesis_is_recorded_not_fatal(fake: FakeTrainer, tmp_path: 
         raise FloatingPointError("the metamer of 'l1' diverged")
 
     monkeypatch.setattr(losslab.synthesis, "write_metamers", fail)
-    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     payload = json.loads((tmp_path / "metamers.json").read_text())
     assert payload["error"] == "the metamer of 'l1' diverged"
     assert not (tmp_path / "metamers.png").exists()
@@ -271,7 +271,7 @@ def test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_so
     fake: FakeTrainer, tmp_path: Path, damage: str
 ) -> None:
     """Issue 11: an empty DONE beside a missing checkpoint was reused (a row of dashes, exit 0)."""
-    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     assert fake.trained == ["l1", "l1-luma"]
     run = tmp_path / "runs" / "l1"
     if damage == "empty DONE":
@@ -283,8 +283,8 @@ def test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_so
     else:
         (run / "metrics.json").unlink()
     with pytest.warns(UserWarning, match="training and evaluating it again"):
-        run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+        run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     assert fake.trained == ["l1", "l1-luma", "l1"]  # only the damaged run, once more
     assert json.loads((run / "DONE").read_text())["label"] == "l1"
-    run_comparison(_experiment(), tmp_path, probe=False, report=False, progress=False)
+    run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     assert fake.trained == ["l1", "l1-luma", "l1"]  # now sound: reused

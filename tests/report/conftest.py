@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,13 @@ def make_comparison(directory: Path) -> Path:
         "mse": {"hue": {"raw": 0.01, "normalised": 1.0}, "blur": {"raw": 0.01, "normalised": 1.0}},
     }))
     return directory
+
+
+@pytest.fixture
+def write_comparison() -> Callable[[Path], Path]:
+    """:func:`make_comparison` itself, for tests that write comparisons into folders they pick
+    (``from conftest import`` could find another test folder's ``conftest`` module)."""
+    return make_comparison
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def test_compare_prints_one_line_per_run_and_no_lightning_output(
                           "accelerator": "cpu", "data": {"val_items": 4}},
         "entries": [{"loss": "l1"}, {"loss": "mse"}],
     })
-    run_comparison(experiment, tmp_path, probe=False, report=False)
+    run_comparison(experiment, tmp_path, probe=False)
     captured = capsys.readouterr()
     output = captured.out + captured.err
     finished = [line for line in output.replace("\r", "\n").splitlines() if line.startswith("[")]

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from losslab.core.registry import suggest
+from losslab.core.registry import Registry, suggest
 
 #: Integer codes of the splits, mixed into every seed so train and val draws never coincide.
 SPLIT_CODES: dict[str, int] = {"train": 0, "val": 1}
@@ -68,17 +68,23 @@ class DatasetEntry:
         return tuple(p for p in params if p not in ("crop_size", "seed"))
 
 
-_DATASETS: dict[str, DatasetEntry] = {}
+
+
+def _import_dataset_modules() -> None:
+    import losslab.data  # noqa: F401  (registration side effect: every data module registers)
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset", loader=_import_dataset_modules)
 
 
 def register_dataset(name: str) -> Callable[[Builder], Builder]:
     """Decorator: register ``builder(*, crop_size, seed, **options) -> (train, val)`` as ``name``."""
 
     def decorator(builder: Builder) -> Builder:
-        if name in _DATASETS and _DATASETS[name].builder is not builder:
+        if name in DATASETS and DATASETS.get(name).builder is not builder:
             raise ValueError(f"dataset name {name!r} is already registered.")
         doc = inspect.getdoc(builder) or name
-        _DATASETS[name] = DatasetEntry(name, builder, doc.strip().splitlines()[0])
+        DATASETS.register(name, DatasetEntry(name, builder, doc.strip().splitlines()[0]))
         return builder
 
     return decorator
@@ -86,20 +92,14 @@ def register_dataset(name: str) -> Callable[[Builder], Builder]:
 
 def dataset_names() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_DATASETS)
+    return DATASETS.names()
 
 
 def get_dataset_entry(name: str) -> DatasetEntry:
     """Look a dataset up; an unknown name raises a ``ValueError`` with the closest names."""
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a str; got {type(name).__name__}.")
-    try:
-        return _DATASETS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown dataset {name!r}.{suggest(name, dataset_names())} "
-            f"Known datasets: {', '.join(dataset_names())}."
-        ) from None
+    return DATASETS.get(name)
 
 
 def check_options(name: str, options: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from skimage import data as skimage_data
 from torch import Tensor
 
 from losslab.core.registry import suggest
@@ -35,17 +36,13 @@ from losslab.data._common import (
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
     def load() -> np.ndarray:
-        from skimage import data
-
-        return getattr(data, name)()
+        return getattr(skimage_data, name)()
 
     return load
 
 
 def _motorcycle_left() -> np.ndarray:
-    from skimage import data
-
-    return data.stereo_motorcycle()[0]
+    return skimage_data.stereo_motorcycle()[0]
 
 
 #: Photo name -> loader returning an ``(H, W, 3)`` uint8 array. Every one ships with

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from losslab.data._common import (
@@ -69,8 +70,6 @@ def read_image(path: Path) -> Tensor:
     """
     if _png_bit_depth(path) == 16:
         return _read_png16(path)
-    from PIL import Image
-
     with Image.open(path) as image:
         rgb = image.convert("RGB")
     return torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1).contiguous()
@@ -105,8 +104,6 @@ def _read_png16(path: Path) -> Tensor:
 
 def _probe_size(path: Path) -> tuple[int, int]:
     """``(height, width)`` from the header; ``verify()`` catches many truncated files."""
-    from PIL import Image
-
     with Image.open(path) as image:
         width, height = image.size
         image.verify()

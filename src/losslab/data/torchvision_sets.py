@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.datasets
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -100,8 +101,6 @@ SPECS: dict[str, TorchvisionSpec] = {
 
 
 def _torchvision_class(name: str) -> Callable[..., Dataset]:
-    import torchvision.datasets
-
     return getattr(torchvision.datasets, SPECS[name].class_name)
 
 

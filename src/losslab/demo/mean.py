@@ -49,6 +49,7 @@ from torch import Tensor, nn
 
 from losslab.losses.multi_hypothesis import winner_takes_all
 from losslab.metrics.plausibility import psnr_plausible
+from losslab.models import MultiHypothesisHead
 
 MIXTURE_MODES = (-3.0, 0.5, 3.5)
 MIXTURE_WEIGHTS = (0.45, 0.35, 0.2)
@@ -142,7 +143,7 @@ def run_one_dimensional_demo(seed: int = 0, *, samples: int = 4000, steps: int =
 
 def plot_one_dimensional(result: dict, path: str | Path) -> Path:
     """Histogram of the 1-D targets with each loss's prediction marked (PNG)."""
-    import matplotlib
+    import matplotlib  # heavy (~0.5 s) and only needed to draw: imported when a figure is drawn
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -229,8 +230,6 @@ def run_image_demo(seed: int = 0, *, size: int = 24, steps: int = 150, batch: in
     "error_to_nearest_target": [...]}}}``: intensities at the two disk centres and the MSE of
     each output (each hypothesis for WTA) to its nearest target.
     """
-    from losslab.models import MultiHypothesisHead
-
     quarter = size / 4
     left = _disk(size, quarter - 0.5, size / 6)
     right = _disk(size, 3 * quarter - 0.5, size / 6)
@@ -287,7 +286,7 @@ def _finite(value: float) -> float | None:
 
 def plot_image_demo(result: dict, path: str | Path) -> Path:
     """Side-by-side PNG: the two targets, then the MSE, L1 and both WTA outputs."""
-    import matplotlib
+    import matplotlib  # heavy (~0.5 s) and only needed to draw: imported when a figure is drawn
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
@@ -405,7 +404,7 @@ def plot_pose_demo(result: dict, path: str | Path) -> Path:
     An arrow's length is the predicted vector's norm: MSE's arrows shrink towards zero (the mean
     of theta and theta + pi is the origin), WTA's two arrows point along the shape, both ways.
     """
-    import matplotlib
+    import matplotlib  # heavy (~0.5 s) and only needed to draw: imported when a figure is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

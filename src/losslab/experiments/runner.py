@@ -1,4 +1,8 @@
-"""The comparison runner: one training run per loss, evaluated, probed and reported.
+"""The comparison runner: one training run per loss, evaluated and probed.
+
+The runner writes results only; the HTML report is a separate step that reads them from disk
+(:func:`losslab.report.build_report`, called by ``losslab compare`` after the runner and by
+``losslab report DIR``), so experiments and report stay independent siblings.
 
 :func:`run_comparison` writes the layout of ``docs/architecture.md`` ("Evaluated runs and
 comparisons on disk")::
@@ -13,7 +17,8 @@ comparisons on disk")::
     DIR/probe.json|csv|png       the loss probe on the same specs
     DIR/metamers.json|png        loss metamers: one row per entry (losslab.synthesis)
     DIR/metrics.json|csv         {label: {metric: value}}
-    DIR/report/index.html
+
+(``DIR/report/index.html`` is added by :func:`losslab.report.build_report`.)
 
 Every comparison whose task has a trivial baseline (:meth:`losslab.train.tasks.Task.baseline`)
 gets it as a first-class row: evaluated by the same metric code on the same validation images,
@@ -531,11 +536,13 @@ def run_comparison(
     metamers: bool = True,
     metamer_image_size: int = 64,
     metamer_steps: int = 150,
-    report: bool = True,
     progress: bool = True,
     verbose: bool = False,
 ) -> Path:
-    """Train one model per loss of an experiment, evaluate, probe and write the HTML report.
+    """Train one model per loss of an experiment, evaluate and probe them; write the results.
+
+    The HTML report is not built here: pass the returned directory to
+    :func:`losslab.report.build_report` (``losslab compare`` does both).
 
     Args:
         experiment: a shipped name (``"colors"``), a YAML path or an :class:`Experiment`.
@@ -554,13 +561,12 @@ def run_comparison(
         metamer_image_size: side of the metamers' target photo in pixels (raised to what a
             loss needs, e.g. 161 px for 5-scale MS-SSIM).
         metamer_steps: optimisation steps per metamer.
-        report: build ``report/index.html`` at the end.
         progress: show one progress display for the whole comparison (run k of n, step, loss,
             time left) and one line per finished run.
         verbose: show each run's own Lightning progress bar, messages and warnings instead.
 
     Returns:
-        the report's path (``DIR/report/index.html``), or ``DIR`` when ``report=False``.
+        the comparison directory ``DIR``, complete on disk (``comparison.json`` written last).
     """
     resolved = resolve_budget(resolve_experiment(experiment), steps=steps,
                               budget_scale=budget_scale, perceptual_weights=perceptual_weights)
@@ -617,8 +623,4 @@ def run_comparison(
         ],
         "trained_this_call": trained,
     })
-    if not report:
-        return out
-    from losslab.report import build_report
-
-    return build_report(out)
+    return out

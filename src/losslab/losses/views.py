@@ -12,14 +12,14 @@ standard, ``Cb = (B - Y) / (2 (1 - Kb))``, ``Cr = (R - Y) / (2 (1 - Kr))``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
 from losslab.core.color import LumaStandard, luma_weights, ycbcr_matrix
-from losslab.core.registry import suggest
+from losslab.core.registry import Registry, suggest
 from losslab.core.validation import (
     Reduction,
     check_choice,
@@ -113,7 +113,9 @@ class ChromaView(ColorView):
         super().__init__(ycbcr_matrix(standard)[1:], name=name)
 
 
-_VIEW_FACTORIES = {
+#: Colour views by name: each entry builds a fresh view module.
+COLOR_VIEWS: Registry[Callable[[], ColorView]] = Registry("colour view")
+for _name, _factory in {
     "rgb": IdentityView,
     "luma": lambda: LumaView("bt601"),
     "luma_bt601": lambda: LumaView("bt601"),
@@ -124,12 +126,13 @@ _VIEW_FACTORIES = {
     "chroma": lambda: ChromaView("bt601"),
     "chroma_bt601": lambda: ChromaView("bt601"),
     "chroma_bt709": lambda: ChromaView("bt709"),
-}
+}.items():
+    COLOR_VIEWS.register(_name, _factory)
 
 
 def available_views() -> list[str]:
     """Names accepted wherever a view is expected (``l1(luma)``, ``ssim(view=red)``)."""
-    return sorted(_VIEW_FACTORIES)
+    return COLOR_VIEWS.names()
 
 
 def resolve_view(view: str | ColorView | Tensor | Sequence[Sequence[float]] | None) -> ColorView:
@@ -140,12 +143,12 @@ def resolve_view(view: str | ColorView | Tensor | Sequence[Sequence[float]] | No
         return view
     if isinstance(view, str):
         key = view.lower()
-        if key not in _VIEW_FACTORIES:
+        if key not in COLOR_VIEWS:
             raise ValueError(
                 f"unknown colour view {view!r}.{suggest(key, available_views())} "
                 f"Known views: {', '.join(available_views())}, or a (K, 3) matrix."
             )
-        return _VIEW_FACTORIES[key]()
+        return COLOR_VIEWS.get(key)()
     return ColorView(view)
 
 

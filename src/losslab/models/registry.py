@@ -15,24 +15,26 @@ from typing import Any, TypeVar
 
 from torch import nn
 
-from losslab.core.registry import suggest
+from losslab.core.registry import Registry, suggest
 from losslab.models._common import check_count
+from losslab.models.multi_hypothesis_head import MultiHypothesisHead
 
 T = TypeVar("T", bound=type)
 
-_MODELS: dict[str, type[nn.Module]] = {}
-_CANONICAL: dict[type[nn.Module], str] = {}
+
+
+def _import_model_modules() -> None:
+    import losslab.models  # noqa: F401  (registration side effect: every model module registers)
+
+
+MODELS: Registry[type[nn.Module]] = Registry("model", loader=_import_model_modules)
 
 
 def register_model(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
     """Class decorator: make an ``nn.Module`` class buildable as ``build_model(name, ...)``."""
 
     def decorator(cls: T) -> T:
-        for key in (name, *aliases):
-            if key in _MODELS and _MODELS[key] is not cls:
-                raise ValueError(f"model name {key!r} is already registered to {_MODELS[key]}.")
-            _MODELS[key] = cls
-        _CANONICAL[cls] = name
+        MODELS.register(name, cls, aliases=aliases)
         cls.registered_name = name  # type: ignore[attr-defined]
         return cls
 
@@ -41,20 +43,12 @@ def register_model(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T],
 
 def available_models() -> list[str]:
     """Registered model names (aliases excluded), sorted."""
-    _ensure_loaded()
-    return sorted(set(_CANONICAL.values()))
+    return MODELS.names()
 
 
 def get_model_class(name: str) -> type[nn.Module]:
     """The class registered as ``name``; an unknown name raises with the closest valid names."""
-    _ensure_loaded()
-    try:
-        return _MODELS[name]
-    except KeyError:
-        raise ValueError(
-            f"unknown model {name!r}.{suggest(name, sorted(_MODELS))} "
-            f"Known models: {', '.join(available_models())}."
-        ) from None
+    return MODELS.get(name)
 
 
 def model_parameters(name: str) -> list[str]:
@@ -89,8 +83,6 @@ def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> 
     if hypotheses is None:
         return cls(**options)
 
-    from losslab.models.multi_hypothesis_head import MultiHypothesisHead
-
     channels_for = getattr(cls, "output_channels_for", None)
     if channels_for is None:
         raise ValueError(
@@ -101,14 +93,3 @@ def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> 
     channels = int(channels_for(options))
     options = {**options, "out_channels": hypotheses * channels}
     return MultiHypothesisHead(cls(**options), hypotheses=hypotheses, channels=channels)
-
-
-_loaded = False
-
-
-def _ensure_loaded() -> None:
-    """Import the models package once so its decorators have filled the table."""
-    global _loaded
-    if not _loaded:
-        _loaded = True
-        import losslab.models  # noqa: F401  (registration side effect)

@@ -106,7 +106,7 @@ def plot_probe_heatmap(result: ProbeResult, path: str | Path, *, title: str | No
     changes); the caption (:func:`probe_caption`) is printed under the axes. Uses matplotlib's
     Agg backend; the format follows the suffix of ``path``.
     """
-    import matplotlib
+    import matplotlib  # heavy (~0.5 s) and only needed to draw: imported when a figure is drawn
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt

@@ -34,10 +34,13 @@ column cropped at each side), so no border wraps around.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 
 from losslab.core.color import luma_weights, rgb_to_ycbcr, ycbcr_to_rgb
@@ -95,11 +98,6 @@ def _noise(images: Tensor, generator: torch.Generator) -> Tensor:
 
 def jpeg_round_trip(images: Tensor, quality: int = 10) -> Tensor:
     """Encode and decode every image as JPEG at ``quality`` (Pillow, 4:2:0), in ``[0, 1]``."""
-    import io
-
-    import numpy as np
-    from PIL import Image
-
     as_bytes = (images.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu()
     decoded = []
     for image in as_bytes:

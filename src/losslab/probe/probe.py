@@ -32,6 +32,9 @@ from torch import Tensor
 
 from losslab.core.registry import suggest
 from losslab.core.validation import check_image
+from losslab.data.bundled import load_photo
+from losslab.data.folder import find_images, read_image
+from losslab.losses.spec import loss as build
 from losslab.probe.perturbations import (
     MATCHED_PERTURBATIONS,
     NATURAL_PERTURBATIONS,
@@ -149,8 +152,6 @@ def default_probe_images(size: int = PROBE_CROP, crops_per_photo: int = 2) -> Te
     Crops sit at fixed fractions of each photo (0.3/0.3 and 0.7/0.7 of the free range, more
     along the diagonal for more crops), in ``[0, 1]``.
     """
-    from losslab.data.bundled import load_photo
-
     if crops_per_photo < 1:
         raise ValueError(f"crops_per_photo must be >= 1; got {crops_per_photo}.")
     fractions = (
@@ -179,8 +180,6 @@ def folder_probe_images(image_dir: str | Path, size: int = PROBE_CROP, limit: in
     Raises:
         ValueError: ``image_dir`` is not a directory, or holds no readable image.
     """
-    from losslab.data.folder import find_images, read_image
-
     folder = Path(image_dir)
     if not folder.is_dir():
         raise ValueError(f"image_dir {str(folder)!r} is not a directory.")
@@ -255,8 +254,6 @@ def run_probe(
         ValueError: unknown perturbation or loss names (with the closest names), bad images,
             or an ``rmse`` outside ``(0, 0.5)``.
     """
-    from losslab.losses.spec import loss as build
-
     if isinstance(specs, str):
         specs = [specs]
     specs = list(specs)

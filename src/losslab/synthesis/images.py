@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 from torchvision.transforms.v2.functional import gaussian_blur
 
@@ -64,8 +65,6 @@ def load_image(source: str | Path, size: int = 128) -> Tensor:
     size = _check_size(size)
     path = Path(source)
     if path.is_file():
-        from PIL import Image
-
         try:
             with Image.open(path) as image:
                 grey = image.mode in _GREY_MODES

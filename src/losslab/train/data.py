@@ -14,13 +14,12 @@ from collections.abc import Callable, Iterator
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from losslab.data import build_datasets
 from losslab.train.config import TrainConfig
 
 
 def build_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
     """``(train, val)`` from ``config.data`` via :func:`losslab.data.build_datasets`."""
-    from losslab.data import build_datasets
-
     data = config.data
     train, val = build_datasets(data.name, crop_size=data.crop_size, seed=config.seed, **data.options)
     if len(val) == 0:

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.data.degradations import downscale, to_luma
 from losslab.train.config import TrainConfig
 
 
@@ -104,8 +105,6 @@ class SuperResolve(Task):
         return {"scale": self.config.task_options.scale}
 
     def split(self, batch: Tensor) -> tuple[Tensor, Tensor]:
-        from losslab.data.degradations import downscale
-
         self.check_batch(batch)
         options = self.config.task_options
         return downscale(batch, options.scale, options.downscale_method), batch
@@ -178,8 +177,6 @@ class Colorize(Task):
         return {"in_channels": 1, "out_channels": 3}
 
     def split(self, batch: Tensor) -> tuple[Tensor, Tensor]:
-        from losslab.data.degradations import to_luma
-
         self.check_batch(batch)
         return to_luma(batch), batch
 

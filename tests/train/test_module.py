@@ -66,3 +66,16 @@ def test_generator_last_layer_is_passed_to_the_loss_on_every_call(tmp_path: Path
     assert seen == [last]
     plain = TaskModule(tiny_config(tmp_path / "y", loss="l1 + 0.1*adversarial(width=8, depth=2)"))
     assert plain.last_layer() is None  # no adaptive term: nothing to pass
+
+
+def test_a_conditional_discriminator_is_built_at_setup_from_an_example_input(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "c", task="colorize",
+                         loss="l1 + 0.1*adversarial(width=8, depth=2, conditional=true)")
+    module = TaskModule(config)
+    (discriminator,) = module.adversarial
+    assert discriminator.discriminator.condition_channels == 1  # the luma input
+    d_names = [n for n, _ in module.named_parameters() if ".discriminator." in n]
+    assert d_names and all(n.startswith("loss.terms.1.discriminator.") for n in d_names)
+    # Built before DDP wraps the module: its parameters are kept out of the generator's reducer.
+    assert set(d_names) <= set(module._ddp_params_and_buffers_to_ignore)
+    assert not [n for n in module._ddp_params_and_buffers_to_ignore if n.startswith("model.")]

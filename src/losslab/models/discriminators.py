@@ -294,6 +294,7 @@ for _name, _cls, _defaults in (
     ("conditional_patch_sn", ConditionalPatchDiscriminator, {"spectral_norm": True, "norm": "none"}),
 ):
     register_discriminator(_name, _cls, **_defaults)
+del _name, _cls, _defaults
 
 
 def available_discriminators() -> list[str]:

@@ -98,6 +98,7 @@ for _name, _what in (
     ("unet_sn", "U-Net with spectral norm, a logit per pixel (Real-ESRGAN)"),
 ):
     DISCRIMINATOR_ARCHITECTURES.register(_name, _what)
+del _name, _what
 
 
 def _check_disc_name(disc: object) -> str:

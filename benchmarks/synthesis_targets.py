@@ -3,17 +3,24 @@
 Run on demand (not part of the test suite)::
 
     python benchmarks/synthesis_targets.py [--size 128] [--steps 300] [--threads 2]
-        [--device cpu|cuda] [--json out.json] [--vgg]
+        [--device cpu|cuda] [--json out.json] [--vgg] [--seeds 0,1,2] [--longer 4]
 
 For every spec: metamers from noise, a blurred copy and another photo (``steps`` Adam steps
-each), the loss reached relative to the start's (target <= 2 %), the wall time per spec
-(target <= 60 s for pixel, structural and weight-free losses on a 2-core CPU), and the
+each), the loss reached relative to the start's (target <= 2 %, the worst start counts), the
+wall time per spec (target <= 60 s for pixel, structural and weight-free losses on a 2-core
+CPU; the first seed's run), and the
 property checks: ``l1(luma)`` from noise: luma error <= 0.02, chroma error >= 5x that;
 ``l1(red)``: red error <= 0.02, green and blue >= 5x; ``mse``: RMSE <= 0.01. Then MAD between
 ``mse`` and ``ssim``: the two MSE-held images within 1 % of the start's MSE and >= 0.3 apart in
 SSIM. ``--vgg`` adds random-VGG perceptual terms (reported, no time target). Each line says
 PASS or FAIL; the exit status is 1 if any target fails. Timings on a shared machine are
 contended: compare them with the load average printed at the start.
+
+``--seeds 0,1,2`` repeats the noise start with each seed (the blur and photo starts do not
+depend on the seed) and counts the worst. ``--longer 4`` re-runs every start that missed the
+2 % target with 4x the steps (same schedule, stretched) and prints what it reaches: a start
+still far above 2 % is stuck (a local minimum of the loss), not short of steps. That
+diagnosis is printed only; the target is judged at ``--steps``.
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ def main() -> int:
     parser.add_argument("--vgg", action="store_true", help="also random-VGG perceptual terms")
     parser.add_argument("--specs", help="semicolon-separated specs to measure instead")
     parser.add_argument("--no-mad", action="store_true", help="skip the MAD target")
+    parser.add_argument("--seeds", default="0",
+                        help="comma-separated seeds of the noise start (worst counts)")
+    parser.add_argument("--longer", type=int, default=0,
+                        help="re-run starts that miss 2 %% with this many times the steps")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"image {args.image} {args.size} px, {args.steps} steps, {args.threads} threads, "
@@ -62,17 +73,37 @@ def main() -> int:
     specs = TIMED_SPECS + (VGG_SPECS if args.vgg else ())
     if args.specs:
         specs = tuple(spec.strip() for spec in args.specs.split(";") if spec.strip())
+    seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     for spec in specs:
         began = time.perf_counter()
-        result = metamers(spec, target, steps=args.steps)
+        result = metamers(spec, target, steps=args.steps, seed=seeds[0])
         wall = time.perf_counter() - began
         report[spec] = {**result.to_dict(), "wall_seconds": wall}
         ratios = {name: row["loss_ratio"] for name, row in zip(result.start_names,
                                                                result.numbers, strict=True)}
+        for seed in seeds[1:]:  # only the noise start depends on the seed
+            again = metamers(spec, target, starts=["noise"], steps=args.steps, seed=seed)
+            ratios[f"noise(seed {seed})"] = again["noise"]["loss_ratio"]
+            report[spec][f"noise seed {seed}"] = again["noise"]  # type: ignore[index]
         print(f"{spec}: {wall:.1f} s; loss / start: "
               + ", ".join(f"{k} {v:.2e}" for k, v in ratios.items()))
         worst = max(value for value in ratios.values() if value is not None)
         check(f"{spec} loss <= 2 % of start", worst <= 0.02, f"worst {100 * worst:.3f} %")
+        if args.longer > 1 and worst > 0.02:
+            missed = {name: value for name, value in ratios.items()
+                      if value is not None and value > 0.02}
+            longer = {}
+            for name in missed:
+                start, _, seed_text = name.partition("(seed ")
+                seed = int(seed_text.rstrip(")")) if seed_text else seeds[0]
+                rerun = metamers(spec, target, starts=[start], steps=args.steps * args.longer,
+                                 seed=seed)
+                longer[name] = rerun[start]["loss_ratio"]
+            report[spec]["longer"] = {"steps": args.steps * args.longer,  # type: ignore[index]
+                                      "loss_ratio": longer}
+            print(f"  diagnosis: {args.steps * args.longer} steps reach "
+                  + ", ".join(f"{name} {100 * missed[name]:.1f} % -> {100 * value:.1f} %"
+                              for name, value in longer.items()))
         if "perceptual" not in spec and "lpips" not in spec:
             check(f"{spec} <= 60 s", wall <= 60.0, f"{wall:.1f} s")
         noise = result["noise"]
@@ -90,21 +121,19 @@ def main() -> int:
             worst_rmse = max(row["rmse"] for row in result.numbers)
             check("mse RMSE <= 0.01", worst_rmse <= 0.01, f"worst {worst_rmse:.5f}")
 
-    if args.no_mad:
-        print("all targets met" if not failures else f"FAILED: {', '.join(failures)}")
-        return 1 if failures else 0
-    began = time.perf_counter()
-    competition = mad("mse", "ssim", target)
-    wall = time.perf_counter() - began
-    report["mad mse ssim"] = {**competition.to_dict(), "wall_seconds": wall}
-    best, worst = competition.numbers["best_b"], competition.numbers["worst_b"]
-    print(f"MAD mse vs ssim: {wall:.1f} s")
-    for key in ("best_b", "worst_b"):
-        held = competition.numbers[key]["ratio_a"]
-        check(f"MAD {key}: MSE within 1 % of start", abs(held - 1) <= 0.01, f"{held:.5f}x")
-    gap = best["ssim"] - worst["ssim"]
-    check("MAD SSIM gap >= 0.3", gap >= 0.3,
-          f"best {best['ssim']:.3f} worst {worst['ssim']:.3f} gap {gap:.3f}")
+    if not args.no_mad:
+        began = time.perf_counter()
+        competition = mad("mse", "ssim", target)
+        wall = time.perf_counter() - began
+        report["mad mse ssim"] = {**competition.to_dict(), "wall_seconds": wall}
+        best, worst = competition.numbers["best_b"], competition.numbers["worst_b"]
+        print(f"MAD mse vs ssim: {wall:.1f} s")
+        for key in ("best_b", "worst_b"):
+            held = competition.numbers[key]["ratio_a"]
+            check(f"MAD {key}: MSE within 1 % of start", abs(held - 1) <= 0.01, f"{held:.5f}x")
+        gap = best["ssim"] - worst["ssim"]
+        check("MAD SSIM gap >= 0.3", gap >= 0.3,
+              f"best {best['ssim']:.3f} worst {worst['ssim']:.3f} gap {gap:.3f}")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2, default=str) + "\n")
     print("all targets met" if not failures else f"FAILED: {', '.join(failures)}")

@@ -216,3 +216,27 @@ def test_any_failure_is_one_line_with_a_fix_and_debug_shows_the_traceback(
     monkeypatch.setenv("LOSSLAB_DEBUG", "1")
     with pytest.raises(type(error)):
         main(["losses"])
+
+
+def test_schema_prints_or_writes_the_json_schema(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["schema", "train"]) == 0
+    train = json.loads(capsys.readouterr().out)
+    assert train["title"] == "losslab training config" and "steps" in train["properties"]
+    out = tmp_path / "schemas" / "experiment.schema.json"
+    assert main(["schema", "experiment", "--output", str(out)]) == 0
+    assert capsys.readouterr().out.strip() == f"schema: {out}"
+    written = json.loads(out.read_text())
+    assert written["title"] == "losslab experiment" and "entries" in written["required"]
+    assert [p.name for p in out.parent.iterdir()] == [out.name]  # no temporary file left
+
+
+def test_a_config_file_typo_is_one_line_with_its_place(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "c.yaml"
+    config.write_text("loss: l1\ndata: {crop_sise: 32}\n")
+    assert main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "pydantic" not in err
+    assert (f"losslab train: error: config file {str(config)!r}, line 2, column 8: unknown config "
+            "key 'data.crop_sise'. Did you mean 'crop_size'") in err

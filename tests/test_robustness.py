@@ -122,6 +122,16 @@ def _config_bad_yaml(tmp_path: Path) -> list[str]:
     return ["train", "--config", _write(tmp_path, "c.yaml", "loss: l1\ndata: {crop_size: [32}\n")]
 
 
+def _config_typo(tmp_path: Path) -> list[str]:
+    return ["train", "--config", _write(tmp_path, "c.yaml", "loss: l1\ndata: {crop_sise: 32}\n")]
+
+
+def _experiment_typo_in_train_options(tmp_path: Path) -> list[str]:
+    text = ("name: x\nquestion: q\ntask: reconstruct\ndata: bundled\nbudget: {steps: 2}\n"
+            "entries:\n  - loss: l1\n    train_options: {optimizer: {lr: -1}}\n")
+    return ["compare", _write(tmp_path, "e.yaml", text), "--out", str(tmp_path / "cmp")]
+
+
 def _experiment_bad_yaml(tmp_path: Path) -> list[str]:
     return ["compare", _write(tmp_path, "e.yaml", "name: x\nentries:\n  - loss: l1\n - loss: mse\n"),
             "--out", str(tmp_path / "cmp")]
@@ -206,6 +216,21 @@ CASES: list[Case] = [
     Case("command line", "experiment file with a YAML syntax error",
          "exit 2: `is not valid YAML (line 4, column`", "cli", "is not valid YAML (line 4, column",
          _experiment_bad_yaml),
+    Case("command line", "config file with a typo'd key (`data: {crop_sise: 32}`)",
+         "exit 2, one line with the file, line and column, and the closest key: `line 2, column "
+         "8: unknown config key 'data.crop_sise'. Did you mean 'crop_size'`", "cli",
+         "line 2, column 8: unknown config key 'data.crop_sise'. Did you mean 'crop_size'",
+         _config_typo),
+    Case("command line", "experiment entry with `train_options: {optimizer: {lr: -1}}`",
+         "exit 2 when the file is read, before any training: `line 8, column 37: "
+         "entries[0].train_options.optimizer.lr must be a finite number > 0`", "cli",
+         "line 8, column 37: entries[0].train_options.optimizer.lr must be a finite number > 0",
+         _experiment_typo_in_train_options),
+    Case("command line", "`compare colors --perceptual-weights vgg.pth` (no such file)",
+         "exit 2 before training: `must be one of imagenet, random, auto, or the path of a "
+         "VGG19 state dict file`", "cli",
+         "must be one of imagenet, random, auto, or the path of a VGG19 state dict file",
+         ["compare", "colors", "--perceptual-weights", "vgg.pth"]),
     Case("command line", "`--set \"data.options={a: [}\"` (YAML syntax error)",
          "exit 2: `is not valid YAML`", "cli", "is not valid YAML",
          ["train", "--set", "data.options={a: [}"]),

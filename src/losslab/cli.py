@@ -12,6 +12,7 @@ Commands::
     losslab mad SPEC_A SPEC_B --out D   MAD competition: what one loss misses, the other sees
     losslab compare EXPERIMENT --out D  one model per loss, one HTML report
     losslab report DIR                  rebuild a comparison's report from disk
+    losslab schema train|experiment     JSON Schema of config / experiment files (for editors)
 """
 
 from __future__ import annotations
@@ -186,6 +187,19 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_schema(args: argparse.Namespace) -> int:
+    from losslab.experiments import json_schema
+
+    text = json.dumps(json_schema(args.kind), indent=2) + "\n"
+    if args.output:
+        from losslab.core.atomic import write_text_atomic
+
+        print(f"schema: {write_text_atomic(Path(args.output), text)}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from losslab.report import build_report
 
@@ -219,7 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", parents=[common], help="train one model under one loss spec")
     p.add_argument("--config", help="YAML config (command-line options override it)")
-    p.add_argument("--task", help="reconstruct | super_resolve | predict_next | colorize")
+    p.add_argument("--task", help="the task (default reconstruct); `losslab schema train` lists "
+                                  "every value of every field")
     p.add_argument("--data", help="bundled | dead_leaves | moving_shapes | cifar10 | stl10 | celeba | "
                                   "mnist, or a folder of your images")
     p.add_argument("--loss", help='loss spec, e.g. "l1(luma)" or "mse + 0.01*perceptual"')
@@ -304,9 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget-scale", type=float, default=1.0, dest="budget_scale",
                    help="multiply every run's step budget (e.g. 10 on a GPU)")
     p.add_argument("--perceptual-weights", dest="perceptual_weights",
+                   metavar="imagenet|random|auto|PATH",
                    help="weights of every perceptual term that names none: imagenet, random "
-                        "(offline; the report flags it) or auto (imagenet where the file is "
-                        "cached, else random); default: the experiment file's choice")
+                        "(offline; the report flags it), auto (imagenet where the file is "
+                        "cached, else random) or the path of a VGG19 state dict file "
+                        "(torchvision format); default: the experiment file's choice")
     p.add_argument("--list", action="store_true", help="list the shipped experiments")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's Lightning progress bar, messages and warnings")
@@ -315,6 +332,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[common], help="rebuild a comparison's HTML report from disk")
     p.add_argument("dir")
     p.set_defaults(handler=_cmd_report)
+
+    p = sub.add_parser("schema", parents=[common],
+                       help="JSON Schema of training configs or experiment files (for editors)")
+    p.add_argument("kind", choices=["train", "experiment"],
+                   help="train: config.yaml / --config files; experiment: losslab compare files")
+    p.add_argument("--output", "-o", help="write the schema to this file (atomically) instead "
+                                          "of printing it")
+    p.set_defaults(handler=_cmd_schema)
     return parser
 
 

@@ -11,10 +11,12 @@ import pytest
 import torch
 import yaml
 
+import losslab
 import losslab.train
 from losslab.experiments import (
     ExperimentError,
     experiment_from_dict,
+    load_experiment,
     resolve_budget,
     run_comparison,
 )
@@ -97,9 +99,16 @@ def test_a_bad_loss_fails_before_any_training(fake: FakeTrainer, tmp_path: Path)
     with pytest.raises(ExperimentError, match=r"entry 'l1\(lumma\)': cannot build its loss"):
         run_comparison(experiment, tmp_path, probe=False, progress=False)
     assert fake.trained == []
-    bad_option = _experiment(train_options={"val_evry": 2})
-    with pytest.raises(ExperimentError, match=r"not a valid TrainConfig.*val_every"):
-        run_comparison(bad_option, tmp_path, probe=False, progress=False)
+    # a typo in train_options fails when the experiment is read (a partial TrainConfig) ...
+    with pytest.raises(ExperimentError, match=r"unknown experiment key 'train_options.val_evry'"
+                                              r"\. Did you mean 'val_every'"):
+        _experiment(train_options={"val_evry": 2})
+    # ... and a combination that only the whole config can judge, before any training
+    uneven = _experiment(train_options={"devices": 3})  # batch 4 over 3 processes
+    with pytest.raises(ExperimentError, match=r"not a valid TrainConfig: data.batch_size \(4\) "
+                                              r"is the global batch .* multiple of 3"):
+        run_comparison(uneven, tmp_path, probe=False, progress=False)
+    assert fake.trained == []
 
 
 def test_metrics_files_and_resolved_experiment(fake: FakeTrainer, tmp_path: Path) -> None:
@@ -137,6 +146,36 @@ def test_perceptual_weights_are_written_into_the_specs() -> None:
         "mse + 0.01*perceptual(layers=relu1_2, weights=imagenet)"
     assert resolve_budget(experiment, perceptual_weights="random").entries[0].loss == \
         "mse + 0.01*perceptual(layers=relu1_2, weights=random)"
+
+
+def test_a_weights_file_reaches_every_perceptual_term(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--perceptual-weights PATH`` (the CLI help promises it) and ``perceptual_weights: PATH``
+    in a file: made absolute, quoted into each spec, and read by the loss."""
+    weights = tmp_path / "my vgg's.pth"  # a space and a quote: the spec must quote it correctly
+    torch.save({}, weights)  # not a VGG19 state dict: the loss says so, naming the file
+    monkeypatch.chdir(tmp_path)
+    experiment = _experiment(entries=[{"loss": "mse + 0.01*perceptual(layers=relu1_2)"},
+                                      {"loss": "perceptual(weights=random)"}])
+    resolved = resolve_budget(experiment, perceptual_weights="my vgg's.pth")  # relative to cwd
+    assert resolved.perceptual_weights == str(weights.resolve())
+    spec = resolved.entries[0].loss
+    assert spec == f'mse + 0.01*perceptual(layers=relu1_2, weights="{weights.resolve()}")'
+    assert resolved.entries[1].loss == "perceptual(weights=random)"  # named weights are kept
+    with pytest.raises(ValueError, match=r"is not a torchvision VGG19 state dict") as info:
+        losslab.loss(spec)
+    assert str(weights.resolve()) in str(info.value)
+    with pytest.raises(ValueError, match=r"perceptual_weights must be one of imagenet, random, "
+                                         r"auto, or the path .*no such file"):
+        resolve_budget(experiment, perceptual_weights="weights/absent.pth")
+    # in an experiment file the path is relative to the file's folder
+    folder = tmp_path / "experiments"
+    folder.mkdir()
+    values = yaml.safe_load(experiment.to_yaml())
+    values["perceptual_weights"] = "../my vgg's.pth"
+    (folder / "mine.yaml").write_text(yaml.safe_dump(values))
+    monkeypatch.chdir(folder.parent.parent)
+    assert load_experiment(folder / "mine.yaml").perceptual_weights == str(weights.resolve())
 
 
 def test_missing_weights_point_to_the_compare_flag(

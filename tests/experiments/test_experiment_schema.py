@@ -71,29 +71,51 @@ def test_defaults_and_shorthand_entries() -> None:
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"questoin": "x"}, r"unknown key 'questoin' in the top level\. Did you mean 'question'"),
-        ({"budget": {"step": 3}}, r"unknown key 'step' in budget\. Did you mean 'steps'"),
-        ({"budget": {"batch_size": 3}}, r"budget needs 'steps'"),
+        ({"questoin": "x"}, r"unknown experiment key 'questoin'\. Did you mean 'question'"),
+        ({"budget": {"step": 3}},
+         r"unknown experiment key 'budget\.step'\. Did you mean 'steps'.*\(1 more problem"),
+        ({"budget": {"batch_size": 3}}, r"budget needs 'steps' \(optimiser steps per run"),
         ({"budget": {"steps": 0}}, r"budget.steps must be an integer >= 1; got 0"),
-        ({"task": "reconstrut"}, r"unknown task 'reconstrut'\. Did you mean 'reconstruct'"),
+        ({"budget": {"steps": 3.0}}, r"budget.steps must be an integer >= 1; got 3\.0"),
+        ({"task": "reconstrut"},
+         r"task must be one of 'reconstruct', .*; got 'reconstrut'\. Did you mean 'reconstruct'"),
         ({"entries": []}, r"entries must be a non-empty list"),
-        ({"entries": [{"los": "l1"}]}, r"unknown key 'los' in entries\[0\]\. Did you mean 'loss'"),
-        ({"entries": [{"name": "a"}]}, r"entries\[0\] needs a 'loss' spec"),
-        ({"entries": [{"loss": "l1", "crop_size": 8}]}, r"unknown key 'crop_size'"),
+        ({"entries": {"loss": "l1"}}, r"entries must be a non-empty list.*got \{'loss': 'l1'\}"),
+        ({"entries": [{"los": "l1"}]},
+         r"unknown experiment key 'entries\[0\]\.los'\. Did you mean 'loss'"),
+        ({"entries": [{"name": "a"}]}, r"entries\[0\] needs 'loss' \(a loss spec such as"),
+        ({"entries": [{"loss": "l1", "crop_size": 8}]},
+         r"unknown experiment key 'entries\[0\]\.crop_size'\. crop_size and seed are shared"),
         ({"entries": ["l1", {"loss": "l1"}]}, r"entries\[0\] and entries\[1\] are both named 'l1'"),
-        ({"perceptual_weights": "imagenett"}, r"perceptual_weights must be one of imagenet, random"),
-        ({"entries": [{"loss": "l1", "hypotheses": 0}]}, r"hypotheses must be an integer >= 1"),
+        ({"perceptual_weights": "imagenett"},
+         r"perceptual_weights must be one of imagenet, random, auto, or the path of a VGG19 .*"
+         r"Did you mean 'imagenet'"),
+        ({"entries": [{"loss": "l1", "hypotheses": 0}]},
+         r"entries\[0\]\.hypotheses must be an integer >= 1; got 0"),
+        # train_options is a partial training config: checked key by key when the file is read
+        ({"train_options": {"val_evry": 2}},
+         r"unknown experiment key 'train_options\.val_evry'\. Did you mean 'val_every'"),
+        ({"entries": [{"loss": "l1", "train_options": {"optimizer": {"lr": -1}}}]},
+         r"entries\[0\]\.train_options\.optimizer\.lr must be a finite number > 0 .*got -1"),
+        # the same field type, the same message, in the config and the experiment
+        ({"budget": {"steps": 3, "seed": -1}}, r"budget.seed must be an integer from 0 to 4294967295"),
     ],
 )
 def test_validation_errors_name_the_key_and_the_fix(changes: dict, message: str) -> None:
-    with pytest.raises(ExperimentError, match=message):
+    with pytest.raises(ExperimentError, match=message) as info:
         experiment_from_dict(_minimal(**changes))
+    assert "\n" not in str(info.value) and str(info.value).startswith("experiment: ")
 
 
 def test_missing_fields_are_listed() -> None:
     values = _minimal()
     del values["question"], values["data"]
     with pytest.raises(ExperimentError, match=r"missing required field\(s\): question, data"):
+        experiment_from_dict(values)
+    del values["name"]
+    values["data"] = "bundled"
+    with pytest.raises(ExperimentError, match=r"missing required field\(s\): name, question\. "
+                                              r"The experiment needs name, question, task"):
         experiment_from_dict(values)
 
 
@@ -109,3 +131,29 @@ def test_resolve_by_path_and_unknown_name(tmp_path: Path) -> None:
     (tmp_path / "bad.yaml").write_text("name: [unclosed\n")
     with pytest.raises(ExperimentError, match="not valid YAML"):
         load_experiment(tmp_path / "bad.yaml")
+
+
+def test_models_built_in_code_give_the_same_one_line_errors() -> None:
+    from losslab.experiments import Budget, Entry
+
+    with pytest.raises(ExperimentError, match=r"^steps must be an integer >= 1; got 0\.$"):
+        Budget(steps=0)
+    with pytest.raises(ExperimentError, match=r"^unknown experiment key 'los'\. Did you mean 'loss'"):
+        Entry(los="l1")
+    budget = Budget(steps=3)
+    with pytest.raises(ExperimentError, match=r"steps cannot be changed: a validated experiment "
+                                              r"is read-only"):
+        budget.steps = 4
+    assert budget.model_copy(update={"steps": 4}).steps == 4 and budget.steps == 3
+
+
+def test_a_file_error_names_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "e.yaml"
+    text = yaml.safe_dump(_minimal(), sort_keys=False).replace("budget:\n  steps: 3",
+                                                               "budget:\n  steps: 3\n  sed: 1")
+    path.write_text(text)
+    line = text.splitlines().index("  sed: 1") + 1
+    with pytest.raises(ExperimentError) as info:
+        load_experiment(path)
+    assert str(info.value).startswith(f"{path}, line {line}, column 3: unknown experiment key "
+                                      "'budget.sed'. Did you mean 'seed'")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from losslab.experiments.specs import (
+    called_losses,
     probe_spec,
     safe_run_name,
     split_terms,
@@ -36,6 +37,32 @@ def test_split_terms_respects_parentheses_and_exponents() -> None:
 def test_with_perceptual_weights(spec: str, expected: str) -> None:
     assert with_perceptual_weights(spec, "random") == expected
     assert with_perceptual_weights(spec, None) == spec
+
+
+def test_with_perceptual_weights_edits_the_tree_not_the_text() -> None:
+    # Only the edited call is re-written; the rest keeps the user's spelling.
+    assert with_perceptual_weights("mse+0.01 * perceptual( layers=relu2_2 )@start(5)", "random") \
+        == "mse+0.01 * perceptual(layers=relu2_2, weights=random)@start(5)"
+    # A name that merely contains 'perceptual', or sits in a quoted value, is not a call.
+    assert with_perceptual_weights("l1(view='perceptual') + perceptual_x", "random") == \
+        "l1(view='perceptual') + perceptual_x"
+    # Two perceptual terms, one with weights: only the other one is given them.
+    assert with_perceptual_weights("perceptual(weights=imagenet) + perceptual", "random") == \
+        "perceptual(weights=imagenet) + perceptual(weights=random)"
+    # A spec that does not parse is left for the builder to report with its position.
+    assert with_perceptual_weights("perceptual $", "random") == "perceptual $"
+
+
+def test_called_losses_resolves_aliases() -> None:
+    assert called_losses("0.84*msssim + 0.16*l1(luma)@start(2) + mae + nosuch") == [
+        "ms_ssim", "l1", "l1", "nosuch"]
+
+
+def test_probe_spec_keeps_the_spelling_of_kept_terms() -> None:
+    assert probe_spec("mse+0.001 * adversarial( hinge )+ l1( luma )@start(3)")[0] == \
+        "mse + l1( luma )@start(3)"
+    assert split_terms("perceptual(weights='/data/a+b.pth') +l1") == [
+        "perceptual(weights='/data/a+b.pth')", "l1"]
 
 
 def test_probe_spec_leaves_out_adversarial_terms() -> None:

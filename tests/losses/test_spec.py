@@ -6,8 +6,12 @@ import re
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import losslab
+from losslab.core.spec_tree import Argument, Call, Name, Number, Schedule, Spec, Term
+from losslab.core.spec_tree import parse as parse_tree
 from losslab.losses import L1Loss, MSELoss, SpecError, WeightedSum
 
 
@@ -79,10 +83,8 @@ def test_non_string_spec() -> None:
 
 
 def test_quoted_values_and_signs() -> None:
-    from losslab.losses.spec import _Parser
-
-    (_, call, _), = _Parser("perceptual(weights='/tmp/my vgg.pth', layers=relu1_1)").parse()
-    assert call.kwargs["weights"][0] == "/tmp/my vgg.pth"
+    (term,) = parse_tree("perceptual(weights='/tmp/my vgg.pth', layers=relu1_1)").terms
+    assert term.call.keyword("weights").value == "/tmp/my vgg.pth"
     assert losslab.loss("l1 +0.5*mse").weights == [1.0, 0.5]  # '+0.5' is an operator, not a sign
 
 
@@ -116,3 +118,36 @@ def test_invalid_parameter_value_points_at_that_value(spec: str, pointed_at: str
         losslab.loss(spec)
     lines = str(caught.value).splitlines()
     assert lines[-1].index("^") == lines[-2].index(pointed_at), str(caught.value)
+
+
+# Cheap-to-build losses and their parameter names: random specs from these tokens exercise the
+# builder (registry lookup, parameter matching, constructor checks), not just the parser.
+_BUILD_TOKENS = [
+    "l1", "mse", "huber", "charbonnier", "gdl", "ssim", "frequency", "view", "luma", "red",
+    "reduction", "sum", "mean", "none", "true", "eps", "delta", "lowpass", "highpass", "alpha",
+    "input_range", "check_values", "start", "ramp", "share", "0", "1", "2", "0.5", "1e-3",
+    "1e400", "1" * 400, "(", ")", "[", "]", ",", "=", "-", "+", "*", "@", "'luma'", " ",
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(_BUILD_TOKENS), max_size=12).map("".join))
+def test_random_specs_build_or_raise_only_spec_error(text: str) -> None:
+    try:
+        built = losslab.loss(text)
+    except SpecError as error:
+        assert "loss spec" in str(error)
+        return
+    assert isinstance(built, torch.nn.Module)
+
+
+def test_a_tree_builds_like_its_canonical_text() -> None:
+    tree = Spec((Term(Call("l1", (Argument((Name("luma"),)),)), weight=Number.of(0.5),
+                      schedules=(Schedule("start", (Number.of(3),)),)),
+                 Term(Call("mse"))))
+    built = losslab.loss(tree)
+    assert isinstance(built, WeightedSum)
+    assert built.weights == [0.5, 1.0] and built.term_names == ["l1(luma)", "mse"]
+    assert built.schedules[0].kind == "start" and built.schedules[0].begin == 3
+    with pytest.raises(SpecError, match=r"unknown loss 'l1x'.*\n  0.5\*l1x\n      \^"):
+        losslab.loss(Spec((Term(Call("l1x"), weight=Number.of(0.5)),)))

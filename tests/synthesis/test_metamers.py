@@ -69,6 +69,36 @@ def test_every_pixel_and_structural_loss_reaches_two_percent(
         assert final == pytest.approx(numbers["loss_final"], rel=1e-4, abs=1e-8)
 
 
+@pytest.mark.parametrize("spec", ["gdl", "gmsd"])
+def test_gradient_magnitude_losses_reach_two_percent_inside_their_basin(
+    spec: str, small_target: torch.Tensor
+) -> None:
+    """gdl and gmsd compare gradient *magnitudes*: an edge of either sign costs nothing, so far
+    from the target they have local minima (folds, next test). From a start inside the
+    target's basin (target + noise of std 0.01) the optimiser does converge, with a step size
+    (lr=0.005) below the start's distance. The default lr=0.05 moves every pixel by 5x that
+    distance in its first steps and flips weak edges: the loss then stops at 10-80 % of the
+    start's (measured at 32 px), which is why a start close to the target needs a smaller lr."""
+    noise = torch.randn(small_target.shape, generator=torch.Generator().manual_seed(0))
+    near = (small_target + 0.01 * noise).clamp(0, 1)
+    result = metamers(spec, small_target, starts={"near": near}, steps=STEPS, lr=0.005)
+    numbers = result["near"]
+    assert numbers["loss_ratio"] <= 0.02, numbers["loss_ratio"]
+    final = float(losslab.loss(spec)(result.metamer("near"), small_target))
+    assert final == pytest.approx(numbers["loss_final"], rel=1e-4, abs=1e-8)
+    default = metamers(spec, small_target, starts={"near": near}, steps=STEPS)
+    assert default["near"]["loss_ratio"] > 5 * numbers["loss_ratio"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "issue 14's 2 % target is not met for gdl from a far start: the loss stops in a local "
+    "minimum (an edge matched with the wrong sign folds a region): 30 % of the start at 32 px "
+    "and 200 steps, 27 % with 800. docs/synthesis.md has the diagnosis."))
+def test_gdl_metamer_from_another_photo_reaches_two_percent(small_target: torch.Tensor) -> None:
+    result = metamers("gdl", small_target, starts=["photo"], steps=STEPS)
+    assert result["photo"]["loss_ratio"] <= 0.02
+
+
 def test_pixels_stay_in_range_and_starts_are_what_they_say(small_target: torch.Tensor) -> None:
     result = metamers("l1(luma)", small_target, steps=50)
     assert result.metamers.min() >= 0.0 and result.metamers.max() <= 1.0

@@ -8,6 +8,7 @@ import pytest
 
 from losslab.train import TrainConfig, config_from_overrides, load_config, save_config
 from losslab.train.config import RESUME_SAFE_FIELDS, config_differences, flatten
+from losslab.train.config_errors import ConfigError
 
 
 def test_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
@@ -41,7 +42,7 @@ def test_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
         ({"hypotheses": {"mode": "hard"}}, "'relaxed', 'wta'"),
         ({"steps": 0}, "steps must be an integer >= 1"),
         ({"task_options": {"scale": 3}}, "scale must be 2 or 4"),
-        ({"hypotheses": {"epsilon": 1.0}}, "epsilon must lie in [0, 1)"),
+        ({"hypotheses": {"epsilon": 1.0}}, "epsilon must be a number in [0, 1)"),
         ({"data": {"batch_size": 6}, "devices": 4}, "multiple of 4"),
     ],
 )
@@ -95,3 +96,154 @@ def test_fingerprint_ignores_resume_safe_fields_only() -> None:
     assert changed.fingerprint() != base.fingerprint()
     assert config_differences(base, changed) == ["loss: 'l1' -> 'mse'"]
     assert set(flatten(base.to_dict())) >= RESUME_SAFE_FIELDS  # every safe name is a real field
+
+
+def test_fingerprints_of_existing_runs_are_unchanged() -> None:
+    """Checkpoints store the fingerprint; these values were computed by the dataclass
+    implementation this schema replaced (commit 3ccc2f9), so old runs still resume."""
+    assert TrainConfig().fingerprint() == "4a4e5e25ecbecf4e"
+    config = TrainConfig.from_dict({
+        "task": "super_resolve", "loss": "mse + 0.01*l1@ramp(10,20)", "steps": 7, "seed": 3,
+        "data": {"name": "dead_leaves", "crop_size": 48, "options": {"train_size": 8}},
+        "model": {"name": "super_resolution", "options": {"width": 16}},
+        "task_options": {"scale": 4, "downscale_method": "area"},
+        "hypotheses": {"count": 3, "mode": "wta", "epsilon": 0.1},
+        "optimizer": {"lr": 2e-4, "betas": [0.5, 0.9]}, "precision": "bf16-mixed",
+        "deterministic": True,
+    })
+    assert config.fingerprint() == "a054542bcc1831d3"
+    assert list(config.to_dict()) == list(TrainConfig.model_fields)  # the YAML's key order
+
+
+def test_the_task_list_is_the_task_table() -> None:
+    from losslab.train.config import TASKS
+    from losslab.train.tasks import TASK_CLASSES
+
+    assert set(TASKS) == set(TASK_CLASSES)
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"steps": 3.0}, "steps must be an integer >= 1; got 3.0."),
+        ({"steps": "3"}, "steps must be an integer >= 1; got '3'."),
+        ({"steps": True}, "steps must be an integer >= 1; got True."),
+        ({"optimizer": {"lr": True}}, "optimizer.lr must be a finite number > 0 such as 1e-3; got True."),
+        ({"optimizer": {"betas": 0.9}}, "optimizer.betas must be two numbers in [0, 1) such as "
+                                        "[0.9, 0.999]; got 0.9."),
+        ({"data": 5}, "data must be a mapping (key: value lines); got 5."),
+        ([1, 2], "the config must be a mapping (key: value lines); got list [1, 2]."),
+        ({"devices": "all"}, "devices must be a positive integer or 'auto'; got 'all'."),
+        ({"task": "colourize"}, "task must be one of 'reconstruct', 'super_resolve', "
+                                "'predict_next', 'colorize'; got 'colourize'. Did you mean "
+                                "'colorize'?"),
+        ({"steps": 0, "seed": -1}, "steps must be an integer >= 1; got 0. (1 more problem after "
+                                   "this one.)"),
+    ],
+)
+def test_bad_types_are_one_line_value_errors(values: object, expected: str) -> None:
+    """Strict types (a YAML ``3.0`` or ``"3"`` is a typo, not an integer), one ValueError type,
+    one line, the value shown; never pydantic's multi-line dump."""
+    with pytest.raises(ConfigError) as info:
+        TrainConfig.from_dict(values)
+    assert str(info.value) == expected
+    assert isinstance(info.value, ValueError)
+
+
+def test_yaml_quirks_keep_their_meaning() -> None:
+    config = TrainConfig.from_dict({"precision": 32, "data": None, "optimizer": {"lr": 1}})
+    assert config.precision == "32" and config.data == TrainConfig().data
+    assert config.optimizer.lr == 1.0 and isinstance(config.optimizer.lr, float)
+
+
+def test_a_config_file_error_names_the_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "c.yaml"
+    path.write_text("loss: l1\ndata:\n  crop_size: 32\n  bach_size: 4\noptimizer: {lr: .inf}\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value).startswith(
+        f"config file {str(path)!r}, line 4, column 3: unknown config key 'data.bach_size'. "
+        "Did you mean 'batch_size'")
+    assert str(info.value).endswith("(1 more problem after this one.)")
+    path.write_text("loss: l1\noptimizer: {lr: .inf}\n")
+    with pytest.raises(ConfigError, match=r"line 2, column 17: optimizer\.lr must be a finite "
+                                          r"number > 0 such as 1e-3; got inf\."):
+        load_config(path)
+
+
+def test_sections_built_or_changed_in_code_get_the_same_messages() -> None:
+    from losslab.train.config import DataConfig
+
+    with pytest.raises(ConfigError, match=r"^crop_size must be an integer >= 1; got 'x'\.$"):
+        DataConfig(crop_size="x")
+    config = TrainConfig()
+    with pytest.raises(ConfigError, match=r"^progress_bar must be true or false; got 'yes'\.$"):
+        config.progress_bar = "yes"
+    config.progress_bar = False  # a valid change is applied
+    assert config.progress_bar is False
+    config.data.crop_size = 45  # a section alone cannot know the model: validate() checks all
+    with pytest.raises(ConfigError, match="Use crop_size 40 or 48"):
+        config.validate()
+
+
+#: A run's config.yaml as the dataclass implementation (commit 3ccc2f9) wrote it.
+OLD_CONFIG_YAML = """\
+task: super_resolve
+loss: mse + 0.01*l1@ramp(10,20)
+steps: 7
+out: runs/run
+name: ''
+seed: 3
+data:
+  name: dead_leaves
+  crop_size: 48
+  batch_size: 8
+  num_workers: 0
+  val_items: 16
+  sample_count: 6
+  options:
+    train_size: 8
+model:
+  name: super_resolution
+  options:
+    width: 16
+task_options:
+  scale: 4
+  downscale_method: area
+  context_frames: null
+hypotheses:
+  count: 3
+  mode: wta
+  epsilon: 0.1
+optimizer:
+  lr: 0.0002
+  betas:
+  - 0.5
+  - 0.9
+  weight_decay: 0.0
+checkpoint:
+  save_best: true
+  resume: true
+precision: bf16-mixed
+accelerator: auto
+devices: 1
+num_nodes: 1
+strategy: auto
+val_every: 100
+sample_every: 100
+grad_share_every: 50
+log_every: 10
+progress_bar: true
+check_values: true
+deterministic: true
+ema_decay: 0.0
+skip_nonfinite: 0
+"""
+
+
+def test_an_existing_runs_config_yaml_loads_and_is_written_back_identically(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(OLD_CONFIG_YAML)
+    config = load_config(path)
+    assert config.fingerprint() == "a054542bcc1831d3"  # its checkpoints still resume
+    assert config.to_yaml() == OLD_CONFIG_YAML

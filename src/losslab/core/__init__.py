@@ -10,4 +10,6 @@ from the rest of losslab (checked by import-linter, see ``docs/architecture.md``
 - :mod:`~losslab.core.serialization`: the one safe ``torch.load`` (``weights_only=True``).
 - :mod:`~losslab.core.yaml_io`: YAML reading with line/column errors.
 - :mod:`~losslab.core.distributed`: averaging a value over DDP processes.
+- :mod:`~losslab.core.spec_tree`: the loss spec language's syntax tree (parse, canonical render,
+  edits); the meaning of names (the loss registry) stays in :mod:`losslab.losses.spec`.
 """

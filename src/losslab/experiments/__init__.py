@@ -5,6 +5,8 @@
 - :func:`resolve_experiment` / :func:`list_experiments`: shipped experiments by name or files.
 - :func:`load_experiment` / :func:`experiment_from_dict`: validate an experiment (see
   ``docs/experiments.md`` for the schema).
+- :func:`json_schema`: the JSON Schema of training configs or experiment files
+  (``losslab schema train|experiment``).
 """
 
 from losslab.experiments.evaluate import METRIC_KEYS, NotARunError, evaluate_run
@@ -15,6 +17,7 @@ from losslab.experiments.schema import (
     Experiment,
     ExperimentError,
     experiment_from_dict,
+    json_schema,
     list_experiments,
     load_experiment,
     resolve_experiment,
@@ -29,6 +32,7 @@ __all__ = [
     "NotARunError",
     "evaluate_run",
     "experiment_from_dict",
+    "json_schema",
     "list_experiments",
     "load_experiment",
     "plan_runs",

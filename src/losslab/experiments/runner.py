@@ -34,7 +34,6 @@ trained with the same settings), a run that was interrupted resumes from its las
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import sys
@@ -54,12 +53,14 @@ from losslab.experiments.evaluate import (
     write_metrics_csv,
 )
 from losslab.experiments.schema import (
-    PERCEPTUAL_WEIGHT_CHOICES,
     Experiment,
     ExperimentError,
+    check_perceptual_weights,
     resolve_experiment,
+    settings_overrides,
 )
 from losslab.experiments.specs import (
+    called_losses,
     probe_spec,
     safe_run_name,
     unique_run_names,
@@ -102,11 +103,12 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
         steps: replaces every run's step budget (entry overrides included).
         budget_scale: multiplies every run's steps (rounded, at least 1), e.g. 10 on a GPU;
             ignored when ``steps`` is given.
-        perceptual_weights: ``imagenet``, ``random`` or ``auto`` for every ``perceptual`` term
-            that does not name its weights; overrides the experiment's ``perceptual_weights``.
-            ``auto`` resolves here, once: ``imagenet`` when VGG19's ImageNet file is in the
-            local cache (``losslab weights``), else ``random``; the resolved value is what
-            ``experiment.yaml``, ``comparison.json`` and the report show.
+        perceptual_weights: ``imagenet``, ``random``, ``auto`` or the path of a VGG19 state dict
+            file (relative to the working directory) for every ``perceptual`` term that does not
+            name its weights; overrides the experiment's ``perceptual_weights``. ``auto``
+            resolves here, once: ``imagenet`` when VGG19's ImageNet file is in the local cache
+            (``losslab weights``), else ``random``; the resolved value (a path made absolute) is
+            what ``experiment.yaml``, ``comparison.json`` and the report show.
     """
     if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps must be a positive integer; got {steps!r}.")
@@ -114,9 +116,11 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
             and budget_scale > 0):
         raise ValueError(f"budget_scale must be a positive number (e.g. 10 on a GPU); got "
                          f"{budget_scale!r}.")
-    if perceptual_weights is not None and perceptual_weights not in PERCEPTUAL_WEIGHT_CHOICES:
-        raise ValueError(f"perceptual_weights must be one of {', '.join(PERCEPTUAL_WEIGHT_CHOICES)}; "
-                         f"got {perceptual_weights!r}.")
+    if perceptual_weights is not None:
+        try:
+            perceptual_weights = check_perceptual_weights(perceptual_weights)
+        except ValueError as error:
+            raise ValueError(f"perceptual_weights {error}") from None
 
     def scaled(value: int) -> int:
         if steps is not None:
@@ -126,17 +130,16 @@ def resolve_budget(experiment: Experiment, *, steps: int | None = None,
     weights = perceptual_weights or experiment.perceptual_weights
     if weights == "auto":
         weights = auto_perceptual_weights()
-    entries = tuple(
-        dataclasses.replace(
-            entry,
-            loss=with_perceptual_weights(entry.loss, weights),
-            steps=None if entry.steps is None else scaled(entry.steps),
-        )
+    entries = list(
+        entry.model_copy(update={
+            "loss": with_perceptual_weights(entry.loss, weights),  # a path is quoted there
+            "steps": None if entry.steps is None else scaled(entry.steps),
+        })
         for entry in experiment.entries
     )
-    budget = dataclasses.replace(experiment.budget, steps=scaled(experiment.budget.steps))
-    return dataclasses.replace(experiment, entries=entries, budget=budget,
-                               perceptual_weights=weights)
+    budget = experiment.budget.model_copy(update={"steps": scaled(experiment.budget.steps)})
+    return experiment.model_copy(update={"entries": entries, "budget": budget,
+                                         "perceptual_weights": weights})
 
 
 def auto_perceptual_weights() -> str:
@@ -176,8 +179,8 @@ def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
             "hypotheses": {"count": entry.hypotheses},
             "optimizer": {"lr": entry.lr or budget.lr},
         }
-        values = _deep_merge(values, experiment.train_options)
-        values = _deep_merge(values, entry.train_options)
+        values = _deep_merge(values, settings_overrides(experiment.train_options))
+        values = _deep_merge(values, settings_overrides(entry.train_options))
         plans.append(PlannedRun(entry.name, run_name, entry.loss, entry.hypotheses, entry.note,
                                 values))
     return plans
@@ -443,7 +446,7 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
             specs.append(spec)
     if specs:
         images = None
-        if image_size is not None and not any("ms_ssim" in spec for spec in specs):
+        if image_size is not None and not any("ms_ssim" in called_losses(spec) for spec in specs):
             images = probe_module.default_probe_images(size=image_size)
         result = probe_module.run_probe(specs, images)
         probe_module.write_probe_json(result, out_dir / "probe.json")

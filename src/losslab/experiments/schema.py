@@ -3,7 +3,19 @@
 An experiment fixes everything but the loss: the task, the data, the model, the training budget
 and the seed are shared, and each entry names one loss spec (plus optional per-entry overrides).
 :func:`load_experiment` validates a file and returns an :class:`Experiment`; unknown keys are
-rejected with the closest valid key, missing fields name what is needed.
+rejected with the closest valid key, missing fields name what is needed, and a file's errors name
+the line and column.
+
+The schema is the training config's (:mod:`losslab.train.config`), not a copy of it: every field
+here is typed with the same ``Annotated`` types as :class:`~losslab.train.TrainConfig` (``Steps``,
+``LearningRate``, ``Seed``, ``TaskName``, ...), and ``train_options`` (shared, and per entry) *is*
+a :class:`~losslab.train.config.TrainSettings`: a partial training config, checked key by key
+when the file is read, of which only the keys given are applied. An entry is thus a partial
+override of the run's config: ``steps``, ``batch_size``, ``lr``, ``hypotheses`` and
+``model_options`` are the CLI's short names for ``steps``, ``data.batch_size``, ``optimizer.lr``,
+``hypotheses.count`` and ``model.options``, and ``train_options`` reaches every other field.
+:func:`json_schema` exports both schemas (``losslab schema train|experiment``) so editors can
+complete and check the YAML files. Why pydantic: see :mod:`losslab.train.config`.
 
 Example::
 
@@ -20,48 +32,104 @@ Example::
 from __future__ import annotations
 
 import copy
-import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from losslab.core.registry import suggest
-from losslab.core.yaml_io import describe_yaml_error
+from losslab.core.yaml_io import Positions, load_yaml_with_positions
+from losslab.train.config import (
+    BatchSize,
+    CropSize,
+    DatasetName,
+    HypothesisCount,
+    LearningRate,
+    LossSpec,
+    ModelName,
+    Options,
+    Seed,
+    Steps,
+    TaskName,
+    TrainConfig,
+    TrainSettings,
+)
+from losslab.train.config_errors import ConfigError, Expect, OneLineErrors, validated
 
-#: Tasks the trainer knows (``train.TrainConfig.task``).
-KNOWN_TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")
-
-#: Where ``perceptual_weights`` may point: the torchvision ImageNet weights, a random init, or
+#: Named choices for ``perceptual_weights``: the torchvision ImageNet weights, a random init, or
 #: ``auto``: ImageNet when the VGG19 file is in the local cache, else random (flagged in the
-#: report), so an experiment runs offline and uses the real features where they exist.
+#: report), so an experiment runs offline and uses the real features where they exist. Any other
+#: value must be the path of a VGG19 state dict file (see :func:`check_perceptual_weights`).
 PERCEPTUAL_WEIGHT_CHOICES = ("imagenet", "random", "auto")
 
-_TOP_LEVEL_KEYS = (
-    "name", "question", "task", "data", "data_options", "model", "model_options", "budget",
-    "perceptual_weights", "train_options", "notes", "entries",
-)
-_REQUIRED_TOP_LEVEL = ("name", "question", "task", "data", "budget", "entries")
-_BUDGET_KEYS = ("steps", "batch_size", "crop_size", "lr", "seed")
-_ENTRY_KEYS = (
-    "name", "loss", "hypotheses", "note", "steps", "batch_size", "lr", "model_options",
-    "train_options",
-)
-#: Budget keys an entry may override. ``crop_size`` and ``seed`` stay shared: they decide the
-#: validation crops, and every run must be judged on the same images.
-_ENTRY_BUDGET_OVERRIDES = ("steps", "batch_size", "lr")
 
-
-class ExperimentError(ValueError):
+class ExperimentError(ConfigError):
     """An experiment file that is malformed; the message names the file, the key and the fix."""
 
 
-@dataclass(frozen=True)
-class Budget:
+def check_perceptual_weights(value: str, base_dir: str | Path | None = None) -> str:
+    """``value`` if it is one of :data:`PERCEPTUAL_WEIGHT_CHOICES`, else the absolute path of the
+    VGG19 state dict file it names (relative to ``base_dir``, default the working directory).
+
+    Raises:
+        ValueError: neither a choice nor an existing file; the message starts with ``must be``
+            (the caller names the key) and suggests the closest choice.
+    """
+    if value in PERCEPTUAL_WEIGHT_CHOICES:
+        return value
+    path = Path(value).expanduser()
+    if not path.is_absolute():
+        path = Path(base_dir or Path.cwd()) / path
+    if path.is_file():
+        return str(path.resolve())
+    looks_like_path = bool(re.search(r"[/\\.~]", value))
+    reason = f"no such file: {str(path)!r}" if looks_like_path else "not a name, nor a file"
+    raise ValueError(
+        f"must be one of {', '.join(PERCEPTUAL_WEIGHT_CHOICES)}, or the path of a VGG19 state dict "
+        f"file (torchvision format); got {value!r} ({reason})."
+        + suggest(value, PERCEPTUAL_WEIGHT_CHOICES)
+    )
+
+
+def _shorthand(value: Any) -> Any:
+    """``- l1(luma)`` in a list of entries is short for ``- {loss: l1(luma)}``."""
+    return {"loss": value} if isinstance(value, str) else value
+
+
+def _no_default_in_schema(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # the default is computed (the loss spec), not a constant
+
+
+Label = Annotated[str, Field(min_length=1), Expect("a non-empty string")]
+Text = Annotated[str, Expect("a string")]
+PerceptualWeights = Annotated[
+    Literal["imagenet", "random", "auto"] | str,
+    Expect("one of imagenet, random, auto, or the path of a VGG19 state dict file"),
+]
+
+
+class _ExperimentModel(OneLineErrors):
+    """Strict, frozen, unknown keys refused; strings are stripped (YAML ``>`` adds a newline)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, str_strip_whitespace=True)
+    what: ClassVar[str] = "experiment"
+    error_class: ClassVar[type[ConfigError]] = ExperimentError
+
+
+class Budget(_ExperimentModel):
     """The shared training budget of every run of an experiment.
 
     Attributes:
@@ -72,15 +140,19 @@ class Budget:
         seed: seeds the model initialisation, the data crops and the validation set.
     """
 
-    steps: int
-    batch_size: int = 16
-    crop_size: int = 64
-    lr: float = 1e-3
-    seed: int = 0
+    steps: Steps = Field(description="optimiser steps per run, e.g. budget: {steps: 500}")
+    batch_size: BatchSize = Field(16, description="images (or clips) per step")
+    crop_size: CropSize = Field(64, description="side of the square crops, pixels")
+    lr: LearningRate = Field(1e-3, description="Adam learning rate")
+    seed: Seed = Field(0, description="seeds the model initialisation, the crops and the "
+                       "validation set")
 
 
-@dataclass(frozen=True)
-class Entry:
+_SHARED_HINT = ("crop_size and seed are shared by all entries (they decide the validation "
+                "images): set them in budget.")
+
+
+class Entry(_ExperimentModel):
     """One loss of an experiment: its label, loss spec and per-entry overrides.
 
     Attributes:
@@ -89,53 +161,114 @@ class Entry:
         hypotheses: ``K > 1`` trains a multi-hypothesis head (winner-takes-all over ``loss``).
         note: one sentence shown beside the entry in the report.
         steps, batch_size, lr: override the shared budget for this entry only.
-        model_options, train_options: merged over the experiment's options for this entry.
+        model_options: merged over the experiment's ``model_options`` for this entry.
+        train_options: a partial training config merged over the experiment's ``train_options``
+            (only the keys given).
     """
 
-    name: str
-    loss: str
-    hypotheses: int = 1
-    note: str = ""
-    steps: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-    train_options: dict[str, Any] = field(default_factory=dict)
+    key_hints: ClassVar[dict[str, str]] = {"crop_size": _SHARED_HINT, "seed": _SHARED_HINT}
+
+    name: Label = Field("", description="the label in tables and figures (default: the loss "
+                        "spec); unique", json_schema_extra=_no_default_in_schema)
+    loss: LossSpec = Field(description="a loss spec such as 'l1(luma)'; see losslab losses")
+    hypotheses: HypothesisCount = Field(1, description="K outputs, winner-takes-all (1 = one)")
+    note: Text = Field("", description="one sentence shown beside the entry in the report")
+    steps: Steps | None = Field(None, description="this entry's steps (default: budget.steps)")
+    batch_size: BatchSize | None = Field(None, description="this entry's batch size (default: "
+                                         "budget.batch_size)")
+    lr: LearningRate | None = Field(None, description="this entry's learning rate (default: "
+                                    "budget.lr)")
+    model_options: Options = Field(default_factory=dict, description="merged over the "
+                                   "experiment's model_options")
+    train_options: TrainSettings = Field(default_factory=TrainSettings, description="training "
+                                         "config fields for this entry, merged over the shared "
+                                         "train_options")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_defaults_to_the_loss(cls, values: Any) -> Any:
+        if isinstance(values, Mapping) and "name" not in values \
+                and isinstance(values.get("loss"), str):
+            values = {"name": values["loss"], **values}
+        return values
 
 
-@dataclass(frozen=True)
-class Experiment:
+EntryItem = Annotated[Entry, BeforeValidator(_shorthand, json_schema_input_type=str | Entry)]
+
+
+class Experiment(_ExperimentModel):
     """A validated experiment: shared settings plus one :class:`Entry` per loss.
 
     Attributes:
         name: short identifier (``colors``).
         question: one paragraph shown at the top of the report.
-        task: one of :data:`KNOWN_TASKS`.
+        task: one of :data:`losslab.train.config.TASKS`.
         data: a dataset name for ``data.build_datasets``; ``data_options`` are its extra options.
         model: a model name for ``models.build_model`` (``None``: the task's default model).
         budget: the shared :class:`Budget`.
         perceptual_weights: weights for every ``perceptual`` term that does not name its own
-            (``imagenet``, ``random`` or ``auto``: ImageNet where the file is cached, else
-            random; ``None`` leaves the specs as written).
-        train_options: extra ``TrainConfig`` fields shared by every run.
+            (``imagenet``, ``random``, ``auto``: ImageNet where the file is cached, else random;
+            or the path of a VGG19 state dict file, stored absolute; ``None`` leaves the specs
+            as written).
+        train_options: a partial training config shared by every run.
         notes: free text shown under the settings in the report.
         entries: the losses to compare, in report order.
-        source: the file it was read from (``None`` when built in code).
+        source: the file it was read from (``None`` when built in code; not part of the file).
     """
 
-    name: str
-    question: str
-    task: str
-    data: str
-    budget: Budget
-    entries: tuple[Entry, ...]
-    data_options: dict[str, Any] = field(default_factory=dict)
-    model: str | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-    perceptual_weights: str | None = None
-    train_options: dict[str, Any] = field(default_factory=dict)
-    notes: str = ""
-    source: str | None = None
+    model_config = ConfigDict(title="losslab experiment")
+    document_name: ClassVar[str] = "the experiment"
+
+    name: Label = Field(description="short identifier (default output folder: runs/<name>)")
+    question: Label = Field(description="one paragraph, shown at the top of the report")
+    task: TaskName = Field(description="the task every run trains")
+    data: DatasetName = Field(description="a data set name (losslab.data.build_datasets)")
+    data_options: Options = Field(default_factory=dict, description="extra build_datasets options, "
+                                  "e.g. {path: photos/}")
+    model: ModelName = Field(None, description="a model name; omitted = the task's default model")
+    model_options: Options = Field(default_factory=dict, description="build_model options")
+    budget: Budget = Field(description="the shared training budget; only steps is required")
+    perceptual_weights: PerceptualWeights | None = Field(
+        None, description="weights of every perceptual term whose spec names none: imagenet, "
+        "random, auto (imagenet where the VGG19 file is cached, else random, flagged) or the path "
+        "of a VGG19 state dict file (relative to the experiment file)")
+    train_options: TrainSettings = Field(default_factory=TrainSettings, description="any other "
+                                         "training config fields (nested), shared by every run")
+    notes: Text = Field("", description="shown under the settings in the report")
+    entries: Annotated[list[EntryItem], Field(min_length=1), Expect(
+        "a non-empty list of losses, e.g. entries: [{loss: l1}, {loss: mse}]")] = Field(
+        description="the losses to compare, in report order")
+
+    _source: str | None = PrivateAttr(None)
+
+    @field_validator("perceptual_weights")
+    @classmethod
+    def _weights_choice_or_file(cls, value: str | None, info: ValidationInfo) -> str | None:
+        base_dir = (info.context or {}).get("base_dir")
+        return None if value is None else check_perceptual_weights(value, base_dir)
+
+    @model_validator(mode="after")
+    def _distinct_names(self) -> Experiment:
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(self.entries):
+            if entry.name in seen:
+                raise ValueError(
+                    f"entries[{seen[entry.name]}] and entries[{index}] are both named "
+                    f"{entry.name!r}; give one a distinct 'name'."
+                )
+            seen[entry.name] = index
+        return self
+
+    @property
+    def source(self) -> str | None:
+        """The file the experiment was read from (``None`` when built in code)."""
+        return self._source
+
+    def with_source(self, source: str | None) -> Experiment:
+        """A copy that names ``source`` as its origin."""
+        copied = self.model_copy()
+        copied._source = source
+        return copied
 
     def to_dict(self) -> dict[str, Any]:
         """The experiment as a plain dict that :func:`experiment_from_dict` reads back."""
@@ -147,9 +280,9 @@ class Experiment:
             "data_options": copy.deepcopy(self.data_options),
             "model": self.model,
             "model_options": copy.deepcopy(self.model_options),
-            "budget": {key: getattr(self.budget, key) for key in _BUDGET_KEYS},
+            "budget": self.budget.model_dump(),
             "perceptual_weights": self.perceptual_weights,
-            "train_options": copy.deepcopy(self.train_options),
+            "train_options": settings_overrides(self.train_options),
             "notes": self.notes,
             "entries": [],
         }
@@ -159,13 +292,13 @@ class Experiment:
                 item["hypotheses"] = entry.hypotheses
             if entry.note:
                 item["note"] = entry.note
-            for key in _ENTRY_BUDGET_OVERRIDES:
+            for key in ("steps", "batch_size", "lr"):
                 if getattr(entry, key) is not None:
                     item[key] = getattr(entry, key)
             if entry.model_options:
                 item["model_options"] = copy.deepcopy(entry.model_options)
-            if entry.train_options:
-                item["train_options"] = copy.deepcopy(entry.train_options)
+            if entry.train_options.model_fields_set:
+                item["train_options"] = settings_overrides(entry.train_options)
             result["entries"].append(item)
         return {key: value for key, value in result.items() if value not in (None, "", {})}
 
@@ -174,164 +307,41 @@ class Experiment:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True, width=100)
 
 
-# -- validation ---------------------------------------------------------------------------------
+def settings_overrides(settings: TrainSettings) -> dict[str, Any]:
+    """The keys a partial training config sets, as a plain nested dict (lists, not tuples)."""
+    return _plain(settings.model_dump(exclude_unset=True))
 
 
-def _suggest(key: str, known: tuple[str, ...]) -> str:
-    return suggest(key, known)
-
-
-def _check_keys(mapping: Mapping[str, Any], known: tuple[str, ...], where: str, origin: str) -> None:
-    for key in mapping:
-        if key not in known:
-            raise ExperimentError(
-                f"{origin}: unknown key {key!r} in {where}.{_suggest(str(key), known)} "
-                f"Valid keys: {', '.join(known)}."
-            )
-
-
-def _require_mapping(value: Any, where: str, origin: str) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise ExperimentError(
-            f"{origin}: {where} must be a mapping (key: value lines); got {type(value).__name__} "
-            f"{value!r}."
-        )
-    return dict(value)
-
-
-def _require_text(value: Any, where: str, origin: str, *, allow_empty: bool = False) -> str:
-    if not isinstance(value, str) or (not allow_empty and not value.strip()):
-        raise ExperimentError(
-            f"{origin}: {where} must be a non-empty string; got {value!r}."
-        )
-    return value.strip()
-
-
-def _positive_int(value: Any, where: str, origin: str, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ExperimentError(f"{origin}: {where} must be an integer >= {minimum}; got {value!r}.")
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
     return value
 
 
-def _positive_float(value: Any, where: str, origin: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        math.isfinite(float(value)) and float(value) > 0
-    ):
-        raise ExperimentError(f"{origin}: {where} must be a positive number; got {value!r}.")
-    return float(value)
+# -- validation ---------------------------------------------------------------------------------
 
 
-def _budget(raw: Any, origin: str) -> Budget:
-    values = _require_mapping(raw, "budget", origin)
-    _check_keys(values, _BUDGET_KEYS, "budget", origin)
-    if "steps" not in values:
-        raise ExperimentError(f"{origin}: budget needs 'steps' (optimiser steps per run), e.g. "
-                              "budget: {steps: 500, batch_size: 64, crop_size: 32}.")
-    kwargs: dict[str, Any] = {"steps": _positive_int(values["steps"], "budget.steps", origin)}
-    if "batch_size" in values:
-        kwargs["batch_size"] = _positive_int(values["batch_size"], "budget.batch_size", origin)
-    if "crop_size" in values:
-        kwargs["crop_size"] = _positive_int(values["crop_size"], "budget.crop_size", origin,
-                                            minimum=4)
-    if "lr" in values:
-        kwargs["lr"] = _positive_float(values["lr"], "budget.lr", origin)
-    if "seed" in values:
-        kwargs["seed"] = _positive_int(values["seed"], "budget.seed", origin, minimum=0)
-    return Budget(**kwargs)
-
-
-def _entry(raw: Any, index: int, origin: str) -> Entry:
-    where = f"entries[{index}]"
-    if isinstance(raw, str):  # shorthand: "- l1(luma)"
-        raw = {"loss": raw}
-    values = _require_mapping(raw, where, origin)
-    _check_keys(values, _ENTRY_KEYS, where, origin)
-    if "loss" not in values:
-        hint = ""
-        if "crop_size" in values or "seed" in values:
-            hint = " (crop_size and seed are shared by all entries: set them in budget)"
-        raise ExperimentError(
-            f"{origin}: {where} needs a 'loss' spec such as 'l1(luma)'{hint}."
-        )
-    loss = _require_text(values["loss"], f"{where}.loss", origin)
-    name = _require_text(values.get("name", loss), f"{where}.name", origin)
-    kwargs: dict[str, Any] = {"name": name, "loss": loss}
-    if "hypotheses" in values:
-        kwargs["hypotheses"] = _positive_int(values["hypotheses"], f"{where}.hypotheses", origin)
-    if "note" in values:
-        kwargs["note"] = _require_text(values["note"], f"{where}.note", origin, allow_empty=True)
-    for key in ("steps", "batch_size"):
-        if key in values:
-            kwargs[key] = _positive_int(values[key], f"{where}.{key}", origin)
-    if "lr" in values:
-        kwargs["lr"] = _positive_float(values["lr"], f"{where}.lr", origin)
-    for key in ("model_options", "train_options"):
-        if key in values:
-            kwargs[key] = _require_mapping(values[key], f"{where}.{key}", origin)
-    return Entry(**kwargs)
-
-
-def experiment_from_dict(raw: Any, *, source: str | None = None) -> Experiment:
+def experiment_from_dict(raw: Any, *, source: str | None = None,
+                         positions: Positions | None = None) -> Experiment:
     """Validate a parsed experiment mapping and return an :class:`Experiment`.
 
+    Args:
+        source: the file it came from (messages start with it; relative ``perceptual_weights``
+            paths are read from its folder).
+        positions: where each key is in the file (from
+            :func:`~losslab.core.yaml_io.load_yaml_with_positions`), for line and column.
+
     Raises:
-        ExperimentError: unknown keys (with the closest valid key), missing fields, wrong types,
-            duplicate entry names, an unknown task or ``perceptual_weights`` value.
+        ExperimentError: one line: unknown keys (with the closest valid key), missing fields,
+            wrong types or values (with the value given), duplicate entry names.
     """
-    origin = source or "experiment"
-    values = _require_mapping(raw, "the experiment file (top level)", origin)
-    _check_keys(values, _TOP_LEVEL_KEYS, "the top level", origin)
-    missing = [key for key in _REQUIRED_TOP_LEVEL if key not in values]
-    if missing:
-        raise ExperimentError(
-            f"{origin}: missing required field(s): {', '.join(missing)}. An experiment needs "
-            f"{', '.join(_REQUIRED_TOP_LEVEL)} (see docs/experiments.md)."
-        )
-    task = _require_text(values["task"], "task", origin)
-    if task not in KNOWN_TASKS:
-        raise ExperimentError(
-            f"{origin}: unknown task {task!r}.{_suggest(task, KNOWN_TASKS)} "
-            f"Tasks: {', '.join(KNOWN_TASKS)}."
-        )
-    weights = values.get("perceptual_weights")
-    if weights is not None and weights not in PERCEPTUAL_WEIGHT_CHOICES:
-        raise ExperimentError(
-            f"{origin}: perceptual_weights must be one of {', '.join(PERCEPTUAL_WEIGHT_CHOICES)}; "
-            f"got {weights!r}."
-        )
-    raw_entries = values["entries"]
-    if not isinstance(raw_entries, list) or not raw_entries:
-        raise ExperimentError(
-            f"{origin}: entries must be a non-empty list of losses, e.g. "
-            f"entries: [{{loss: l1}}, {{loss: mse}}]; got {raw_entries!r}."
-        )
-    entries = tuple(_entry(item, i, origin) for i, item in enumerate(raw_entries))
-    seen: dict[str, int] = {}
-    for i, entry in enumerate(entries):
-        if entry.name in seen:
-            raise ExperimentError(
-                f"{origin}: entries[{seen[entry.name]}] and entries[{i}] are both named "
-                f"{entry.name!r}; give one a distinct 'name'."
-            )
-        seen[entry.name] = i
-    model = values.get("model")
-    return Experiment(
-        name=_require_text(values["name"], "name", origin),
-        question=_require_text(values["question"], "question", origin),
-        task=task,
-        data=_require_text(values["data"], "data", origin),
-        data_options=_require_mapping(values.get("data_options"), "data_options", origin),
-        model=None if model is None else _require_text(model, "model", origin),
-        model_options=_require_mapping(values.get("model_options"), "model_options", origin),
-        budget=_budget(values["budget"], origin),
-        perceptual_weights=weights,
-        train_options=_require_mapping(values.get("train_options"), "train_options", origin),
-        notes=_require_text(values.get("notes", ""), "notes", origin, allow_empty=True),
-        entries=entries,
-        source=source,
-    )
+    base_dir = Path(source).parent if source and Path(source).is_file() else None
+    experiment = validated(Experiment, raw, what="experiment", origin=source or "experiment",
+                           positions=positions, context={"base_dir": base_dir},
+                           error=ExperimentError)
+    return experiment.with_source(source)
 
 
 def load_experiment(path: str | Path) -> Experiment:
@@ -340,12 +350,45 @@ def load_experiment(path: str | Path) -> Experiment:
     if not path.is_file():
         raise ExperimentError(f"experiment file {str(path)!r} does not exist.")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:  # one line: where and what (the CLI prints no traceback)
-        raise ExperimentError(f"experiment file {str(path)!r} is not valid YAML "
-                              f"({describe_yaml_error(error)}); check the indentation and quote "
-                              "loss specs that contain ':' or '#'.") from None
-    return experiment_from_dict(raw, source=str(path))
+        raw, positions = load_yaml_with_positions(path.read_text(encoding="utf-8"),
+                                                  what=f"experiment file {str(path)!r}")
+    except ValueError as error:  # one line: where and what (the CLI prints no traceback)
+        raise ExperimentError(str(error)) from None
+    return experiment_from_dict(raw, source=str(path), positions=positions)
+
+
+# -- JSON Schema ----------------------------------------------------------------------------------
+
+#: What ``losslab schema KIND`` exports: the training config (``config.yaml``, ``--config``) and
+#: the experiment file (``losslab compare FILE``).
+SCHEMA_KINDS: dict[str, type[BaseModel]] = {"train": TrainConfig, "experiment": Experiment}
+
+
+def json_schema(kind: str) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of a training config (``"train"``) or an experiment file
+    (``"experiment"``), for editors: unknown keys are refused (``additionalProperties: false``),
+    and every field has its type, bounds, choices, default and a description.
+
+    Cross-field rules (a crop that suits the model, the batch splitting over the processes,
+    registered data set and model names, existing weight files) are checked by losslab only.
+    """
+    if kind not in SCHEMA_KINDS:
+        raise ValueError(f"unknown schema {kind!r}.{suggest(kind, SCHEMA_KINDS)} Schemas: "
+                         f"{', '.join(SCHEMA_KINDS)}.")
+    schema = _first_paragraphs(SCHEMA_KINDS[kind].model_json_schema())
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
+
+
+def _first_paragraphs(node: Any) -> Any:
+    """Model descriptions come from class docstrings: an editor's hover shows the first
+    paragraph (the ``Attributes:`` part repeats the fields' own descriptions)."""
+    if isinstance(node, dict):
+        return {key: (" ".join(value.split("\n\n")[0].split())
+                      if key == "description" and isinstance(value, str)
+                      else _first_paragraphs(value)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_first_paragraphs(item) for item in node]
+    return node
 
 
 # -- shipped experiments ------------------------------------------------------------------------
@@ -380,17 +423,11 @@ def resolve_experiment(name_or_path: str | Path | Experiment) -> Experiment:
     if text in shipped:
         with resources.as_file(shipped[text]) as real:
             experiment = load_experiment(real)
-        return _with_source(experiment, f"{text} (shipped with losslab)")
+        return experiment.with_source(f"{text} (shipped with losslab)")
     names = tuple(shipped)
     looks_like_path = bool(re.search(r"[/\\]|\.ya?ml$", text))
     reason = "no such file" if looks_like_path else "not a shipped experiment or a file"
     raise ExperimentError(
-        f"experiment {text!r}: {reason}.{_suggest(text, names)} Shipped experiments: "
+        f"experiment {text!r}: {reason}.{suggest(text, names)} Shipped experiments: "
         f"{', '.join(sorted(names))}; or pass the path of a YAML file."
     )
-
-
-def _with_source(experiment: Experiment, source: str) -> Experiment:
-    from dataclasses import replace
-
-    return replace(experiment, source=source)

@@ -1,7 +1,12 @@
-"""Small text operations on loss specs that a comparison needs.
+"""Edits of loss specs that a comparison needs, made on the spec's syntax tree.
 
-- :func:`split_terms` / :func:`term_call_name`: the ``+``-separated terms of a spec and the loss
-  name each one calls (the grammar is in :mod:`losslab.losses.spec`).
+Every function parses the spec with :mod:`losslab.core.spec_tree`, changes the tree and renders
+it with :func:`~losslab.core.spec_tree.render_edit`, which keeps the user's own spelling of every
+part the edit did not touch (so a resolved spec differs from the written one only where it must).
+
+- :func:`split_terms` / :func:`term_call_name` / :func:`called_losses`: the ``+``-separated terms
+  of a spec, the loss name a term calls, the registered losses a spec calls (the grammar is in
+  :mod:`losslab.losses.spec`).
 - :func:`with_perceptual_weights`: give every ``perceptual`` term that names no ``weights=`` the
   comparison's choice, so the resolved spec says which feature network was used.
 - :func:`probe_spec`: the part of a spec the loss probe can evaluate (adversarial terms need a
@@ -13,124 +18,118 @@ from __future__ import annotations
 
 import re
 
-_LEADING_WEIGHT = re.compile(r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*\*\s*")
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+from losslab.core.spec_tree import (
+    Argument,
+    Call,
+    Name,
+    SpecError,
+    String,
+    Term,
+    map_calls,
+    parse,
+    render_edit,
+    select_terms,
+    term_texts,
+)
+from losslab.losses.registry import get_loss_entry
 
 
 def split_terms(spec: str) -> list[str]:
-    """Split a spec at its top-level ``+`` signs (not inside parentheses, not ``1e+3``).
+    """The text of each ``+``-separated term of ``spec``, as written.
+
+    Raises :class:`~losslab.core.spec_tree.SpecError` when ``spec`` does not parse.
 
     >>> split_terms("mse + 0.01*perceptual(layers=relu1_2,relu2_2)")
     ['mse', '0.01*perceptual(layers=relu1_2,relu2_2)']
     """
-    terms: list[str] = []
-    depth = 0
-    start = 0
-    for index, char in enumerate(spec):
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif char == "+" and depth == 0:
-            exponent = index >= 2 and spec[index - 1] in "eE" and spec[index - 2].isdigit()
-            if not exponent and spec[:index].strip():
-                terms.append(spec[start:index].strip())
-                start = index + 1
-    terms.append(spec[start:].strip())
-    return [term for term in terms if term]
+    return term_texts(spec)
 
 
 def term_call_name(term: str) -> str:
-    """The loss name a term calls: ``"0.01*perceptual(layers=relu2_2)"`` → ``"perceptual"``."""
-    rest = _LEADING_WEIGHT.sub("", term, count=1)
-    match = _NAME.match(rest.strip())
-    return match.group(0) if match else ""
+    """The loss name a term calls: ``"0.01*perceptual(layers=relu2_2)"`` → ``"perceptual"``.
+
+    ``""`` when ``term`` is not one term of the spec language.
+    """
+    try:
+        tree = parse(term)
+    except SpecError:
+        return ""
+    return tree.terms[0].call.name if len(tree.terms) == 1 else ""
+
+
+def called_losses(spec: str) -> list[str]:
+    """The registry names of the losses ``spec`` calls, in order, aliases resolved.
+
+    Unknown names are kept as written. Use it instead of a substring test: ``"ms_ssim" in spec``
+    misses the alias ``msssim``.
+
+    >>> called_losses("0.84*msssim + 0.16*l1(luma) + mae")
+    ['ms_ssim', 'l1', 'l1']
+    """
+    return [_registered_name(call.name) or call.name for call in parse(spec).calls]
 
 
 def _registered_name(name: str) -> str | None:
-    from losslab.losses.registry import get_loss_entry
-
+    """The loss registry's own name for ``name`` (aliases resolved), ``None`` if unknown."""
     try:
         return get_loss_entry(name).name
     except ValueError:
         return None
 
 
-def is_adversarial_term(term: str) -> bool:
-    """Whether a term calls a loss whose class declares ``is_adversarial = True``."""
-    from losslab.losses.registry import get_loss_entry
-
+def _calls_adversarial(term: Term) -> bool:
     try:
-        entry = get_loss_entry(term_call_name(term))
+        entry = get_loss_entry(term.call.name)
     except ValueError:
         return False
     return bool(getattr(entry.cls, "is_adversarial", False)
                 or getattr(entry.cls, "uses_discriminator", False))
 
 
+def is_adversarial_term(term: str) -> bool:
+    """Whether a term calls a loss whose class declares ``is_adversarial = True`` (or uses a
+    discriminator); ``False`` for text that is not one term."""
+    try:
+        tree = parse(term)
+    except SpecError:
+        return False
+    return len(tree.terms) == 1 and _calls_adversarial(tree.terms[0])
+
+
 def with_perceptual_weights(spec: str, weights: str | None) -> str:
     """Add ``weights=WEIGHTS`` to every ``perceptual`` call of ``spec`` that does not set it.
 
-    ``weights=None`` returns the spec unchanged. Calls that already name weights keep them.
+    ``weights=None`` returns the spec unchanged. Calls that already name weights keep them. The
+    rest of the spec keeps its spelling; the edited call is written ``name(args, weights=W)``.
+    A spec that does not parse is returned unchanged: building it reports the error, with the
+    position, where the comparison checks every loss before training.
 
     >>> with_perceptual_weights("mse + 0.01*perceptual(layers=relu2_2)", "random")
     'mse + 0.01*perceptual(layers=relu2_2, weights=random)'
     """
     if weights is None:
         return spec
-    pieces: list[str] = []
-    position = 0
-    depth = 0
-    index = 0
-    while index < len(spec):
-        char = spec[index]
-        if char in "([":
-            depth += 1
-        elif char in ")]":
-            depth -= 1
-        elif depth == 0 and (char.isalpha() or char == "_") and (
-            index == 0 or not (spec[index - 1].isalnum() or spec[index - 1] in "_.")
-        ):
-            match = _NAME.match(spec, index)
-            name = match.group(0) if match else ""
-            if not name:
-                index += 1
-                continue
-            end = index + len(name)
-            if _registered_name(name) != "perceptual":
-                index = end
-                continue
-            after = end
-            while after < len(spec) and spec[after] == " ":
-                after += 1
-            if after < len(spec) and spec[after] == "(":
-                close = _matching_parenthesis(spec, after)
-                inside = spec[after + 1 : close]
-                if not re.search(r"(^|[,(\s])weights\s*=", inside):
-                    separator = ", " if inside.strip() else ""
-                    pieces.append(spec[position:close] + f"{separator}weights={weights}")
-                    position = close
-                index = close + 1
-                continue
-            pieces.append(spec[position:end] + f"(weights={weights})")
-            position = end
-            index = end
-            continue
-        index += 1
-    pieces.append(spec[position:])
-    return "".join(pieces)
+    try:
+        tree = parse(spec)
+    except SpecError:
+        return spec
+    # A name is written bare; anything else (a path) quoted, as the grammar requires.
+    value = Name(weights) if _is_bare_name(weights) else String(weights)
+
+    def add_weights(call: Call) -> Call:
+        if _registered_name(call.name) != "perceptual" or call.keyword("weights") is not None:
+            return call
+        return call.with_argument(Argument((value,), "weights"))
+
+    return render_edit(spec, map_calls(tree, add_weights))
 
 
-def _matching_parenthesis(spec: str, open_index: int) -> int:
-    depth = 0
-    for index in range(open_index, len(spec)):
-        if spec[index] == "(":
-            depth += 1
-        elif spec[index] == ")":
-            depth -= 1
-            if depth == 0:
-                return index
-    raise ValueError(f"unbalanced parentheses in loss spec {spec!r}: add the missing ')'.")
+def _is_bare_name(text: str) -> bool:
+    try:
+        Name(text)
+    except ValueError:
+        return False
+    return True
 
 
 def probe_spec(spec: str) -> tuple[str | None, str]:
@@ -138,19 +137,23 @@ def probe_spec(spec: str) -> tuple[str | None, str]:
 
     Returns ``(spec_to_probe, note)``; ``spec_to_probe`` is ``None`` when nothing is left (a
     purely adversarial loss). Adversarial terms are dropped: they are a discriminator trained
-    against a particular generator, not a fixed function of ``(prediction, target)``.
+    against a particular generator, not a fixed function of ``(prediction, target)``. The kept
+    terms keep their spelling and are joined with ``" + "``.
+
+    Raises :class:`~losslab.core.spec_tree.SpecError` when ``spec`` does not parse.
     """
-    terms = split_terms(spec)
-    kept = [term for term in terms if not is_adversarial_term(term)]
-    dropped = [term for term in terms if is_adversarial_term(term)]
+    tree = parse(spec)
+    dropped = [text for term, text in zip(tree.terms, term_texts(spec, tree), strict=True)
+               if _calls_adversarial(term)]
     if not dropped:
         return spec, ""
-    if not kept:
+    kept = select_terms(tree, lambda term: not _calls_adversarial(term))
+    if kept is None:
         return None, (
             "not probed: an adversarial term alone is a discriminator trained with the generator, "
             "not a fixed function of (prediction, target)"
         )
-    return " + ".join(kept), (
+    return render_edit(spec, kept), (
         f"probed without {', '.join(dropped)} (an adversarial term has no fixed value without "
         "its trained discriminator)"
     )

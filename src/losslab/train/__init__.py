@@ -3,7 +3,8 @@
 Entry points:
 
 - :func:`train` (``TrainConfig`` → run directory, :class:`RunResult`);
-  :func:`train_from_args` / :func:`config_from_overrides` for the ``losslab train`` command.
+  :func:`train_from_args` / :func:`config_from_overrides` for the ``losslab train`` command;
+  :class:`TrainConfig` (and :class:`TrainSettings`, a partial one) raise :class:`ConfigError`.
 - :func:`load_run` (``run_dir`` → ``(model, config)``) and :func:`predict_validation`
   (``run_dir`` → ``(inputs, outputs, targets)``) for evaluation; :func:`baseline_validation`
   (the task's untrained baseline on the same items) and :func:`validation_plausible` (their
@@ -14,12 +15,14 @@ Entry points:
 
 from losslab.train.config import (
     CheckpointConfig,
+    ConfigError,
     DataConfig,
     HypothesesConfig,
     ModelConfig,
     OptimizerConfig,
     TaskOptions,
     TrainConfig,
+    TrainSettings,
     config_from_overrides,
     load_config,
     save_config,
@@ -41,6 +44,7 @@ from losslab.train.run import (
 
 __all__ = [
     "CheckpointConfig",
+    "ConfigError",
     "DataConfig",
     "HypothesesConfig",
     "ModelConfig",
@@ -50,6 +54,7 @@ __all__ = [
     "TaskModule",
     "TaskOptions",
     "TrainConfig",
+    "TrainSettings",
     "TrainingDivergedError",
     "TrainingInterrupted",
     "baseline_validation",

@@ -1,8 +1,10 @@
-"""The training configuration: one dataclass tree that fully describes a run, stored as YAML.
+"""The training configuration: one typed model tree that fully describes a run, stored as YAML.
 
 A run directory's ``config.yaml`` is the full resolved :class:`TrainConfig`, so
 ``losslab train --config runs/x/config.yaml`` re-runs it exactly. Unknown keys, tasks, precisions
-or strategies raise a ``ValueError`` that names the closest valid choice.
+or strategies raise a one-line :class:`~losslab.train.config_errors.ConfigError` (a
+``ValueError``) that names the key, what it accepts, the value given, the closest valid choice
+and, for a file, the line and column.
 
 Example YAML (every key optional; omitted keys take the defaults below)::
 
@@ -13,39 +15,116 @@ Example YAML (every key optional; omitted keys take the defaults below)::
     data: {name: bundled, crop_size: 64, batch_size: 8}
     hypotheses: {count: 1}
     optimizer: {lr: 0.001}
+
+Why pydantic (v2) and not msgspec:
+
+- **JSON Schema export.** ``model_json_schema()`` gives a draft 2020-12 schema with each field's
+  type, bounds, choices, default and description (``losslab schema train``), which YAML editors
+  use to complete and check files. msgspec exports schemas too, but every description and bound
+  would have to be restated as ``msgspec.Meta``; here they come from the same ``Field`` /
+  ``Annotated`` types the validation uses.
+- **Field-level validators.** ``BeforeValidator`` (YAML's ``precision: 32`` is the string
+  ``"32"``, a YAML list is the ``betas`` pair), ``field_validator`` with a validation context
+  (an experiment's relative weights path is read from the file's folder) and ``model_validator``
+  for the checks that involve several fields. msgspec has constraints and ``__post_init__``
+  only, with no per-field hooks.
+- **Error locations.** A pydantic error carries a structured location (``('entries', 2,
+  'lr')``), a type (``extra_forbidden``, ``greater_than``) and the input, which
+  :mod:`losslab.train.config_errors` turns into our one-line message with the closest valid key
+  and the YAML line and column; msgspec reports one message string (``Expected `int`, got `str` -
+  at `$.data.crop_size```) that would have to be parsed back.
+
+msgspec is faster, but a config is validated a handful of times per run.
+
+Every field's type is *strict*: ``steps: 3.0``, ``steps: "3"`` and ``steps: true`` are refused
+(YAML typos, not intentions); only CLI overrides convert strings (:func:`config_from_overrides`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, model_validator
 
 from losslab.core.atomic import write_text_atomic
 from losslab.core.registry import suggest
-from losslab.core.yaml_io import load_yaml
+from losslab.core.yaml_io import Positions, load_yaml, load_yaml_with_positions
+from losslab.data import available_datasets
+from losslab.models import available_models
+from losslab.models.registry import get_model_class
+from losslab.train.config_errors import ConfigError, Expect, OneLineErrors, validated
 
-TASKS = ("reconstruct", "super_resolve", "predict_next", "colorize")
-PRECISIONS = ("32", "16-mixed", "bf16-mixed")
-STRATEGIES = ("auto", "ddp")
-ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
-WTA_MODES = ("relaxed", "wta")
-DOWNSCALE_METHODS = ("bicubic", "area")
+#: Largest seed ``lightning.seed_everything`` accepts (numpy's limit).
+MAX_SEED = 2**32 - 1
+
+# -- field types: each defined once, used by TrainConfig and by the experiment schema ------------
+TaskName = Literal["reconstruct", "super_resolve", "predict_next", "colorize"]
+PrecisionName = Literal["32", "16-mixed", "bf16-mixed"]
+StrategyName = Literal["auto", "ddp"]
+AcceleratorName = Literal["auto", "cpu", "gpu", "cuda", "mps"]
+WTAMode = Literal["relaxed", "wta"]
+DownscaleMethod = Literal["bicubic", "area"]
+
+TASKS: tuple[str, ...] = get_args(TaskName)
+PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
+STRATEGIES: tuple[str, ...] = get_args(StrategyName)
+ACCELERATORS: tuple[str, ...] = get_args(AcceleratorName)
+WTA_MODES: tuple[str, ...] = get_args(WTAMode)
+DOWNSCALE_METHODS: tuple[str, ...] = get_args(DownscaleMethod)
 
 
-def _suggest(name: str, known: tuple[str, ...] | list[str]) -> str:
-    return suggest(str(name), list(known))
+def _integer(low: int) -> Any:
+    return Annotated[int, Field(ge=low), Expect(f"an integer >= {low}")]
 
 
-@dataclass
-class DataConfig:
+def _precision_text(value: Any) -> Any:
+    """``precision: 32`` in YAML is an integer; Lightning wants the string ``"32"``."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _pair(value: Any) -> Any:
+    """YAML has lists, not tuples: ``[0.9, 0.999]`` is read as the pair ``(0.9, 0.999)``."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+PositiveInt = _integer(1)
+NonNegativeInt = _integer(0)
+Steps = _integer(1)
+CropSize = _integer(1)
+BatchSize = _integer(1)
+HypothesisCount = _integer(1)
+Seed = Annotated[int, Field(ge=0, le=MAX_SEED),
+                 Expect(f"an integer from 0 to {MAX_SEED} (2**32 - 1)")]
+LossSpec = Annotated[str, Field(pattern=r"\S", examples=["l1(luma)", "mse + 0.01*perceptual"]),
+                     Expect("a non-empty loss spec string such as 'l1(luma)'")]
+LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False),
+                         Expect("a finite number > 0 such as 1e-3")]
+Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), Expect("a number in [0, 1)")]
+Options = Annotated[dict[str, Any], Expect("a mapping (YAML dict) such as {width: 8}")]
+DatasetName = Annotated[str, Field(min_length=1),
+                        Expect("a data set name (losslab.data.available_datasets())")]
+ModelName = Annotated[str | None, Expect("a model name (losslab.models.available_models()) or null")]
+Precision = Annotated[PrecisionName, BeforeValidator(
+    _precision_text, json_schema_input_type=Literal["32", "16-mixed", "bf16-mixed", 32])]
+Betas = Annotated[tuple[Fraction, Fraction], BeforeValidator(_pair),
+                  Expect("two numbers in [0, 1) such as [0.9, 0.999]")]
+Flag = Annotated[bool, Expect("true or false")]
+
+
+class _Section(OneLineErrors):
+    """A config section: unknown keys refused, strict types, checked again on assignment, and a
+    one-line :class:`ConfigError` instead of pydantic's multi-line dump."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, validate_assignment=True,
+                              validate_default=False)
+
+
+class DataConfig(_Section):
     """Which data to train on.
 
     Attributes:
@@ -60,17 +139,22 @@ class DataConfig:
         options: extra keyword arguments for ``build_datasets`` (e.g. ``{path: photos/}``).
     """
 
-    name: str = "bundled"
-    crop_size: int = 64
-    batch_size: int = 8
-    num_workers: int = 0
-    val_items: int = 16
-    sample_count: int = 6
-    options: dict[str, Any] = field(default_factory=dict)
+    name: DatasetName = Field("bundled", description="data set name for losslab.data.build_datasets "
+                              "(bundled, dead_leaves, moving_shapes, folder, cifar10, ...)")
+    crop_size: CropSize = Field(64, description="side of the square training/validation crops, "
+                                "pixels")
+    batch_size: BatchSize = Field(8, description="global batch: images per optimizer step, summed "
+                                  "over every process")
+    num_workers: NonNegativeInt = Field(0, description="DataLoader worker processes per training "
+                                        "process (0 = load in-process)")
+    val_items: PositiveInt = Field(16, description="how many validation items form the fixed "
+                                   "validation set")
+    sample_count: PositiveInt = Field(6, description="validation items in each sample grid PNG")
+    options: Options = Field(default_factory=dict, description="extra build_datasets options, "
+                             "e.g. {path: photos/}")
 
 
-@dataclass
-class ModelConfig:
+class ModelConfig(_Section):
     """Which network to train.
 
     Attributes:
@@ -81,12 +165,13 @@ class ModelConfig:
             the channel counts / scale a task needs are filled in by the task.
     """
 
-    name: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
+    name: ModelName = Field(None, description="model name for losslab.models.build_model; null = "
+                            "the task's model")
+    options: Options = Field(default_factory=dict, description="extra build_model options, e.g. "
+                             "{width: 32, depth: 3}")
 
 
-@dataclass
-class TaskOptions:
+class TaskOptions(_Section):
     """Task-specific settings (each task reads only its own).
 
     Attributes:
@@ -98,13 +183,15 @@ class TaskOptions:
             ``None`` = every frame but the last (``k = T - 1``).
     """
 
-    scale: int = 2
-    downscale_method: str = "bicubic"
-    context_frames: int | None = None
+    scale: Annotated[Literal[2, 4], Expect("2 or 4")] = Field(
+        2, description="super_resolve: the downscaling factor of the input")
+    downscale_method: DownscaleMethod = Field(
+        "bicubic", description="super_resolve: how the low-resolution input is made")
+    context_frames: Annotated[PositiveInt | None, Expect("null or an integer >= 1")] = Field(
+        None, description="predict_next: past frames the model sees; null = all but the last")
 
 
-@dataclass
-class HypothesesConfig:
+class HypothesesConfig(_Section):
     """Multiple hypotheses (winner-takes-all training).
 
     Attributes:
@@ -116,13 +203,12 @@ class HypothesesConfig:
         epsilon: the relaxed-WTA share given to the non-winning hypotheses, in ``[0, 1)``.
     """
 
-    count: int = 1
-    mode: str = "relaxed"
-    epsilon: float = 0.05
+    count: HypothesisCount = Field(1, description="K outputs per input (winner-takes-all); 1 = one")
+    mode: WTAMode = Field("relaxed", description="relaxed (losers share epsilon) or wta")
+    epsilon: Fraction = Field(0.05, description="relaxed-WTA share of the non-winning hypotheses")
 
 
-@dataclass
-class OptimizerConfig:
+class OptimizerConfig(_Section):
     """The generator's optimizer (Adam).
 
     Attributes:
@@ -131,13 +217,14 @@ class OptimizerConfig:
         weight_decay: L2 weight decay (0 = none).
     """
 
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
+    lr: LearningRate = Field(1e-3, description="Adam learning rate")
+    betas: Betas = Field((0.9, 0.999), description="Adam's (beta1, beta2)")
+    weight_decay: Annotated[float, Field(ge=0, allow_inf_nan=False),
+                            Expect("a finite number >= 0 such as 0")] = Field(
+        0.0, description="L2 weight decay (0 = none)")
 
 
-@dataclass
-class CheckpointConfig:
+class CheckpointConfig(_Section):
     """Checkpointing and resume.
 
     Checkpoints are written at every validation (every ``val_every`` steps, and at the last step):
@@ -149,12 +236,78 @@ class CheckpointConfig:
             config must match, apart from the fields in :data:`RESUME_SAFE_FIELDS`).
     """
 
-    save_best: bool = True
-    resume: bool = True
+    save_best: Flag = Field(True, description="keep best.ckpt (lowest val/loss)")
+    resume: Flag = Field(True, description="continue from checkpoints/last.ckpt in out when it "
+                         "exists")
 
 
-@dataclass
-class TrainConfig:
+#: The nested sections of a config (a YAML ``null`` there means "all defaults").
+SECTIONS = ("data", "model", "task_options", "hypotheses", "optimizer", "checkpoint")
+
+
+class TrainSettings(_Section):
+    """Every field of a training config, each checked alone; :class:`TrainConfig` adds the checks
+    that involve several fields. The experiment schema uses this model for ``train_options``: a
+    *partial* config (only the keys given are applied, see ``model_dump(exclude_unset=True)``).
+    """
+
+    model_config = ConfigDict(title="training settings (any subset of a losslab training config)")
+
+    task: TaskName = Field("reconstruct", description="reconstruct (autoencoder), super_resolve, "
+                           "predict_next (next video frame) or colorize (colour from BT.601 luma)")
+    loss: LossSpec = Field("l1", description="loss spec for losslab.loss, e.g. 'l1(luma)' or "
+                           "'mse + 0.01*perceptual@ramp(1000,2000)'")
+    steps: Steps = Field(1000, description="optimizer-step budget (the generator's steps)")
+    out: Annotated[str, Field(min_length=1), Expect("a folder path")] = Field(
+        "runs/run", description="the run directory (config.yaml, checkpoints/, logs/, samples/)")
+    name: Annotated[str, Expect("a string")] = Field(
+        "", description="a label for reports; empty = the name of out")
+    seed: Seed = Field(0, description="seed for model init, data order and crops")
+    data: DataConfig = Field(default_factory=DataConfig, description="which data to train on")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="which network to train")
+    task_options: TaskOptions = Field(default_factory=TaskOptions,
+                                      description="task-specific settings")
+    hypotheses: HypothesesConfig = Field(default_factory=HypothesesConfig,
+                                         description="multiple hypotheses (winner-takes-all)")
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig,
+                                       description="the generator's Adam optimizer")
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig,
+                                         description="checkpointing and resume")
+    precision: Precision = Field("32", description="32, 16-mixed (CUDA only) or bf16-mixed")
+    accelerator: AcceleratorName = Field("auto", description="auto (a GPU when present), cpu, "
+                                         "gpu, ...")
+    devices: Annotated[PositiveInt | Literal["auto"], Expect("a positive integer or 'auto'")] = \
+        Field(1, description="devices per node (an integer, or 'auto')")
+    num_nodes: PositiveInt = Field(1, description="machines taking part (multi-node DDP)")
+    strategy: StrategyName = Field("auto", description="auto or ddp (one process per device)")
+    val_every: PositiveInt = Field(100, description="validate (and checkpoint) every this many "
+                                   "steps; also at the last step")
+    sample_every: NonNegativeInt = Field(100, description="save a sample grid every this many "
+                                         "steps (0 = never)")
+    grad_share_every: NonNegativeInt = Field(50, description="log each loss term's gradient share "
+                                             "every this many steps (0 = never)")
+    log_every: PositiveInt = Field(10, description="write scalar logs every this many steps")
+    progress_bar: Flag = Field(True, description="show Lightning's progress bar")
+    check_values: Flag = Field(True, description="the losses' NaN/Inf and range checks")
+    deterministic: Annotated[bool | Literal["warn"], Expect("true, false or 'warn'")] = Field(
+        "warn", description="lightning.Trainer(deterministic=...): true, false or 'warn'")
+    ema_decay: Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False),
+                         Expect("a number in [0, 1) (0 = no EMA, typical 0.999)")] = Field(
+        0.0, description="EMA of the weights with this decay (0 = off; typical 0.999)")
+    skip_nonfinite: NonNegativeInt = Field(0, description="0 = a NaN/Inf step stops training; N = "
+                                           "skip such steps, stop after N in a row")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, values: Any) -> Any:
+        """``data:`` with nothing under it (YAML ``null``) means the section's defaults."""
+        if isinstance(values, Mapping) and any(values.get(key, {}) is None for key in SECTIONS):
+            values = {key: ({} if key in SECTIONS and value is None else value)
+                      for key, value in values.items()}
+        return values
+
+
+class TrainConfig(TrainSettings):
     """Everything a training run needs; ``config.yaml`` in a run directory is this, resolved.
 
     Attributes:
@@ -196,93 +349,11 @@ class TrainConfig:
             after ``N`` in a row.
     """
 
-    task: str = "reconstruct"
-    loss: str = "l1"
-    steps: int = 1000
-    out: str = "runs/run"
-    name: str = ""
-    seed: int = 0
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    task_options: TaskOptions = field(default_factory=TaskOptions)
-    hypotheses: HypothesesConfig = field(default_factory=HypothesesConfig)
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
-    checkpoint: CheckpointConfig = field(default_factory=CheckpointConfig)
-    precision: str = "32"
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    val_every: int = 100
-    sample_every: int = 100
-    grad_share_every: int = 50
-    log_every: int = 10
-    progress_bar: bool = True
-    check_values: bool = True
-    deterministic: bool | str = "warn"
-    ema_decay: float = 0.0
-    skip_nonfinite: int = 0
+    model_config = ConfigDict(title="losslab training config")
 
-    def __post_init__(self) -> None:
-        self.validate()
-
-    # -- checks ---------------------------------------------------------------------------
-    def validate(self) -> TrainConfig:
-        """Check every field; raise ``ValueError`` naming the field, the value and the fix."""
-        _choice("task", self.task, TASKS)
-        _choice("precision", str(self.precision), PRECISIONS)
-        self.precision = str(self.precision)
-        _choice("strategy", self.strategy, STRATEGIES)
-        _choice("accelerator", self.accelerator, ACCELERATORS)
-        _choice("hypotheses.mode", self.hypotheses.mode, WTA_MODES)
-        _choice("task_options.downscale_method", self.task_options.downscale_method,
-                DOWNSCALE_METHODS)
-        if not isinstance(self.loss, str) or not self.loss.strip():
-            raise ValueError(f"loss must be a non-empty spec string such as 'l1(luma)'; got {self.loss!r}.")
-        for key, value, low in (
-            ("steps", self.steps, 1), ("data.crop_size", self.data.crop_size, 1),
-            ("data.batch_size", self.data.batch_size, 1), ("data.num_workers", self.data.num_workers, 0),
-            ("data.val_items", self.data.val_items, 1), ("data.sample_count", self.data.sample_count, 1),
-            ("hypotheses.count", self.hypotheses.count, 1), ("num_nodes", self.num_nodes, 1),
-            ("val_every", self.val_every, 1), ("sample_every", self.sample_every, 0),
-            ("grad_share_every", self.grad_share_every, 0), ("log_every", self.log_every, 1),
-            ("skip_nonfinite", self.skip_nonfinite, 0),
-        ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{key} must be an integer >= {low}; got {value!r}.")
-        frames = self.task_options.context_frames
-        if frames is not None and (isinstance(frames, bool) or not isinstance(frames, int) or frames < 1):
-            raise ValueError(f"task_options.context_frames must be null or an integer >= 1; got {frames!r}.")
-        if self.task_options.scale not in (2, 4):
-            raise ValueError(f"task_options.scale must be 2 or 4; got {self.task_options.scale!r}.")
-        if not _is_number(self.hypotheses.epsilon) or not 0.0 <= self.hypotheses.epsilon < 1.0:
-            raise ValueError(f"hypotheses.epsilon must lie in [0, 1); got {self.hypotheses.epsilon!r}.")
-        if isinstance(self.ema_decay, bool) or not isinstance(self.ema_decay, (int, float)) \
-                or not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be a number in [0, 1) (0 = no EMA, typical 0.999); "
-                             f"got {self.ema_decay!r}.")
-        _finite("optimizer.lr", self.optimizer.lr, low=0.0, low_open=True, example="1e-3")
-        _finite("optimizer.weight_decay", self.optimizer.weight_decay, low=0.0, example="0")
-        betas = self.optimizer.betas
-        if len(betas) != 2 or not all(_is_number(b) and 0.0 <= b < 1.0 for b in betas):
-            raise ValueError(f"optimizer.betas must be two numbers in [0, 1) such as [0.9, 0.999]; "
-                             f"got {list(betas)!r}.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) \
-                or not 0 <= self.seed <= MAX_SEED:
-            raise ValueError(f"seed must be an integer from 0 to {MAX_SEED} (2**32 - 1); got "
-                             f"{self.seed!r}.")
-        for key, flag in (("progress_bar", self.progress_bar), ("check_values", self.check_values),
-                          ("checkpoint.resume", self.checkpoint.resume),
-                          ("checkpoint.save_best", self.checkpoint.save_best)):
-            if not isinstance(flag, bool):
-                raise ValueError(f"{key} must be true or false; got {flag!r}.")
-        if self.devices != "auto" and (isinstance(self.devices, bool)
-                                       or not isinstance(self.devices, int) or self.devices < 1):
-            raise ValueError(f"devices must be a positive integer or 'auto'; got {self.devices!r}.")
-        if self.deterministic not in (True, False, "warn"):
-            raise ValueError(f"deterministic must be true, false or 'warn'; got {self.deterministic!r}.")
-        if not isinstance(self.data.options, dict) or not isinstance(self.model.options, dict):
-            raise ValueError("data.options and model.options must be mappings (YAML dicts).")
+    @model_validator(mode="after")
+    def _check_together(self) -> TrainConfig:
+        """Checks that involve several fields or the registries (run after every field passed)."""
         _check_registered_names(self)
         _check_crop_multiple(self)
         processes = self.processes
@@ -291,6 +362,13 @@ class TrainConfig:
                 f"data.batch_size ({self.data.batch_size}) is the global batch and must split evenly "
                 f"over devices * num_nodes = {processes} processes; use a multiple of {processes}."
             )
+        return self
+
+    # -- checks ---------------------------------------------------------------------------
+    def validate(self) -> TrainConfig:  # type: ignore[override]  # pydantic's is deprecated
+        """Check every field and their combinations again (after a section was changed in
+        place); raise :class:`ConfigError` naming the field, the value and the fix."""
+        type(self).from_dict(self.to_dict())
         return self
 
     @property
@@ -305,13 +383,20 @@ class TrainConfig:
 
     # -- (de)serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists, not tuples) suitable for YAML/JSON."""
-        return _plain(dataclasses.asdict(self))
+        """Plain nested dict (lists, not tuples) suitable for YAML/JSON, in field order."""
+        return _plain(self.model_dump())
 
     @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> TrainConfig:
-        """Build from a nested mapping; unknown keys raise with the closest valid key."""
-        return _build(cls, values, prefix="")
+    def from_dict(cls, values: Any, *, origin: str | None = None,
+                  positions: Positions | None = None) -> TrainConfig:
+        """Build from a nested mapping; any problem raises one :class:`ConfigError` line naming
+        the key (unknown keys with the closest valid key), the value and the fix.
+
+        Args:
+            origin: the source for messages (``"config file 'c.yaml'"``).
+            positions: where each key is in the YAML text, to name the line and column.
+        """
+        return validated(cls, values, origin=origin, positions=positions)
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -337,12 +422,8 @@ RESUME_SAFE_FIELDS = frozenset({
 })
 
 
-def _check_registered_names(config: TrainConfig) -> None:
-    """Dataset and model names must be registered (imports are lazy: config has no heavy deps)."""
-    from losslab.data import available_datasets
-    from losslab.models import available_models
-    from losslab.models.registry import get_model_class
-
+def _check_registered_names(config: TrainSettings) -> None:
+    """Dataset and model names must be registered (their tables are filled on import)."""
     _choice("data.name", config.data.name, tuple(available_datasets()))
     if config.model.name is not None:
         try:
@@ -351,22 +432,7 @@ def _check_registered_names(config: TrainConfig) -> None:
             _choice("model.name", config.model.name, tuple(available_models()))
 
 
-#: Largest seed ``lightning.seed_everything`` accepts (numpy's limit).
-MAX_SEED = 2**32 - 1
-
-
-def _is_number(value: Any) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value)
-
-
-def _finite(key: str, value: Any, *, low: float, low_open: bool = False, example: str) -> None:
-    """A finite number above ``low`` (``.inf`` from YAML, strings and booleans are refused)."""
-    if not _is_number(value) or value < low or (low_open and value == low):
-        bound = f"> {low:g}" if low_open else f">= {low:g}"
-        raise ValueError(f"{key} must be a finite number {bound} such as {example}; got {value!r}.")
-
-
-def _check_crop_multiple(config: TrainConfig) -> None:
+def _check_crop_multiple(config: TrainSettings) -> None:
     """The crop must suit the task's default model: ``2**depth`` for the autoencoder and U-Net,
     ``scale`` for super-resolution (its input is the crop divided by ``scale``). A model named
     explicitly checks its own input."""
@@ -391,7 +457,7 @@ def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ValueError(
             f"{key} must be one of {', '.join(map(repr, choices))}; got {value!r}."
-            + _suggest(str(value), choices)
+            + suggest(str(value), choices)
         )
 
 
@@ -401,28 +467,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _build(cls: type, values: Mapping[str, Any], prefix: str) -> Any:
-    if not isinstance(values, Mapping):
-        raise ValueError(f"{prefix.rstrip('.') or 'config'} must be a mapping; got {values!r}.")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs: dict[str, Any] = {}
-    for key, value in values.items():
-        if key not in fields:
-            raise ValueError(
-                f"unknown config key {prefix + str(key)!r}.{_suggest(str(key), list(fields))} "
-                f"Valid keys{' under ' + prefix.rstrip('.') if prefix else ''}: {', '.join(fields)}."
-            )
-        factory = fields[key].default_factory
-        default = factory() if factory is not dataclasses.MISSING else None
-        if dataclasses.is_dataclass(default):
-            kwargs[key] = _build(type(default), value or {}, prefix + key + ".")
-        elif key == "betas":
-            kwargs[key] = tuple(float(v) for v in value)
-        else:
-            kwargs[key] = value
-    return cls(**kwargs)
 
 
 def flatten(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -448,9 +492,10 @@ def load_config(path: str | Path) -> TrainConfig:
     """Read a YAML config file (a run's ``config.yaml`` or a hand-written one)."""
     path = Path(path)
     if not path.is_file():
-        raise ValueError(f"config file {str(path)!r} does not exist; give the path of a YAML file.")
-    values = load_yaml(path.read_text(), what=f"config file {str(path)!r}") or {}
-    return TrainConfig.from_dict(values)
+        raise ConfigError(f"config file {str(path)!r} does not exist; give the path of a YAML file.")
+    origin = f"config file {str(path)!r}"
+    values, positions = load_yaml_with_positions(path.read_text(), what=origin)
+    return TrainConfig.from_dict(values or {}, origin=origin, positions=positions)
 
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:
@@ -505,8 +550,8 @@ def config_from_overrides(
             continue
         if path not in flat_defaults:
             known = sorted(set(flat_defaults) | set(OVERRIDE_ALIASES))
-            raise ValueError(f"unknown override {key!r}.{_suggest(key, known)} "
-                             f"Valid names: {', '.join(known)}.")
+            raise ConfigError(f"unknown override {key!r}.{suggest(key, known)} "
+                              f"Valid names: {', '.join(known)}.")
         node = values
         *parents, leaf = path.split(".")
         for part in parents:

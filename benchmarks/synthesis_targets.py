@@ -4,6 +4,7 @@ Run on demand (not part of the test suite)::
 
     python benchmarks/synthesis_targets.py [--size 128] [--steps 300] [--threads 2]
         [--device cpu|cuda] [--json out.json] [--vgg] [--seeds 0,1,2] [--longer 4]
+        [--continuation SIGMA] [--continuation-share 0.67] [--lr 0.05]
 
 For every spec: metamers from noise, a blurred copy and another photo (``steps`` Adam steps
 each), the loss reached relative to the start's (target <= 2 %, the worst start counts), the
@@ -21,6 +22,11 @@ depend on the seed) and counts the worst. ``--longer 4`` re-runs every start tha
 2 % target with 4x the steps (same schedule, stretched) and prints what it reaches: a start
 still far above 2 % is stuck (a local minimum of the loss), not short of steps. That
 diagnosis is printed only; the target is judged at ``--steps``.
+
+``--continuation SIGMA`` passes ``continuation=SIGMA`` to :func:`losslab.synthesis.metamers`
+(the loss evaluated on blurred images, the blur shrinking from SIGMA px to 0 over
+``--continuation-share`` of the steps; ``0`` turns it off); default: the library's default.
+``--lr`` sets the metamers' initial step size (MAD keeps its own).
 """
 
 from __future__ import annotations
@@ -57,7 +63,20 @@ def main() -> int:
                         help="comma-separated seeds of the noise start (worst counts)")
     parser.add_argument("--longer", type=int, default=0,
                         help="re-run starts that miss 2 %% with this many times the steps")
+    parser.add_argument("--continuation", type=float, default=None,
+                        help="starting blur sigma (px) of the continuation over scale; 0: off")
+    parser.add_argument("--continuation-share", type=float, default=None,
+                        help="share of the steps over which the blur shrinks to 0")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="initial step size of the metamers (default: the library's)")
     args = parser.parse_args()
+    options: dict[str, float] = {}
+    if args.lr is not None:
+        options["lr"] = args.lr
+    if args.continuation is not None:
+        options["continuation"] = args.continuation
+    if args.continuation_share is not None:
+        options["continuation_share"] = args.continuation_share
     torch.set_num_threads(args.threads)
     print(f"image {args.image} {args.size} px, {args.steps} steps, {args.threads} threads, "
           f"device {args.device}, load average {os.getloadavg()}")
@@ -76,13 +95,14 @@ def main() -> int:
     seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
     for spec in specs:
         began = time.perf_counter()
-        result = metamers(spec, target, steps=args.steps, seed=seeds[0])
+        result = metamers(spec, target, steps=args.steps, seed=seeds[0], **options)
         wall = time.perf_counter() - began
         report[spec] = {**result.to_dict(), "wall_seconds": wall}
         ratios = {name: row["loss_ratio"] for name, row in zip(result.start_names,
                                                                result.numbers, strict=True)}
         for seed in seeds[1:]:  # only the noise start depends on the seed
-            again = metamers(spec, target, starts=["noise"], steps=args.steps, seed=seed)
+            again = metamers(spec, target, starts=["noise"], steps=args.steps, seed=seed,
+                             **options)
             ratios[f"noise(seed {seed})"] = again["noise"]["loss_ratio"]
             report[spec][f"noise seed {seed}"] = again["noise"]  # type: ignore[index]
         print(f"{spec}: {wall:.1f} s; loss / start: "
@@ -97,7 +117,7 @@ def main() -> int:
                 start, _, seed_text = name.partition("(seed ")
                 seed = int(seed_text.rstrip(")")) if seed_text else seeds[0]
                 rerun = metamers(spec, target, starts=[start], steps=args.steps * args.longer,
-                                 seed=seed)
+                                 seed=seed, **options)
                 longer[name] = rerun[start]["loss_ratio"]
             report[spec]["longer"] = {"steps": args.steps * args.longer,  # type: ignore[index]
                                       "loss_ratio": longer}

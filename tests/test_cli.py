@@ -140,6 +140,15 @@ def test_equal_writes_figure_and_json(tmp_path: Path, capsys: pytest.CaptureFixt
     assert list(payload["results"][1]["starts"]) == ["noise", "photo"]
     assert (out / "equal.png").is_file()
     assert "figure:" in capsys.readouterr().out
+    assert payload["results"][0]["continuation"] is None and payload["results"][0]["lr"] == 0.05
+
+
+def test_equal_passes_step_size_and_continuation(tmp_path: Path) -> None:
+    argv = ["equal", "gdl", "--size", "24", "--steps", "10", "--starts", "noise", "--lr", "0.02",
+            "--continuation", "4", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    result = json.loads((tmp_path / "equal.json").read_text())["results"][0]
+    assert (result["lr"], result["continuation"]) == (0.02, 4.0)
 
 
 def test_mad_writes_figure_and_json(tmp_path: Path) -> None:

@@ -183,13 +183,6 @@ _LPIPS_HEAD_SHA256 = {
     "squeeze": "4a5350f23600cb79923ce65bb07cbf57dca461329894153e05a1346bd531cf76",
 }
 
-#: The torchvision backbone each LPIPS ``net`` uses, as a registry name.
-LPIPS_BACKBONES = {
-    "alex": "alexnet-imagenet",
-    "vgg": "vgg16-imagenet",
-    "squeeze": "squeezenet1_1-imagenet",
-}
-
 
 def _register_known_weights() -> None:
     # Function-level import: torchvision's model tables are only needed once a weights name is read.
@@ -289,7 +282,8 @@ def resolve_weights_file(
 
     Args:
         name: a registry name (see :func:`list_weights`).
-        allow_download: ``None`` follows :func:`downloads_allowed` (``$LOSSLAB_OFFLINE``).
+        allow_download: ``None`` follows :func:`downloads_allowed` (``$LOSSLAB_OFFLINE``);
+            ``False`` never downloads (the metrics' choice).
         alternative: an extra remedy for the error message (e.g. ``"use weights=random ..."``).
 
     Raises:
@@ -305,8 +299,9 @@ def resolve_weights_file(
         raise WeightsUnavailableError(_unavailable_message(
             info, "it ships inside the lpips package; reinstall lpips", alternative))
     if not allow_download:
-        raise WeightsUnavailableError(_unavailable_message(
-            info, f"downloads are disabled by ${OFFLINE_ENV}", alternative))
+        why = (f"downloads are disabled by ${OFFLINE_ENV}" if not downloads_allowed()
+               else "this caller never downloads: measuring must not wait for a network")
+        raise WeightsUnavailableError(_unavailable_message(info, why, alternative))
     try:
         # torch.hub checks `sha256.startswith(hash_prefix)`: given the full digest, that is an
         # exact check of the whole file.

@@ -125,6 +125,18 @@ def test_logged_val_psnr_equals_the_evaluated_psnr(tmp_path: Path, overrides: di
     assert len(per_image) == 6 and min(per_image) <= metrics["psnr"] <= max(per_image)
 
 
+def test_logged_ssim_term_is_one_minus_the_evaluated_ssim(tmp_path: Path) -> None:
+    """One SSIM implementation: the validation log's loss term (val/loss/ssim, averaged over
+    batches of 4 and 2 images) is 1 - the ssim in metrics.json, for the same model and images."""
+    from losslab.train import train
+
+    result = train(_tiny_run(tmp_path / "run", loss="mse + 0.5*ssim"))
+    metrics = evaluate_run(result.run_dir)
+    assert 0.0 < metrics["ssim"] < 1.0
+    assert 1.0 - _logged(result.run_dir, "val/loss/ssim") == pytest.approx(metrics["ssim"], abs=1e-5)
+    assert result.metrics["val/psnr"] == pytest.approx(metrics["psnr"], abs=1e-4)
+
+
 def test_baselines_are_scored_by_the_same_metric_code(tmp_path: Path) -> None:
     import torch.nn.functional as F
 

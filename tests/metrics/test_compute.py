@@ -25,7 +25,7 @@ def test_all_keys_and_lpips_unavailable_without_weights(photo_batch, empty_torch
         key for key in METRIC_KEYS if key != "psnr_plausible"]
     assert result["lpips"] is None
     assert "alexnet-owt-7be5be79.pth" in result["unavailable"]["lpips"]
-    assert "3 of 5 scales" in result["notes"]["ms_ssim"]
+    assert "4 of 5 scales" in result["notes"]["ms_ssim"] and "161 px" in result["notes"]["ms_ssim"]
     assert result["retrieval_top1"] == 1.0
 
 

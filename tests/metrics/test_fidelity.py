@@ -1,4 +1,5 @@
-"""PSNR / SSIM / MS-SSIM against scikit-image and hand-checkable cases."""
+"""PSNR / SSIM / MS-SSIM against scikit-image, pytorch-msssim and hand-checkable cases; the SSIM
+metrics are the losses' functions (one implementation)."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import math
 
 import numpy as np
 import pytest
+import pytorch_msssim
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from losslab.losses import MSSSIMLoss, SSIMLoss
+from losslab.losses.structural import ms_ssim_min_size, ms_ssim_weights
 from losslab.metrics import (
     ms_ssim,
-    ms_ssim_betas,
     ms_ssim_scales,
     per_image_psnr,
     psnr,
@@ -82,16 +85,46 @@ def test_ssim_matches_skimage_gaussian_settings(photo_batch: torch.Tensor, noisy
                               gaussian_weights=True, sigma=1.5, use_sample_covariance=False)
         for o, t in zip(noisy, photo_batch, strict=True)
     ])
-    # torchmetrics and skimage treat the 5-px border differently; values agree closely.
-    assert ssim(noisy, photo_batch) == pytest.approx(reference, abs=0.01)
+    # Both use the valid region only (skimage crops the 5-px border of its filtered maps).
+    assert ssim(noisy, photo_batch) == pytest.approx(reference, abs=1e-4)
     assert ssim(photo_batch, photo_batch) == pytest.approx(1.0, abs=1e-5)
 
 
-def test_ms_ssim_scales_fall_back_on_small_images(photo_batch: torch.Tensor, noisy: torch.Tensor) -> None:
-    assert ms_ssim_scales(192, 192) == 5
-    assert ms_ssim_scales(96, 96) == 3
-    assert ms_ssim_scales(10, 10) == 0
-    assert sum(ms_ssim_betas(3)) == pytest.approx(1.0)
+def _photos(size: int) -> torch.Tensor:
+    from skimage import data
+
+    crops = [image[:size, :size] for image in (data.astronaut(), data.chelsea(), data.coffee())]
+    return torch.stack([torch.from_numpy(c.copy()).permute(2, 0, 1).float() / 255 for c in crops])
+
+
+def test_ssim_and_ms_ssim_match_pytorch_msssim_at_five_scales() -> None:
+    target = _photos(192)
+    generator = torch.Generator().manual_seed(2)
+    output = (target + 0.06 * torch.randn(target.shape, generator=generator)).clamp(0, 1)
+    expected_ssim = float(pytorch_msssim.ssim(output, target, data_range=1.0))
+    expected_ms = float(pytorch_msssim.ms_ssim(output, target, data_range=1.0))
+    assert ssim(output, target) == pytest.approx(expected_ssim, abs=1e-4)
+    assert ms_ssim(output, target) == pytest.approx(expected_ms, abs=1e-4)
+    assert 0.3 < ssim(output, target) < 0.9  # a real difference, not a trivial 1
+
+
+def test_the_metrics_are_the_losses_functions(photo_batch: torch.Tensor, noisy: torch.Tensor) -> None:
+    # One implementation: the metric is the batch mean of the index the loss is 1 minus.
+    assert ssim(noisy, photo_batch) == pytest.approx(1 - float(SSIMLoss()(noisy, photo_batch)),
+                                                     abs=1e-6)
+    scales = ms_ssim_scales(96, 96)
+    loss = MSSSIMLoss(scales=scales)
+    assert ms_ssim(noisy, photo_batch) == pytest.approx(1 - float(loss(noisy, photo_batch)), abs=1e-6)
+
+
+def test_ms_ssim_scales_follow_the_losses_size_rule(photo_batch: torch.Tensor,
+                                                    noisy: torch.Tensor) -> None:
+    # One minimum size for loss and metric: one full 11-px window at the coarsest scale.
+    assert [ms_ssim_scales(s, s) for s in (161, 160, 81, 80, 41, 21, 11, 10)] == [5, 4, 4, 3, 3, 2, 1, 0]
+    for scales in range(1, 6):
+        assert ms_ssim_scales(ms_ssim_min_size(scales), 500) == scales
+    assert ms_ssim_scales(96, 96) == 4
+    assert sum(ms_ssim_weights(4)) == pytest.approx(1.0)
     assert ms_ssim(photo_batch, photo_batch) == pytest.approx(1.0, abs=1e-5)
     value = ms_ssim(noisy, photo_batch)
     assert 0.5 < value < 1.0

@@ -16,6 +16,7 @@ import jinja2
 import pytest
 import yaml
 
+from losslab.metrics import METRIC_TABLE
 from losslab.report import build_report, load_comparison, metric_columns, render_page, sections
 from losslab.report.build import environment, format_number
 
@@ -46,6 +47,9 @@ def test_metric_columns_are_the_single_table_of_directions_and_labels() -> None:
     assert (by_key["lpips"].direction, by_key["lpips"].arrow) == ("min", "↓")
     assert (by_key["chroma_ratio"].direction, by_key["chroma_ratio"].arrow) == ("one", "→1")
     assert all(c.label for c in columns)
+    # ... read from the one metric table of losslab.metrics (names, directions, labels)
+    assert [(c.key, c.direction, c.label) for c in columns] == [
+        (spec.name, spec.direction, spec.label) for spec in METRIC_TABLE]
 
 
 def test_metrics_section_carries_the_numbers_on_disk(comparison_dir: Path) -> None:

@@ -3,13 +3,15 @@ does not measure is left as the start had it (checked against independent colour
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
 import losslab
 from losslab.losses.views import ChromaView, LumaView
 from losslab.synthesis import load_image, metamers
-from losslab.synthesis.metamers import MetamerResult
+from losslab.synthesis.metamers import MetamerResult, continuation_sigma
 
 STEPS = 200
 
@@ -99,6 +101,40 @@ def test_gdl_metamer_from_another_photo_reaches_two_percent(small_target: torch.
     assert result["photo"]["loss_ratio"] <= 0.02
 
 
+def test_continuation_schedule_is_geometric_then_off() -> None:
+    sigmas = [continuation_sigma(step, 300, 16.0, 2 / 3) for step in range(300)]
+    assert sigmas[0] == 16.0
+    # equal time per octave: a constant ratio between consecutive steps while it runs
+    ratios = [b / a for a, b in itertools.pairwise(sigmas[:200])]
+    assert max(ratios) == pytest.approx(min(ratios), rel=1e-9)
+    assert ratios[0] == pytest.approx((0.25 / 16) ** (1 / 200), rel=1e-9)
+    assert 0.25 < sigmas[199] < 0.26 and sigmas[200:] == [0.0] * 100
+    assert continuation_sigma(0, 300, None, 2 / 3) == 0.0
+    assert continuation_sigma(0, 300, 0.0, 2 / 3) == 0.0
+
+
+def test_continuation_off_by_default_and_zero_is_off(small_target: torch.Tensor) -> None:
+    default = metamers("gdl", small_target, starts=["noise"], steps=20)
+    zero = metamers("gdl", small_target, starts=["noise"], steps=20, continuation=0)
+    assert torch.equal(default.metamers, zero.metamers)
+
+
+def test_continuation_helps_gdl_from_noise_and_reports_the_plain_loss(
+    small_target: torch.Tensor,
+) -> None:
+    """Descending gdl on blurred copies first (coarse structure, hence edge signs, settled
+    before fine edges) ends far lower from noise than plain descent (docs/synthesis.md); the
+    reported value is the plain loss, recomputed independently here."""
+    plain = metamers("gdl", small_target, starts=["noise"], steps=STEPS)
+    smooth = metamers("gdl", small_target, starts=["noise"], steps=STEPS, continuation=8.0)
+    assert smooth["noise"]["loss_ratio"] < 0.5 * plain["noise"]["loss_ratio"]
+    assert smooth["noise"]["loss_ratio"] <= 0.02  # issue 14's target (1.35 % measured; 9.6 % off)
+    final = float(losslab.loss("gdl")(smooth.metamer("noise"), small_target))
+    assert final == pytest.approx(smooth["noise"]["loss_final"], rel=1e-4, abs=1e-8)
+    assert smooth.metamers.min() >= 0.0 and smooth.metamers.max() <= 1.0
+    assert smooth.to_dict()["continuation"] == 8.0 and plain.to_dict()["continuation"] is None
+
+
 def test_pixels_stay_in_range_and_starts_are_what_they_say(small_target: torch.Tensor) -> None:
     result = metamers("l1(luma)", small_target, steps=50)
     assert result.metamers.min() >= 0.0 and result.metamers.max() <= 1.0
@@ -184,6 +220,8 @@ def test_grey_image_for_a_colour_view(small_target: torch.Tensor) -> None:
         ({"starts": "noise"}, "starts must be a non-empty list"),
         ({"starts": ["photo:kitten"]}, "unknown bundled photo 'kitten'"),
         ({"lr": 5.0}, "lr is a step"),
+        ({"continuation": -1.0}, "continuation is a starting blur sigma"),
+        ({"continuation_share": 0.0}, "continuation_share is a share"),
         ({"starts": [torch.rand(3, 16, 16)]}, "must match the target"),
     ],
 )
@@ -205,6 +243,12 @@ def test_on_the_gpu(small_target: torch.Tensor) -> None:
     assert result.metamers.device.type == "cuda"
     assert result["noise"]["err_luma"] <= 0.02
     assert result["noise"]["loss_ratio"] <= 0.02
+    # the continuation blur's window follows the images onto the device
+    smooth = metamers("gdl", small_target, starts=["noise"], steps=STEPS, device="cuda",
+                      continuation=8.0)
+    final = float(losslab.loss("gdl")(smooth.metamer("noise").cpu(), small_target))
+    assert final == pytest.approx(smooth["noise"]["loss_final"], rel=1e-3, abs=1e-7)
+    assert smooth["noise"]["loss_ratio"] <= 0.05
 
 
 @pytest.mark.slow

@@ -97,4 +97,4 @@ def test_ldl_needs_the_average(tmp_path: Path) -> None:
         train(tiny_config(tmp_path / "run", loss="l1 + ldl"))
     result = train(tiny_config(tmp_path / "ok", loss="l1 + ldl", ema_decay=0.9, steps=3,
                                val_every=3))
-    assert result.metrics["val/ldl"] >= 0.0
+    assert result.metrics["val/loss/ldl"] >= 0.0

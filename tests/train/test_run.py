@@ -33,7 +33,7 @@ def test_run_directory_is_self_describing(tmp_path: Path) -> None:
     assert load_config(run / "config.yaml") == config
     assert result.global_step == 6 and result.resumed_from_step is None
     assert result.last_checkpoint.exists() and result.best_checkpoint is not None
-    assert set(result.metrics) == {"val/loss", "val/l1", "val/mse", "val/psnr"}
+    assert set(result.metrics) == {"val/loss", "val/l1", "val/loss/l1", "val/loss/mse", "val/psnr"}
     assert sorted(p.name for p in (run / "samples").iterdir()) == [
         "step_000000.png", "step_000003.png", "step_000006.png"]
     # rows input | output | target of 2 items of 32 px with 2 px padding

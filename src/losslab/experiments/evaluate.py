@@ -40,12 +40,17 @@ import torch
 from torch import Tensor
 
 from losslab.core.atomic import atomic_path, write_text_atomic
-
-#: Metric keys in report order (``docs/architecture.md``).
-METRIC_KEYS = (
-    "psnr", "psnr_plausible", "ssim", "ms_ssim", "lpips", "hf_ratio", "grad_ratio", "err_red", "err_green",
-    "err_blue", "err_luma", "err_chroma", "chroma_ratio", "retrieval_top1",
+from losslab.losses.multi_hypothesis import best_hypothesis as best_hypothesis_index
+from losslab.losses.multi_hypothesis import select_hypothesis
+from losslab.metrics import (
+    METRIC_KEYS,  # column order of metrics.json / metrics.csv: the one metric table's
+    compute_image_metrics,
+    per_image_psnr,
+    per_image_psnr_plausible,
+    plausible_per_hypothesis,
+    psnr_plausible,
 )
+
 #: How many neighbours ``neighbours.json`` lists per image.
 NEIGHBOURS_K = 4
 
@@ -82,15 +87,15 @@ def check_run_dir(run_dir: str | Path) -> Path:
 def best_hypothesis(outputs: Tensor, targets: Tensor) -> Tensor:
     """Pick, per image, the hypothesis closest to the target (MSE).
 
+    The same choice as the training log's validation (``losses.multi_hypothesis``'s
+    ``best_hypothesis`` and ``select_hypothesis``), so ``val/psnr`` and ``psnr`` score the same
+    images.
+
     Shape:
         - outputs: ``(N, K, C, H, W)``; targets: ``(N, C, H, W)``.
         - returns ``(N, C, H, W)``.
     """
-    if outputs.dim() != 5:
-        raise ValueError(f"outputs must be (N, K, C, H, W); got shape {tuple(outputs.shape)}.")
-    errors = (outputs - targets.unsqueeze(1)).square().flatten(2).mean(dim=2)  # (N, K)
-    winner = errors.argmin(dim=1)
-    return outputs[torch.arange(outputs.shape[0]), winner]
+    return select_hypothesis(outputs, best_hypothesis_index(outputs, targets))
 
 
 def _json_value(value: Any) -> Any:
@@ -146,14 +151,6 @@ def compute_metrics(outputs: Tensor, targets: Tensor,
     "per_image": {...}}`` (plus ``"per_hypothesis"`` for 5-D outputs); ``retrieval_top1`` needs
     ``encode_fn`` (autoencoders) and is ``None`` with a reason otherwise.
     """
-    from losslab.metrics import (
-        compute_image_metrics,
-        per_image_psnr,
-        per_image_psnr_plausible,
-        plausible_per_hypothesis,
-        psnr_plausible,
-    )
-
     scored = best_hypothesis(outputs, targets) if outputs.dim() == 5 else outputs
     raw = dict(compute_image_metrics(scored, targets, encode_fn=encode_fn))
     if plausible is not None:  # scored on its own hypothesis choice (nearest to any answer)

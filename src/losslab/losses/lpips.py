@@ -1,4 +1,4 @@
-"""LPIPS (Zhang et al. 2018) as a loss term, through the ``lpips`` package, loaded offline.
+"""LPIPS (Zhang et al. 2018): the one implementation behind the ``lpips`` loss and metric.
 
 LPIPS runs both images through an ImageNet backbone (AlexNet, VGG16 or SqueezeNet 1.1), unit-
 normalises every layer's activations along channels, weights the squared differences per channel
@@ -10,6 +10,13 @@ The linear heads (v0.1) ship inside the ``lpips`` package; the backbone comes fr
 ImageNet weights, looked up in the torch hub cache (see :mod:`losslab.weights`). A missing
 backbone raises :class:`losslab.weights.WeightsUnavailableError` naming the file; the package is
 never allowed to download it or to run on a random backbone.
+
+One implementation: :data:`LPIPS_NETS` is the one backbone table (net name, backbone and head
+weights in :mod:`losslab.weights`, smallest image side), :func:`build_lpips_model` the one
+builder (weights only through :func:`losslab.weights.resolve_weights_file`) and
+:func:`lpips_distance` the one forward. The loss :class:`LPIPSLoss` and the metric
+:func:`losslab.metrics.lpips` (``metrics.json``) both call them, so a logged ``lpips`` term and a
+reported ``lpips`` value are the same number for the same images.
 """
 
 from __future__ import annotations
@@ -18,45 +25,103 @@ import contextlib
 import io
 import warnings
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Literal
 
 from torch import Tensor, nn
 
+from losslab.core.registry import Registry
 from losslab.core.validation import check_choice
 from losslab.losses.base import Loss
 from losslab.losses.registry import register_loss
 from losslab.weights import (
-    LPIPS_BACKBONES,
     WeightsError,
+    WeightsUnavailableError,
+    get_weights_info,
     load_state_dict_file,
     resolve_weights_file,
 )
 
 LPIPSNet = Literal["alex", "vgg", "squeeze"]
 
-#: Smallest input side each backbone accepts (strided convolutions and pools must not run out).
-MIN_SIZE = {"alex": 31, "vgg": 16, "squeeze": 17}
+#: The remedy offered, besides carrying the file in, when a backbone is missing.
+_ALTERNATIVE = ("use a loss that needs no pretrained network (e.g. ssim), or "
+                "perceptual(weights=random) for an offline smoke test")
 
 
-def build_lpips_model(net: str = "alex") -> nn.Module:
+@dataclass(frozen=True)
+class LPIPSBackbone:
+    """One LPIPS variant: its pretrained files and the smallest image it accepts.
+
+    Attributes:
+        net: the variant's name in specs and metrics (``"alex"``, ``"vgg"``, ``"squeeze"``).
+        backbone_weights: :mod:`losslab.weights` name of the torchvision ImageNet backbone.
+        heads_weights: :mod:`losslab.weights` name of the v0.1 linear heads (shipped in lpips).
+        min_size: smallest image side in pixels (strided convolutions and pools must not run out).
+    """
+
+    net: str
+    backbone_weights: str
+    heads_weights: str
+    min_size: int
+
+
+#: The one LPIPS backbone table (loss and metric read it).
+LPIPS_NETS: Registry[LPIPSBackbone] = Registry("LPIPS backbone")
+for _row in (
+    LPIPSBackbone("alex", "alexnet-imagenet", "lpips-alex-v0.1", 31),
+    LPIPSBackbone("vgg", "vgg16-imagenet", "lpips-vgg-v0.1", 16),
+    LPIPSBackbone("squeeze", "squeezenet1_1-imagenet", "lpips-squeeze-v0.1", 17),
+):
+    LPIPS_NETS.register(_row.net, _row)
+
+
+def lpips_backbone(net: str) -> LPIPSBackbone:
+    """The :data:`LPIPS_NETS` row of ``net``; another name raises ``ValueError`` listing them."""
+    check_choice("net", net, LPIPS_NETS.names())
+    return LPIPS_NETS.get(net)
+
+
+def missing_lpips_weights(net: str = "alex") -> str | None:
+    """Why LPIPS ``net`` cannot be built here without a download, or ``None`` when it can.
+
+    Checks only that the files exist (no hashing, no loading): cheap enough to ask before every
+    evaluation. The reason is :class:`~losslab.weights.WeightsUnavailableError`'s message, which
+    names the file, the directory, the hash and the remedy.
+    """
+    backbone = lpips_backbone(net)
+    for name in (backbone.backbone_weights, backbone.heads_weights):
+        if not get_weights_info(name).present:
+            try:
+                resolve_weights_file(name, allow_download=False, alternative=_ALTERNATIVE)
+            except WeightsUnavailableError as error:
+                return str(error)
+    return None
+
+
+def build_lpips_model(net: str = "alex", *, allow_download: bool | None = None) -> nn.Module:
     """An ``lpips.LPIPS`` model whose heads and backbone come from local files only.
 
     The model is built with a random backbone (``pnet_rand=True``, so the package never calls
     torchvision's downloader) and the package's v0.1 heads; then the backbone's torchvision
     ImageNet state dict is loaded from the hub cache into it. The result is frozen and in eval.
 
+    Args:
+        net: a row of :data:`LPIPS_NETS`.
+        allow_download: passed to :func:`~losslab.weights.resolve_weights_file` (``None``
+            follows ``$LOSSLAB_OFFLINE``; metrics pass ``False``: measuring never waits for a
+            network).
+
     Raises:
         losslab.weights.WeightsUnavailableError: the backbone file is missing (message names it).
+        losslab.weights.WeightsError: the file is not the backbone's state dict.
     """
-    import lpips
+    import lpips  # the package imports torchvision's model zoo: loaded only when LPIPS is built
 
-    check_choice("net", net, tuple(LPIPS_BACKBONES))
-    backbone_path = resolve_weights_file(
-        LPIPS_BACKBONES[net],
-        alternative="use a loss that needs no pretrained network (e.g. ssim), or "
-        "perceptual(weights=random) for an offline smoke test",
-    )
-    heads_path = resolve_weights_file(f"lpips-{net}-v0.1")
+    backbone = lpips_backbone(net)
+    backbone_path = resolve_weights_file(backbone.backbone_weights, allow_download=allow_download,
+                                         alternative=_ALTERNATIVE)
+    heads_path = resolve_weights_file(backbone.heads_weights, allow_download=allow_download)
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         # torchvision warns that lpips passes the deprecated `pretrained=` argument.
         warnings.simplefilter("ignore", UserWarning)
@@ -89,6 +154,24 @@ def _load_backbone(backbone: nn.Module, state: dict[str, Tensor], source: str) -
     backbone.load_state_dict(mapped)
 
 
+def lpips_distance(model: nn.Module, prediction: Tensor, target: Tensor) -> Tensor:
+    """Per-image LPIPS distance ``(N,)`` of two batches in ``[0, 1]`` under ``model``.
+
+    The one forward of the ``lpips`` loss and metric: maps ``[0, 1]`` to the ``[-1, 1]`` LPIPS
+    expects and casts to the frozen network's dtype (float64/float16 inputs; gradients flow
+    through the cast). The target is detached (it is a reference, never optimised).
+
+    Shape:
+        - model: :func:`build_lpips_model`'s output.
+        - prediction, target: ``(N, 3, H, W)`` in ``[0, 1]``, at least the backbone's
+          :attr:`LPIPSBackbone.min_size` a side.
+        - returns ``(N,)`` in the prediction's dtype, 0 for identical images (typically 0-0.8).
+    """
+    dtype = next(model.parameters()).dtype
+    distances = model(prediction.to(dtype) * 2.0 - 1.0, target.detach().to(dtype) * 2.0 - 1.0)
+    return distances.flatten().to(prediction.dtype)
+
+
 @register_loss("lpips", positional=("net",))
 class LPIPSLoss(Loss):
     """LPIPS learned perceptual distance (v0.1 heads, ImageNet backbone); 0 for equal images.
@@ -99,8 +182,8 @@ class LPIPSLoss(Loss):
 
     Shape:
         - prediction, target: ``(N, 3, H, W)`` in ``input_range`` (mapped to ``[0, 1]``, then to
-          ``[-1, 1]`` as LPIPS expects); at least :data:`MIN_SIZE` pixels a side (31 for
-          alex, 16 for vgg, 17 for squeeze).
+          ``[-1, 1]`` as LPIPS expects); at least the backbone's ``min_size`` (:data:`LPIPS_NETS`:
+          31 px for alex, 16 for vgg, 17 for squeeze).
         - output: scalar, the batch mean of the per-image LPIPS distance (typically 0-0.8).
     """
 
@@ -114,8 +197,8 @@ class LPIPSLoss(Loss):
         check_values: bool | None = None,
     ) -> None:
         super().__init__(input_range=input_range, check_values=check_values)
-        self.net = check_choice("net", net, tuple(LPIPS_BACKBONES))
-        self.min_size = MIN_SIZE[self.net]
+        self.net = lpips_backbone(net).net
+        self.min_size = LPIPS_NETS.get(self.net).min_size
         self.model = build_lpips_model(self.net)
 
     @property
@@ -136,12 +219,7 @@ class LPIPSLoss(Loss):
         return self
 
     def compute(self, prediction: Tensor, target: Tensor) -> Tensor:
-        # The frozen network has one dtype: float64/float16 inputs are cast to it (gradients
-        # flow through the cast) and the value is returned in the inputs' dtype.
-        dtype = next(self.model.parameters()).dtype
-        distances = self.model(prediction.to(dtype) * 2.0 - 1.0,
-                               target.detach().to(dtype) * 2.0 - 1.0)
-        return distances.mean().to(prediction.dtype)
+        return lpips_distance(self.model, prediction, target).mean()
 
     def extra_repr(self) -> str:
         return f"net={self.net!r}"

@@ -22,8 +22,12 @@ one (ceil mode, never a zero pad). The coarsest scale must still hold one full w
 smallest side must be at least ``(window_size - 1) * 2^(S - 1) + 1`` pixels: 161 for 5 scales
 and an 11-pixel window, 41 for 3 scales.
 
-The functional forms :func:`ssim` and :func:`ms_ssim` return the per-sample *index* ``(N,)``
-(metrics reuse them); the losses :class:`SSIMLoss` and :class:`MSSSIMLoss` return ``1 - index``.
+One implementation for every use: the functional forms :func:`ssim` and :func:`ms_ssim` return
+the per-sample *index* ``(N,)``; the losses :class:`SSIMLoss` and :class:`MSSSIMLoss` return
+``1 - index`` through the same code, and the metrics ``ssim`` / ``ms_ssim``
+(:mod:`losslab.metrics.fidelity`, ``metrics.json``) are the batch means of these functions. The one
+size rule is :func:`ms_ssim_min_size`; :func:`ms_ssim_scales` inverts it (how many scales an image
+holds), and the one scale-weight table is :data:`MS_SSIM_WEIGHTS` with :func:`ms_ssim_weights`.
 """
 
 from __future__ import annotations
@@ -41,6 +45,9 @@ from losslab.losses.views import ViewedLoss, ViewLike
 
 K1 = 0.01
 K2 = 0.03
+#: The Gaussian window of Wang et al. (2004): the losses' and the metrics' default.
+WINDOW_SIZE = 11
+SIGMA = 1.5
 #: MS-SSIM scale weights of Wang et al. (2003), finest scale first.
 MS_SSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 
@@ -53,13 +60,30 @@ def _check_scales(scales: int) -> int:
     return scales
 
 
-def ms_ssim_min_size(scales: int = 5, window_size: int = 11) -> int:
+def ms_ssim_min_size(scales: int = 5, window_size: int = WINDOW_SIZE) -> int:
     """Smallest image side MS-SSIM accepts: ``(window_size - 1) * 2^(scales - 1) + 1``.
 
     After ``scales - 1`` ceil-mode halvings a side ``s`` becomes ``ceil(s / 2^(scales - 1))``,
     which must be at least ``window_size`` for one valid window at the coarsest scale.
     """
     return (window_size - 1) * 2 ** (_check_scales(scales) - 1) + 1
+
+
+def ms_ssim_scales(height: int, width: int, window_size: int = WINDOW_SIZE) -> int:
+    """How many MS-SSIM scales (at most 5) an ``height x width`` image holds; 0 when not even one.
+
+    The largest ``S`` with ``min(height, width) >= ms_ssim_min_size(S, window_size)``: 5 from
+    161 px, 4 from 81 px, 3 from 41 px, 2 from 21 px, 1 from 11 px (an 11-px window).
+
+    Example:
+        >>> ms_ssim_scales(96, 128)
+        4
+    """
+    size = min(height, width)
+    for scales in range(len(MS_SSIM_WEIGHTS), 0, -1):
+        if size >= ms_ssim_min_size(scales, window_size):
+            return scales
+    return 0
 
 
 def ms_ssim_weights(scales: int = 5) -> tuple[float, ...]:
@@ -150,8 +174,8 @@ def ssim(
     target: Tensor,
     *,
     data_range: float = 1.0,
-    window_size: int = 11,
-    sigma: float = 1.5,
+    window_size: int = WINDOW_SIZE,
+    sigma: float = SIGMA,
 ) -> Tensor:
     """Per-sample SSIM index (Gaussian window, valid region, per channel then averaged).
 
@@ -179,8 +203,8 @@ def ms_ssim(
     *,
     scales: int = 5,
     data_range: float = 1.0,
-    window_size: int = 11,
-    sigma: float = 1.5,
+    window_size: int = WINDOW_SIZE,
+    sigma: float = SIGMA,
 ) -> Tensor:
     """Per-sample MS-SSIM index (see the module docstring for the exact convention).
 
@@ -264,8 +288,8 @@ class SSIMLoss(_StructuralLoss):
     def __init__(
         self,
         view: ViewLike = "rgb",
-        window_size: int = 11,
-        sigma: float = 1.5,
+        window_size: int = WINDOW_SIZE,
+        sigma: float = SIGMA,
         reduction: Reduction = "mean",
         *,
         lowpass: int | None = None,
@@ -306,8 +330,8 @@ class MSSSIMLoss(_StructuralLoss):
         self,
         view: ViewLike = "rgb",
         scales: int = 5,
-        window_size: int = 11,
-        sigma: float = 1.5,
+        window_size: int = WINDOW_SIZE,
+        sigma: float = SIGMA,
         reduction: Reduction = "mean",
         *,
         lowpass: int | None = None,

@@ -5,21 +5,18 @@ Every function takes image batches ``(N, 3, H, W)`` in ``[0, 1]`` on any device.
 (``psnr``, ``psnr_plausible``, ``ssim``, ``ms_ssim``, ``lpips``, ``hf_ratio``, ``grad_ratio``, ``err_red``,
 ``err_green``, ``err_blue``, ``err_luma``, ``err_chroma``, ``chroma_ratio``,
 ``retrieval_top1``) with ``None`` plus a reason for anything that needs missing weights.
+
+The one metric table, :data:`METRIC_TABLE` (:mod:`losslab.metrics.table`), gives each metric's
+function, direction, minimum size, label and unavailability reason; evaluation and the report
+read it. SSIM, MS-SSIM and LPIPS are the functions of the losses of the same names
+(:mod:`losslab.losses.structural`, :mod:`losslab.losses.lpips`).
 """
 
 from losslab.metrics.codes import default_augment, nearest_neighbours, retrieval_top1
 from losslab.metrics.color import chroma_magnitude, chroma_ratio, color_errors
-from losslab.metrics.compute import (
-    DISTRIBUTION_KEYS,
-    METRIC_DIRECTIONS,
-    METRIC_KEYS,
-    MetricAccumulator,
-    available_metrics,
-    compute_image_metrics,
-)
+from losslab.metrics.compute import MetricAccumulator, available_metrics, compute_image_metrics
 from losslab.metrics.fidelity import (
     ms_ssim,
-    ms_ssim_betas,
     ms_ssim_scales,
     per_image_psnr,
     psnr,
@@ -49,12 +46,24 @@ from losslab.metrics.sharpness import (
     radial_bin_centres,
     radial_power_spectrum,
 )
+from losslab.metrics.table import (
+    DISTRIBUTION_KEYS,
+    METRIC_KEYS,
+    METRIC_TABLE,
+    METRICS,
+    MetricInputs,
+    MetricSpec,
+    metric_spec,
+)
 
 __all__ = [
     "DISTRIBUTION_KEYS",
-    "METRIC_DIRECTIONS",
+    "METRICS",
     "METRIC_KEYS",
+    "METRIC_TABLE",
     "MetricAccumulator",
+    "MetricInputs",
+    "MetricSpec",
     "available_metrics",
     "best_plausible_hypothesis",
     "chroma_magnitude",
@@ -70,8 +79,8 @@ __all__ = [
     "high_frequency_ratio",
     "lpips",
     "lpips_unavailable_reason",
+    "metric_spec",
     "ms_ssim",
-    "ms_ssim_betas",
     "ms_ssim_scales",
     "nearest_neighbours",
     "nearest_plausible",

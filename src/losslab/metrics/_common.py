@@ -1,12 +1,10 @@
-"""Input checks and name handling shared by the metric functions."""
+"""The input check shared by the metric functions (names are looked up in the metric table,
+:data:`losslab.metrics.table.METRICS`, a :class:`~losslab.core.registry.Registry`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from torch import Tensor
 
-from losslab.core.registry import suggest
 from losslab.core.validation import check_pair
 
 
@@ -20,16 +18,3 @@ def check_image_pair(outputs: Tensor, targets: Tensor, *, min_size: int | None =
     except TypeError as error:
         message = str(error).replace("prediction", "outputs").replace("target", "targets")
         raise TypeError(message) from None
-
-
-def check_names(kind: str, names: Iterable[str], known: Iterable[str]) -> list[str]:
-    """Return ``names`` as a list; an unknown one raises a ``ValueError`` with the closest names."""
-    known = list(known)
-    result = []
-    for name in names:
-        if name not in known:
-            raise ValueError(
-                f"unknown {kind} {name!r}.{suggest(name, known)} Known {kind}s: {', '.join(known)}."
-            )
-        result.append(name)
-    return result

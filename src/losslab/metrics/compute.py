@@ -20,42 +20,24 @@ from typing import Any
 
 from torch import Tensor
 
-from losslab.metrics._common import check_image_pair, check_names
-from losslab.metrics.codes import EncodeFn, retrieval_top1
-from losslab.metrics.color import COLOR_KEYS, color_errors
-from losslab.metrics.fidelity import (
-    MS_SSIM_BETAS,
-    ms_ssim,
-    ms_ssim_scales,
-    psnr,
-    psnr_from_mse,
-    squared_error_sum,
-    ssim,
+from losslab.metrics._common import check_image_pair
+from losslab.metrics.codes import EncodeFn
+from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
+from losslab.metrics.perceptual import LpipsNet
+from losslab.metrics.table import (
+    DISTRIBUTION_KEYS,
+    METRIC_KEYS,
+    METRIC_TABLE,
+    MetricInputs,
+    MetricUnavailableError,
+    metric_spec,
 )
-from losslab.metrics.perceptual import LpipsNet, fid_kid, lpips
-from losslab.metrics.plausibility import psnr_plausible
-from losslab.metrics.sharpness import gradient_magnitude_ratio, high_frequency_ratio
-
-#: Public metric keys, in the order used by tables, JSON and CSV files.
-METRIC_KEYS: tuple[str, ...] = (
-    "psnr", "psnr_plausible", "ssim", "ms_ssim", "lpips", "hf_ratio", "grad_ratio",
-    "err_red", "err_green", "err_blue", "err_luma", "err_chroma", "chroma_ratio",
-    "retrieval_top1",
-)
-#: Distribution metrics, computed only when asked for (``fid=True`` / ``kid=True``).
-DISTRIBUTION_KEYS: tuple[str, ...] = ("fid", "kid")
-#: Direction of each metric, for reports: +1 higher is better, -1 lower is better, 0 closest to 1.
-METRIC_DIRECTIONS: dict[str, int] = {
-    "psnr": 1, "psnr_plausible": 1, "ssim": 1, "ms_ssim": 1, "lpips": -1, "hf_ratio": 0, "grad_ratio": 0,
-    "err_red": -1, "err_green": -1, "err_blue": -1, "err_luma": -1, "err_chroma": -1,
-    "chroma_ratio": 0, "retrieval_top1": 1, "fid": -1, "kid": -1,
-}
 
 MetricResult = dict[str, Any]
 
 
 def available_metrics() -> list[str]:
-    """Every metric name :func:`compute_image_metrics` accepts in ``metrics=``."""
+    """Every metric name :func:`compute_image_metrics` accepts in ``metrics=``, in table order."""
     return [*METRIC_KEYS, *DISTRIBUTION_KEYS]
 
 
@@ -74,6 +56,9 @@ def compute_image_metrics(
     seed: int = 0,
 ) -> MetricResult:
     """Fidelity, perceptual, sharpness and colour metrics of ``outputs`` against ``targets``.
+
+    Walks the metric table (:data:`losslab.metrics.table.METRIC_TABLE`): for each wanted row, its
+    reason to be unavailable (image size, missing weights or inputs) or its value, and its note.
 
     Args:
         outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]``, same shape, dtype and device (CPU or
@@ -98,80 +83,36 @@ def compute_image_metrics(
     """
     check_image_pair(outputs, targets)
     if metrics is None:
+        present = {"plausible": plausible is not None, "encoder": encode_fn is not None}
+        switches = {"lpips": lpips, "fid": fid, "kid": kid}
         wanted = [
-            key for key in METRIC_KEYS
-            if (key != "lpips" or lpips) and (key != "retrieval_top1" or encode_fn is not None)
-            and (key != "psnr_plausible" or plausible is not None)
+            spec for spec in METRIC_TABLE
+            if switches.get(spec.name, not spec.distribution)
+            and (spec.needs is None or present[spec.needs])
         ]
-        wanted += [key for key, flag in (("fid", fid), ("kid", kid)) if flag]
     else:
-        wanted = check_names("metric", list(metrics), available_metrics())
-    outputs, targets = outputs.detach(), targets.detach()
+        wanted = [metric_spec(name) for name in metrics]
+    inputs = MetricInputs(outputs.detach(), targets.detach(), plausible=plausible,
+                          encode_fn=encode_fn, lpips_net=lpips_net, hf_cutoff=hf_cutoff, seed=seed)
     result: MetricResult = {}
     unavailable: dict[str, str] = {}
     notes: dict[str, str] = {}
-    colour: dict[str, float] | None = None
-    distribution: tuple[dict[str, float | None], dict[str, str]] | None = None
-    for key in wanted:
-        if key == "psnr":
-            result[key] = psnr(outputs, targets)
-        elif key == "psnr_plausible":
-            if plausible is None:
-                result[key] = None
-                unavailable[key] = ("psnr_plausible needs the plausible answers of each image "
-                                    "(plausible=...); this data does not know them.")
-            else:
-                result[key] = psnr_plausible(outputs, plausible)
-        elif key == "ssim":
-            if min(outputs.shape[-2:]) < 11:
-                result[key], unavailable[key] = None, "SSIM needs images of at least 11x11 px."
-            else:
-                result[key] = ssim(outputs, targets)
-        elif key == "ms_ssim":
-            scales = ms_ssim_scales(*outputs.shape[-2:])
-            if scales == 0:
-                result[key], unavailable[key] = None, "MS-SSIM needs images of at least 11x11 px."
-            else:
-                result[key] = ms_ssim(outputs, targets)
-                if scales < len(MS_SSIM_BETAS):
-                    notes[key] = (
-                        f"{scales} of {len(MS_SSIM_BETAS)} scales (betas truncated and "
-                        f"renormalised): {min(outputs.shape[-2:])} px is below the 176 px the "
-                        "five standard scales need."
-                    )
-        elif key == "lpips":
-            value, reason = _lpips(outputs, targets, lpips_net)
-            result[key] = value
-            if reason is not None:
-                unavailable[key] = reason
-        elif key == "hf_ratio":
-            result[key] = high_frequency_ratio(outputs, targets, cutoff=hf_cutoff)
-        elif key == "grad_ratio":
-            result[key] = gradient_magnitude_ratio(outputs, targets)
-        elif key in COLOR_KEYS:
-            colour = colour if colour is not None else color_errors(outputs, targets)
-            result[key] = colour[key]
-        elif key == "retrieval_top1":
-            if encode_fn is None:
-                result[key] = None
-                unavailable[key] = "retrieval_top1 needs an encoder (pass encode_fn=model.encode)."
-            elif outputs.shape[0] < 2:
-                result[key] = None
-                unavailable[key] = "retrieval_top1 needs at least 2 images."
-            else:
-                result[key] = retrieval_top1(encode_fn, targets, seed=seed)
-        elif key in DISTRIBUTION_KEYS:
-            distribution = distribution or fid_kid(outputs, targets)
-            result[key] = distribution[0][key]
-            if key in distribution[1]:
-                unavailable[key] = distribution[1][key]
+    for spec in wanted:
+        reason = spec.reason(inputs)
+        if reason is None:
+            try:
+                result[spec.name] = spec.function(inputs)
+            except MetricUnavailableError as error:
+                reason = str(error)
+        if reason is not None:
+            result[spec.name], unavailable[spec.name] = None, reason
+            continue
+        note = spec.note(inputs) if spec.note is not None else None
+        if note is not None:
+            notes[spec.name] = note
     result["unavailable"] = unavailable
     result["notes"] = notes
     return result
-
-
-def _lpips(outputs: Tensor, targets: Tensor, net: LpipsNet) -> tuple[float | None, str | None]:
-    return lpips(outputs, targets, net=net)
 
 
 class MetricAccumulator:

@@ -1,4 +1,4 @@
-"""Fidelity metrics: PSNR (pooled over the set), SSIM and MS-SSIM (computed by ``torchmetrics``).
+"""Fidelity metrics: PSNR (pooled over the set), SSIM and MS-SSIM (losslab's own, the losses' code).
 
 All take batches ``(N, 3, H, W)`` in ``[0, 1]`` (``data_range = 1``), on any device, and return
 a Python float: PSNR pooled over the batch (see below), SSIM and MS-SSIM the mean over the batch
@@ -21,19 +21,24 @@ The same functions compute the metric in ``metrics.json`` (:func:`psnr`), the tr
 :func:`psnr_from_mse`) and the report; :func:`per_image_psnr` gives the per-image spread the
 report plots beside it (uncapped, for display only).
 
-SSIM uses the settings of Wang et al. (2004): an 11x11 Gaussian window with sigma 1.5,
-``K1 = 0.01``, ``K2 = 0.03``, averaged over the three channels. MS-SSIM uses the same window and
-the five scale weights (betas) of Wang, Simoncelli & Bovik (2003).
+SSIM and MS-SSIM: one implementation
+------------------------------------
+:func:`ssim` and :func:`ms_ssim` are the batch means of the per-image indices of
+:func:`losslab.losses.structural.ssim` / :func:`~losslab.losses.structural.ms_ssim`, the functions
+the ``ssim`` and ``ms_ssim`` losses are ``1 - index`` of, so a logged loss and a reported metric
+cannot disagree. Settings of Wang et al. (2004): an 11x11 Gaussian window with sigma 1.5,
+``K1 = 0.01``, ``K2 = 0.03``, valid region only, per channel then averaged; MS-SSIM with the five
+scale weights of Wang, Simoncelli & Bovik (2003) and 2x2 ceil-mode averaging between scales.
 
 MS-SSIM on small images
 -----------------------
 Each scale halves the image, and the 11-pixel window must still fit at the coarsest scale:
-``torchmetrics`` requires ``H // max(1, S - 1) ** 2 > 10`` for ``S`` scales, i.e. at least
-176 px for the standard five scales. For smaller images :func:`ms_ssim` uses the largest ``S``
-that fits and keeps the first ``S`` betas **renormalised to sum to 1** (so the value stays
-on the same 0..1 scale as SSIM). :func:`ms_ssim_scales` tells how many scales an image size
-gets; :func:`losslab.metrics.compute_image_metrics` records the fallback in its ``notes``.
-Below 11 px not even one scale fits and the metric is reported unavailable.
+five scales need 161 px (:func:`losslab.losses.structural.ms_ssim_min_size`, the loss's rule).
+For smaller images :func:`ms_ssim` uses the largest number of scales ``S`` that fits
+(:func:`ms_ssim_scales`: 4 from 81 px, 3 from 41 px, ...) and keeps the first ``S`` weights
+**renormalised to sum to 1** (:func:`~losslab.losses.structural.ms_ssim_weights`), so the value
+stays on the same 0..1 scale as SSIM; :func:`losslab.metrics.compute_image_metrics` records the
+fallback in its ``notes``. Below 11 px not even one scale fits and the metric is unavailable.
 """
 
 from __future__ import annotations
@@ -42,18 +47,11 @@ import math
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.image import (
-    multiscale_structural_similarity_index_measure,
-    peak_signal_noise_ratio,
-    structural_similarity_index_measure,
-)
 
+from losslab.losses import structural
+from losslab.losses.structural import WINDOW_SIZE as SSIM_WINDOW_SIZE
+from losslab.losses.structural import ms_ssim_scales
 from losslab.metrics._common import check_image_pair
-
-#: Scale weights of Wang, Simoncelli & Bovik (2003), finest scale first.
-MS_SSIM_BETAS: tuple[float, ...] = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
-SSIM_KERNEL_SIZE = 11
-SSIM_SIGMA = 1.5
 
 
 def squared_error_sum(outputs: Tensor, targets: Tensor) -> tuple[Tensor, int]:
@@ -106,58 +104,40 @@ def per_image_psnr(outputs: Tensor, targets: Tensor) -> Tensor:
     """PSNR of each image on its own, in dB (``inf`` for an exact image; no cap), ``(N,)``.
 
     For showing the spread behind the pooled :func:`psnr`, not as the set's figure: one
-    near-flat image can have an arbitrarily large value. Outputs are clipped to ``[0, 1]``.
+    near-flat image can have an arbitrarily large value. Outputs are clipped to ``[0, 1]``; the
+    same definition as :func:`psnr` applied to one image at a time.
 
     Shape:
         - outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]``; returns ``(N,)`` float32 on CPU.
     """
     check_image_pair(outputs, targets)
-    values = peak_signal_noise_ratio(
-        outputs.detach().float().clamp(0.0, 1.0), targets.detach().float(), data_range=1.0,
-        reduction="none", dim=(1, 2, 3),
-    )
-    return values.float().cpu()
+    error = outputs.detach().double().clamp(0.0, 1.0) - targets.detach().double()
+    mse = error.square().flatten(1).mean(dim=1)
+    return (-10.0 * torch.log10(mse)).float().cpu()  # log10(0) = -inf: an exact image is +inf
 
 
 def ssim(outputs: Tensor, targets: Tensor) -> float:
     """Structural similarity (Wang et al. 2004: Gaussian window 11, sigma 1.5), in ``[-1, 1]``.
 
-    1 for identical images; mean over channels, pixels and the batch.
+    The batch mean of :func:`losslab.losses.structural.ssim` (per image: valid-region map
+    averaged per channel, then over channels); 1 for identical images. The ``ssim`` loss is
+    ``1 -`` the same index.
 
     Shape:
         - outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]``, at least 11x11.
     """
-    check_image_pair(outputs, targets, min_size=SSIM_KERNEL_SIZE)
-    value = structural_similarity_index_measure(
-        outputs.float(), targets.float(), gaussian_kernel=True, sigma=SSIM_SIGMA,
-        kernel_size=SSIM_KERNEL_SIZE, data_range=1.0, k1=0.01, k2=0.03,
-    )
-    return float(value)
-
-
-def ms_ssim_scales(height: int, width: int) -> int:
-    """How many MS-SSIM scales (at most 5) an ``height x width`` image supports (0: none)."""
-    size = min(height, width)
-    for scales in range(len(MS_SSIM_BETAS), 0, -1):
-        if size >= 2**scales and size // max(1, scales - 1) ** 2 > SSIM_KERNEL_SIZE - 1:
-            return scales
-    return 0
-
-
-def ms_ssim_betas(scales: int) -> tuple[float, ...]:
-    """The first ``scales`` standard betas, renormalised to sum to 1."""
-    if not 1 <= scales <= len(MS_SSIM_BETAS):
-        raise ValueError(f"MS-SSIM supports 1 to {len(MS_SSIM_BETAS)} scales; got {scales}.")
-    kept = MS_SSIM_BETAS[:scales]
-    total = sum(kept)
-    return tuple(beta / total for beta in kept)
+    check_image_pair(outputs, targets, min_size=SSIM_WINDOW_SIZE)
+    with torch.no_grad():
+        values = structural.ssim(outputs.detach().float(), targets.detach().float())
+    return float(values.mean())
 
 
 def ms_ssim(outputs: Tensor, targets: Tensor) -> float:
     """Multi-scale SSIM in ``[0, 1]`` (1 for identical images), mean over the batch.
 
-    Images of at least 176 px get the standard five scales; smaller ones get fewer scales with
-    renormalised betas (see the module docstring and :func:`ms_ssim_scales`).
+    The batch mean of :func:`losslab.losses.structural.ms_ssim` (the ``ms_ssim`` loss is ``1 -``
+    the same index) with as many scales as the image holds: five from 161 px, fewer with
+    renormalised weights below (see the module docstring and :func:`ms_ssim_scales`).
 
     Shape:
         - outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]``, at least 11x11.
@@ -169,12 +149,14 @@ def ms_ssim(outputs: Tensor, targets: Tensor) -> float:
     scales = ms_ssim_scales(*outputs.shape[-2:])
     if scales == 0:
         raise ValueError(
-            f"MS-SSIM needs images of at least {SSIM_KERNEL_SIZE}x{SSIM_KERNEL_SIZE} pixels; got "
-            f"{outputs.shape[-2]}x{outputs.shape[-1]}."
+            f"MS-SSIM needs images of at least {SSIM_WINDOW_SIZE}x{SSIM_WINDOW_SIZE} pixels; got "
+            f"{outputs.shape[-2]}x{outputs.shape[-1]}. Use larger images or the ssim metric."
         )
-    value = multiscale_structural_similarity_index_measure(
-        outputs.float(), targets.float(), gaussian_kernel=True, sigma=SSIM_SIGMA,
-        kernel_size=SSIM_KERNEL_SIZE, data_range=1.0, k1=0.01, k2=0.03,
-        betas=ms_ssim_betas(scales), normalize="relu",
-    )
-    return float(torch.as_tensor(value).mean())
+    with torch.no_grad():
+        values = structural.ms_ssim(outputs.detach().float(), targets.detach().float(),
+                                    scales=scales)
+    return float(values.mean())
+
+
+__all__ = ["ms_ssim", "ms_ssim_scales", "per_image_psnr", "psnr", "psnr_from_mse", "squared_error_sum",
+           "ssim"]

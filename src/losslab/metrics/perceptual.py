@@ -2,13 +2,15 @@
 
 These metrics are numbers only with their real pretrained weights; without them losslab reports
 them as **unavailable, with the reason** — never as a number from random weights. The weights
-are looked up in the torch hub cache (``torch.hub.get_dir()/checkpoints``, moved by
-``$TORCH_HOME``) *before* anything is built, so an offline machine answers at once instead of
-waiting for a download to time out.
+are looked up where :mod:`losslab.weights` keeps them (the torch hub cache,
+``torch.hub.get_dir()/checkpoints``, moved by ``$TORCH_HOME``) *before* anything is built, and
+never downloaded here, so an offline machine answers at once instead of waiting for a timeout.
 
-- LPIPS (Zhang et al. 2018) via ``torchmetrics`` (AlexNet backbone by default): needs the
-  torchvision ImageNet backbone file (``alexnet-owt-7be5be79.pth`` for ``net="alex"``); the
-  linear heads ship with ``torchmetrics``. Lower is more similar; 0 for identical images.
+- LPIPS (Zhang et al. 2018): the ``lpips`` loss's own implementation
+  (:mod:`losslab.losses.lpips`: one backbone table, one builder, one forward), AlexNet backbone by
+  default. Needs the torchvision backbone file (``alexnet-owt-7be5be79.pth`` for
+  ``net="alex"``); the linear heads ship with the ``lpips`` package. Lower is more similar; 0
+  for identical images.
 - FID / KID via ``torchmetrics.image.fid`` / ``kid``: need the ``torch-fidelity`` package and
   its Inception-v3 file ``weights-inception-2015-12-05-6726825d.pth``. They compare the
   *distributions* of outputs and targets (use hundreds of images for a meaningful value).
@@ -20,35 +22,78 @@ when unavailable.
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from losslab.losses.lpips import (
+    LPIPSNet,
+    build_lpips_model,
+    lpips_backbone,
+    lpips_distance,
+    missing_lpips_weights,
+)
 from losslab.metrics._common import check_image_pair
+from losslab.weights import get_weights_info, hub_checkpoint_dir
 
-LpipsNet = Literal["alex", "vgg", "squeeze"]
+LpipsNet = LPIPSNet  # the metric's historical name for the same Literal
 
-#: torchvision backbone file each LPIPS variant needs (torch.hub cache names).
-LPIPS_BACKBONE_FILES: dict[str, str] = {
-    "alex": "alexnet-owt-7be5be79.pth",
-    "vgg": "vgg16-397923af.pth",
-    "squeeze": "squeezenet1_1-b8a52dc0.pth",
-}
 #: torch-fidelity's Inception-v3 weights (used by FID and KID).
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 
-_LPIPS_CACHE: dict[tuple[str, str], nn.Module] = {}
+#: Built LPIPS networks by (net, device, backbone file): loading a backbone takes seconds, and
+#: the path in the key makes a moved ``$TORCH_HOME`` build afresh.
+_LPIPS_CACHE: dict[tuple[str, str, str], nn.Module] = {}
 
 
-def hub_checkpoint_path(file_name: str) -> Path:
-    """Where torch hub keeps (and torchvision looks for) a downloaded weights file."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / file_name
+def lpips_unavailable_reason(net: LpipsNet = "alex") -> str | None:
+    """Why LPIPS with backbone ``net`` cannot be computed here, or ``None`` if it can.
+
+    The reason names the missing file, where it must go and how to carry it in
+    (``losslab weights add FILE``); see :func:`losslab.losses.lpips.missing_lpips_weights`.
+    """
+    return missing_lpips_weights(net)
+
+
+def _lpips_model(net: str, device: torch.device) -> nn.Module:
+    backbone_path = get_weights_info(lpips_backbone(net).backbone_weights).path
+    key = (net, str(device), str(backbone_path))
+    if key not in _LPIPS_CACHE:
+        _LPIPS_CACHE[key] = build_lpips_model(net, allow_download=False).to(device)
+    return _LPIPS_CACHE[key]
+
+
+def lpips(outputs: Tensor, targets: Tensor, net: LpipsNet = "alex") -> tuple[float | None, str | None]:
+    """LPIPS distance (mean over the batch) and ``None``, or ``(None, reason)`` when unavailable.
+
+    The mean of :func:`losslab.losses.lpips.lpips_distance`, the ``lpips`` loss's forward, on
+    outputs clipped to ``[0, 1]``. Unavailable (with the reason) when the weights are missing or
+    unreadable, or the images are smaller than the backbone accepts.
+
+    Shape:
+        - outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]`` (converted to ``[-1, 1]`` inside),
+          at least the backbone's ``min_size`` a side (31 px for alex, 16 vgg, 17 squeeze).
+    """
+    check_image_pair(outputs, targets)
+    backbone = lpips_backbone(net)
+    if min(outputs.shape[-2:]) < backbone.min_size:
+        return None, (f"LPIPS ({net}) needs images of at least {backbone.min_size}x"
+                      f"{backbone.min_size} px; got {outputs.shape[-2]}x{outputs.shape[-1]}.")
+    reason = missing_lpips_weights(net)
+    if reason is not None:
+        return None, reason
+    try:
+        model = _lpips_model(net, outputs.device)
+    except Exception as error:  # a corrupt or incompatible cache file
+        return None, f"LPIPS ({net}) could not be built from the cached weights: {error}"
+    with torch.no_grad():
+        distances = lpips_distance(model, outputs.detach().float().clamp(0, 1),
+                                   targets.detach().float().clamp(0, 1))
+    return float(distances.mean()), None
 
 
 def _missing_file_reason(what: str, file_name: str, how: str) -> str | None:
-    path = hub_checkpoint_path(file_name)
+    path = hub_checkpoint_dir() / file_name
     if path.is_file():
         return None
     return (
@@ -56,48 +101,6 @@ def _missing_file_reason(what: str, file_name: str, how: str) -> str | None:
         f"On a machine with internet run {how}, then copy the file there "
         "(or set TORCH_HOME to a directory holding hub/checkpoints/" + file_name + ")."
     )
-
-
-def lpips_unavailable_reason(net: LpipsNet = "alex") -> str | None:
-    """Why LPIPS with backbone ``net`` cannot be computed here, or ``None`` if it can."""
-    if net not in LPIPS_BACKBONE_FILES:
-        raise ValueError(f"LPIPS net must be one of {', '.join(LPIPS_BACKBONE_FILES)}; got {net!r}.")
-    builder = {"alex": "alexnet", "vgg": "vgg16", "squeeze": "squeezenet1_1"}[net]
-    return _missing_file_reason(
-        f"LPIPS ({net}) backbone", LPIPS_BACKBONE_FILES[net],
-        f"`python -c \"import torchvision; torchvision.models.{builder}(weights='DEFAULT')\"`",
-    )
-
-
-def _lpips_module(net: str, device: torch.device) -> nn.Module:
-    key = (net, str(device))
-    if key not in _LPIPS_CACHE:
-        from torchmetrics.image.lpip import LearnedPerceptualImagePatchSimilarity
-
-        module = LearnedPerceptualImagePatchSimilarity(net_type=net, normalize=True)
-        _LPIPS_CACHE[key] = module.to(device).eval()
-    return _LPIPS_CACHE[key]
-
-
-def lpips(outputs: Tensor, targets: Tensor, net: LpipsNet = "alex") -> tuple[float | None, str | None]:
-    """LPIPS distance (mean over the batch) and ``None``, or ``(None, reason)`` when unavailable.
-
-    Shape:
-        - outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]`` (converted to ``[-1, 1]`` inside).
-    """
-    check_image_pair(outputs, targets)
-    reason = lpips_unavailable_reason(net)
-    if reason is not None:
-        return None, reason
-    try:
-        module = _lpips_module(net, outputs.device)
-    except Exception as error:  # a corrupt or incompatible cache file
-        return None, f"LPIPS ({net}) could not be built from the cached weights: {error}"
-    with torch.no_grad():
-        module.reset()
-        value = module(outputs.float().clamp(0, 1), targets.float().clamp(0, 1))
-        module.reset()
-    return float(value), None
 
 
 def fid_kid_unavailable_reason() -> str | None:

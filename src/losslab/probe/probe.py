@@ -45,7 +45,7 @@ from losslab.probe.perturbations import (
 
 #: Bundled photos the default probe set is cut from (two crops each).
 PROBE_PHOTOS: tuple[str, ...] = ("astronaut", "chelsea", "coffee", "rocket")
-#: Crop size of the default probe images: large enough for 5-scale MS-SSIM (>= 176 px).
+#: Crop size of the default probe images: large enough for 5-scale MS-SSIM (>= 161 px).
 PROBE_CROP = 192
 #: What ``losslab probe`` measures when no spec is given: the pixel losses and their views,
 #: SSIM, and every loss that needs no downloaded weights (random VGG features included, named

@@ -19,29 +19,18 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from losslab.metrics.table import METRIC_TABLE
 from losslab.report import figures
 from losslab.report.data import Comparison, RunRecord
 
 Direction = Literal["max", "min", "one"]
 
-#: Column order of the metrics table and how each metric is read.
-#: "max": higher is better; "min": lower is better; "one": closer to 1 is better.
-#: Read only through :func:`metric_columns` (one place to switch to a shared metric table).
+#: Column order of the metrics table and how each metric is read, from the one metric table
+#: (:data:`losslab.metrics.table.METRIC_TABLE`): key -> (direction, label), where direction is
+#: "max" (higher is better), "min" (lower is better) or "one" (closer to 1 is better).
+#: Read only through :func:`metric_columns`.
 METRIC_DIRECTIONS: dict[str, tuple[Direction, str]] = {
-    "psnr": ("max", "PSNR, dB, pooled over the validation set: 10 log10(1 / MSE of all pixels)"),
-    "psnr_plausible": ("max", "PSNR, dB, to each image's nearest plausible answer (pooled)"),
-    "ssim": ("max", "SSIM"),
-    "ms_ssim": ("max", "MS-SSIM"),
-    "lpips": ("min", "LPIPS"),
-    "hf_ratio": ("one", "high-frequency energy, output / target"),
-    "grad_ratio": ("one", "gradient magnitude, output / target"),
-    "err_red": ("min", "mean absolute error, red"),
-    "err_green": ("min", "mean absolute error, green"),
-    "err_blue": ("min", "mean absolute error, blue"),
-    "err_luma": ("min", "mean absolute error, luma (BT.601)"),
-    "err_chroma": ("min", "mean absolute error, chroma"),
-    "chroma_ratio": ("one", "chroma energy, output / target (< 1 = desaturated)"),
-    "retrieval_top1": ("max", "code retrieval of slightly changed images, top-1"),
+    spec.name: (spec.direction, spec.label) for spec in METRIC_TABLE
 }
 _ARROWS: dict[Direction, str] = {"max": "↑", "min": "↓", "one": "→1"}
 

@@ -17,7 +17,13 @@ from losslab.synthesis._common import check_target, criterion_from
 from losslab.synthesis.images import DEFAULT_START_PHOTO, load_image
 from losslab.synthesis.mad import DEFAULT_NOISE, MADResult, mad
 from losslab.synthesis.mad import DEFAULT_STEPS as MAD_STEPS
-from losslab.synthesis.metamers import DEFAULT_STARTS, DEFAULT_STEPS, MetamerResult, metamers
+from losslab.synthesis.metamers import (
+    DEFAULT_LR,
+    DEFAULT_STARTS,
+    DEFAULT_STEPS,
+    MetamerResult,
+    metamers,
+)
 from losslab.synthesis.output import (
     mad_caption,
     metamer_caption,
@@ -55,6 +61,8 @@ def write_metamers(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
     device: str | torch.device | None = None,
+    lr: float = DEFAULT_LR,
+    continuation: float | None = None,
     labels: Sequence[str] | None = None,
     name: str = "equal",
     title: str | None = None,
@@ -66,7 +74,9 @@ def write_metamers(
         specs: loss specs (one figure row each; adversarial terms are an error).
         image: a bundled photo name or an image file (see :func:`load_image`).
         size: side in pixels the image is centre-cropped and resized to.
-        starts, steps, seed, device: passed to :func:`losslab.synthesis.metamers`.
+        starts, steps, seed, device, lr, continuation: passed to
+            :func:`losslab.synthesis.metamers` (``continuation``: starting blur sigma in px of
+            the continuation over scale, ``None`` = off; see ``docs/synthesis.md``).
         labels: row labels (default: the specs).
         name: file stem of the figure and JSON.
         title: the figure's title (default: a generic one).
@@ -91,7 +101,8 @@ def write_metamers(
     unique: dict[str, MetamerResult] = {}  # a spec listed twice is synthesised once
     for spec in specs:
         if spec not in unique:
-            unique[spec] = metamers(spec, target, starts=chosen, steps=steps, seed=seed)
+            unique[spec] = metamers(spec, target, starts=chosen, steps=steps, seed=seed, lr=lr,
+                                    continuation=continuation)
     results = [unique[spec] for spec in specs]
     out = Path(out_dir)
     figure = plot_metamers(results, out / f"{name}.png", labels=labels, title=title)

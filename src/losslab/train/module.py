@@ -300,7 +300,10 @@ class TaskModule(L.LightningModule):
         total, count = squared_error_sum(prediction, target)
         self._val_squared_error += total
         self._val_count += count
-        values = {"val/loss": loss, **{f"val/{n}": v for n, v in self.term_values().items()},
+        # Term values go under val/loss/<term>: a term is a loss (``ssim`` logs 1 - SSIM), and
+        # val/<metric> names (val/psnr) mean what the same key means in metrics.json.
+        values = {"val/loss": loss,
+                  **{f"val/loss/{n}": v for n, v in self.term_values().items()},
                   "val/l1": (prediction - target).abs().mean()}
         for name, value in values.items():
             self.log(name, value, on_epoch=True, batch_size=target.shape[0], sync_dist=True,

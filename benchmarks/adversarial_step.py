@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import losslab
-from losslab.losses import adversarial_terms
 from losslab.models.discriminators import build_discriminator
+from losslab.train.adversarial import attach_discriminators
 from losslab.train.ema import make_ema, update_ema
 
 #: Variant name -> (disc= option of the adversarial term, with an EMA).
@@ -56,8 +56,8 @@ def losslab_step_factory(
         f"l1 + 0.01*adversarial(objective=hinge, disc={disc}, width={disc_width}, "
         f"depth={disc_depth})",
         check_values=False,
-    ).to(device)
-    gan_terms = adversarial_terms(criterion)
+    )
+    discriminators = attach_discriminators(criterion, device=device)
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.5, 0.999))
     average = make_ema(model) if ema else None
 
@@ -69,10 +69,10 @@ def losslab_step_factory(
         optimizer.step()
         if average is not None:
             update_ema(average, model, EMA_DECAY)
-        for term in gan_terms:
-            term.discriminator_step(prediction, targets)
+        for d in discriminators:
+            d.step(prediction, targets)
 
-    return step, gan_terms[0].discriminator
+    return step, discriminators[0].discriminator
 
 
 def _as_list(logits: torch.Tensor | list[torch.Tensor]) -> list[torch.Tensor]:

@@ -62,7 +62,7 @@ class FakeTrainer:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTrainer:
     trainer = FakeTrainer()
-    monkeypatch.setattr(losslab.train, "train", trainer.train)
+    monkeypatch.setattr(runner_module, "train", trainer.train)
     monkeypatch.setattr(runner_module, "evaluate_run", trainer.evaluate)
     return trainer
 
@@ -181,13 +181,12 @@ def test_a_weights_file_reaches_every_perceptual_term(tmp_path: Path,
 def test_missing_weights_point_to_the_compare_flag(
     fake: FakeTrainer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import losslab.losses
     from losslab.weights import WeightsUnavailableError
 
     def offline(spec: str, **_: Any) -> None:
         raise WeightsUnavailableError("VGG19 ImageNet is not available: no file.")
 
-    monkeypatch.setattr(losslab.losses, "loss", offline)
+    monkeypatch.setattr(runner_module, "build_loss", offline)
     experiment = _experiment(entries=[{"loss": "mse + 0.01*perceptual"}])
     with pytest.raises(ExperimentError, match=r"not available.*--perceptual-weights random"):
         run_comparison(experiment, tmp_path, probe=False, progress=False)
@@ -291,12 +290,10 @@ def test_metamer_image_grows_to_what_a_loss_needs(fake: FakeTrainer, tmp_path: P
 
 def test_a_failing_synthesis_is_recorded_not_fatal(fake: FakeTrainer, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    import losslab.synthesis
-
     def fail(*args: Any, **kwargs: Any) -> None:
         raise FloatingPointError("the metamer of 'l1' diverged")
 
-    monkeypatch.setattr(losslab.synthesis, "write_metamers", fail)
+    monkeypatch.setattr(runner_module, "write_metamers", fail)
     run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     payload = json.loads((tmp_path / "metamers.json").read_text())
     assert payload["error"] == "the metamer of 'l1' diverged"

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import losslab
-from losslab.losses import L1Loss, MSELoss, WeightedSum, WeightSchedule
+from losslab.losses import L1Loss, Loss, MSELoss, WeightedSum, WeightSchedule
+from losslab.losses.base import weighted_terms
 
 
 def test_python_composition_matches_the_weighted_sum() -> None:
@@ -87,3 +88,52 @@ def test_gradient_reaches_prediction_only() -> None:
     losslab.loss("l1(luma) + 0.5*mse(chroma)")(p, t.detach()).backward()
     assert p.grad is not None and p.grad.abs().sum() > 0
     assert t.grad is None
+
+
+class _Judged(Loss):
+    """A stand-in adversarial term that records what the sum hands it."""
+
+    is_adversarial = True
+    uses_reconstruction = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[dict[str, object]] = []
+
+    def evaluate(self, prediction: torch.Tensor, target: torch.Tensor,
+                 condition: torch.Tensor | None = None, *,
+                 reconstruction: torch.Tensor | None = None,
+                 last_layer: torch.Tensor | None = None) -> torch.Tensor:
+        self.calls.append({"reconstruction": reconstruction, "last_layer": last_layer})
+        return prediction.mean()
+
+
+def test_weighted_terms_is_the_one_view_of_the_parts() -> None:
+    criterion = losslab.loss("l1 + 0.5*mse@ramp(10,20) + 0.01*l1(luma)@start(5)")
+    criterion.set_step(15)
+    parts = list(criterion.weighted_terms())
+    assert [p.name for p in parts] == criterion.term_names
+    assert [(p.index, p.weight, p.factor) for p in parts] == [(0, 1.0, 1.0), (1, 0.5, 0.5),
+                                                              (2, 0.01, 1.0)]
+    assert {p.name: p.current for p in parts} == criterion.current_weights()
+    assert [p.schedule.kind for p in parts] == ["constant", "ramp", "start"]
+    criterion.set_step(0)
+    assert [p.waiting for p in criterion.weighted_terms()] == [False, True, True]
+    (alone,) = weighted_terms(MSELoss())
+    assert (alone.name, alone.weight, alone.current, alone.waiting) == ("mse", 1.0, 1.0, False)
+
+
+def test_evaluate_terms_hands_the_reconstruction_and_last_layer_to_judged_terms_last() -> None:
+    judged = _Judged()
+    criterion = WeightedSum([judged, L1Loss(), MSELoss()], [0.1, 2.0, 3.0])
+    prediction, target = torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)
+    layer = torch.ones(3, requires_grad=True)
+    evaluated = criterion.evaluate_terms(prediction, target, last_layer=layer)
+    assert [part.name for part, _ in evaluated] == ["l1", "mse", "_Judged"]  # judged ones last
+    (call,) = judged.calls
+    expected = 2.0 * (prediction - target).abs().mean() + 3.0 * (prediction - target).pow(2).mean()
+    torch.testing.assert_close(call["reconstruction"], expected)
+    assert call["reconstruction"].requires_grad and call["last_layer"] is layer
+    total = criterion(prediction, target, last_layer=layer)
+    torch.testing.assert_close(total, expected + 0.1 * prediction.mean())
+    assert judged.calls[-1]["last_layer"] is layer

@@ -10,6 +10,7 @@ import torch
 import losslab
 from losslab.cli import main
 from losslab.losses import available_losses, format_loss_table, get_loss_entry
+from losslab.train.adversarial import attach_discriminators
 
 #: How to build a loss offline where its bare name would need downloads or larger images.
 OFFLINE_SPEC = {
@@ -27,7 +28,10 @@ NAMES = available_losses()
 def _build(name: str) -> losslab.losses.Loss:
     if name in NEEDS_PRETRAINED:
         pytest.skip(NEEDS_PRETRAINED[name])
-    return losslab.loss(OFFLINE_SPEC.get(name, name))
+    criterion = losslab.loss(OFFLINE_SPEC.get(name, name))
+    if name in OWNS_TRAINABLE_NETWORK:  # discriminators are models: attached as the trainer does
+        attach_discriminators(criterion)
+    return criterion
 
 
 def _pair(size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:

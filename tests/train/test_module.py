@@ -31,11 +31,11 @@ def test_adversarial_run_logs_discriminator_and_checkpoints_both_optimizers(tmp_
     assert len(d_state["state"]) > 0  # Adam moments of D after 4 updates
 
     fresh = TaskModule(config)
-    (term,) = fresh.adversarial
-    assert len(term.optimizer_state_dict()["state"]) == 0
+    (discriminator,) = fresh.adversarial
+    assert len(discriminator.optimizer.state_dict()["state"]) == 0
+    fresh.on_load_checkpoint(checkpoint)  # Lightning's order: this hook, then the state_dict
     fresh.load_state_dict(checkpoint["state_dict"])
-    fresh.on_load_checkpoint(checkpoint)
-    restored = term.optimizer_state_dict()["state"]
+    restored = discriminator.optimizer.state_dict()["state"]
     for index, moments in d_state["state"].items():
         torch.testing.assert_close(restored[index]["exp_avg"], moments["exp_avg"])
     for key in d_keys:
@@ -45,8 +45,37 @@ def test_adversarial_run_logs_discriminator_and_checkpoints_both_optimizers(tmp_
     assert (resumed.resumed_from_step, resumed.global_step) == (4, 6)
 
 
-def test_generator_last_layer_is_given_to_adaptive_terms(tmp_path: Path) -> None:
+def test_generator_last_layer_is_passed_to_the_loss_on_every_call(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     module = TaskModule(tiny_config(tmp_path / "x", loss=SPEC))
-    (term,) = module.adversarial
+    (discriminator,) = module.adversarial
     last = [p for p in module.model.parameters() if p.dim() > 1][-1]
-    assert term.__dict__["_last_layer"] is last
+    assert module.last_layer() is last
+    assert "last_layer" not in dict(module.named_parameters())  # a reference, not a parameter
+    seen = []
+    original = type(discriminator.term).evaluate
+
+    def evaluate(self, *args: object, **kwargs: object) -> torch.Tensor:  # type: ignore[no-untyped-def]
+        seen.append(kwargs.get("last_layer"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(discriminator.term), "evaluate", evaluate)
+    batch = torch.stack([module.train_set[i] for i in range(2)])
+    inputs, target = module.task.split(batch)
+    module.compute_loss(module.model(inputs), target, inputs, 0)
+    assert seen == [last]
+    plain = TaskModule(tiny_config(tmp_path / "y", loss="l1 + 0.1*adversarial(width=8, depth=2)"))
+    assert plain.last_layer() is None  # no adaptive term: nothing to pass
+
+
+def test_a_conditional_discriminator_is_built_at_setup_from_an_example_input(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "c", task="colorize",
+                         loss="l1 + 0.1*adversarial(width=8, depth=2, conditional=true)")
+    module = TaskModule(config)
+    (discriminator,) = module.adversarial
+    assert discriminator.discriminator.condition_channels == 1  # the luma input
+    d_names = [n for n, _ in module.named_parameters() if ".discriminator." in n]
+    assert d_names and all(n.startswith("loss.terms.1.discriminator.") for n in d_names)
+    # Built before DDP wraps the module: its parameters are kept out of the generator's reducer.
+    assert set(d_names) <= set(module._ddp_params_and_buffers_to_ignore)
+    assert not [n for n in module._ddp_params_and_buffers_to_ignore if n.startswith("model.")]

@@ -8,7 +8,7 @@ import pytest
 import torch
 from train_helpers import column, read_metrics, tiny_config
 
-from losslab.losses import adversarial as adversarial_module
+from losslab.losses.adversarial import loss as adversarial_module
 from losslab.losses.pixel import MSELoss
 from losslab.train import TrainingDivergedError, train
 from losslab.train.nonfinite import NonFiniteGuard

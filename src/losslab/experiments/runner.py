@@ -44,6 +44,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
+from losslab import probe as probe_module
 from losslab.core.atomic import write_text_atomic
 from losslab.experiments.evaluate import (
     METRIC_KEYS,
@@ -66,6 +69,12 @@ from losslab.experiments.specs import (
     unique_run_names,
     with_perceptual_weights,
 )
+from losslab.losses import loss as build_loss
+from losslab.synthesis import load_image, minimum_size, write_metamers
+from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
+from losslab.train.checkpointing import read_checkpoint_info
+from losslab.train.tasks import get_task_class
+from losslab.weights import WeightsUnavailableError, get_weights_info
 
 DONE_FILE = "DONE"
 #: The target photo and start images of the report's metamer rows (cheap: 64 px, 150 steps).
@@ -147,8 +156,6 @@ def auto_perceptual_weights() -> str:
 
     Never downloads: ``auto`` exists so an experiment runs offline unchanged.
     """
-    from losslab.weights import get_weights_info
-
     return "imagenet" if get_weights_info("vgg19-imagenet").present else "random"
 
 
@@ -200,9 +207,7 @@ def plan_baseline(experiment: Experiment, plans: list[PlannedRun]) -> PlannedBas
 
     Its directory name avoids the runs' names (``baseline-bicubic``, then ``-2`` ...).
     """
-    from losslab.train.tasks import TASK_CLASSES
-
-    task = TASK_CLASSES[experiment.task]
+    task = get_task_class(experiment.task)
     if not task.baseline_name:
         return None
     label = f"{task.baseline_name} (baseline)"
@@ -216,8 +221,6 @@ def plan_baseline(experiment: Experiment, plans: list[PlannedRun]) -> PlannedBas
 
 
 def _train_config(plan: PlannedRun) -> Any:
-    from losslab.train import TrainConfig
-
     try:
         return TrainConfig.from_dict(plan.config)
     except (TypeError, ValueError) as error:
@@ -239,16 +242,12 @@ def _weights_descriptions(module: Any) -> list[str]:
 def preflight(plans: list[PlannedRun]) -> dict[str, list[str]]:
     """Build every loss and config before any training, so a typo fails in seconds, not after
     the first runs; returns each run's feature-network weight descriptions."""
-    from losslab.losses import loss as build_loss
-
     descriptions = {}
     for plan in plans:
         _train_config(plan)
         try:
             module = build_loss(plan.loss)
         except Exception as error:  # weights missing, typo: stop before training anything
-            from losslab.weights import WeightsUnavailableError
-
             hint = ""
             if isinstance(error, WeightsUnavailableError) and "perceptual" in plan.loss:
                 hint = (" For an offline smoke run of the whole comparison, pass "
@@ -314,8 +313,6 @@ def _check_reusable(run_dir: Path, plan: PlannedRun) -> bool:
 
 def _finished_run_problem(run_dir: Path, steps: int) -> str | None:
     """Why a run marked done is not usable (``None`` if it is): checkpoint and metrics."""
-    from losslab.train.checkpointing import read_checkpoint_info
-
     last = run_dir / "checkpoints" / "last.ckpt"
     if not last.is_file():
         return f"its checkpoint {last} is missing"
@@ -351,8 +348,6 @@ def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
     run_dir = Path(plan.config["out"])
     if (run_dir / DONE_FILE).is_file() and _check_reusable(run_dir, plan):
         return False
-    from losslab.train import train
-
     config = _train_config(plan)
     if progress_bar is not None:
         config.progress_bar = progress_bar
@@ -370,10 +365,6 @@ def _train_all(plans: list[PlannedRun], name: str, *, progress: bool, verbose: b
     run's step and loss. Each finished run prints one line. With ``verbose``, Lightning's own
     bar and messages are shown instead.
     """
-    from tqdm.auto import tqdm
-
-    from losslab.train import StepReporter, quiet_lightning
-
     total = sum(int(plan.config["steps"]) for plan in plans)
     # On a terminal the line is redrawn in place; in a log file (CI, nohup) every redraw is a new
     # line, so redraw at most every 30 s there instead of every few steps.
@@ -432,8 +423,6 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
 
     Returns ``{run_name: {"spec": probed spec or None, "note": what was left out}}``.
     """
-    from losslab import probe as probe_module
-
     notes: dict[str, dict[str, Any]] = {}
     specs: list[str] = []
     for plan in plans:
@@ -462,9 +451,6 @@ def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int)
     needs it (5-scale MS-SSIM: 161 px). A synthesis error is written into ``metamers.json``
     (``{"error": ...}``) for the report to show, so finished training is never lost to it.
     """
-    from losslab.losses import loss as build_loss
-    from losslab.synthesis import load_image, minimum_size, write_metamers
-
     rows: list[tuple[str, str]] = []
     notes: dict[str, str] = {}
     for plan in plans:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -49,6 +49,9 @@ class Loss(nn.Module):
     min_size: int | None = None
     #: Terms that need the model's input (conditional discriminators) set this to True.
     uses_condition: ClassVar[bool] = False
+    #: Terms whose ``evaluate`` takes ``reconstruction=`` and ``last_layer=`` keyword arguments
+    #: (the adaptive adversarial weight); a :class:`WeightedSum` passes both.
+    uses_reconstruction: ClassVar[bool] = False
 
     def __init__(
         self, *, input_range: Iterable[float] = (0.0, 1.0), check_values: bool | None = None
@@ -105,10 +108,14 @@ class Loss(nn.Module):
             warnings.warn(f"{self.term_name}: {message}", RangeMixupWarning, stacklevel=4)
 
     # -- evaluation -----------------------------------------------------------------------
-    def forward(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
+    def forward(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None, *,
+                last_layer: Tensor | None = None) -> Tensor:
         """Loss between ``prediction`` and ``target`` (both ``(N, C, H, W)`` in ``input_range``).
 
-        ``condition`` (the model's input) is used only by conditional adversarial terms.
+        ``condition`` (the model's input) is used only by conditional adversarial terms;
+        ``last_layer`` (the generator's last layer weight) only by adaptive adversarial terms,
+        through the sum that holds them (:class:`WeightedSum`): every other loss ignores it, so
+        a trainer can pass both to any criterion.
         """
         self.validate(prediction, target)
         return self.evaluate(prediction, target, condition)
@@ -198,9 +205,48 @@ _Part = tuple[float, Loss, WeightSchedule]
 
 
 def _as_parts(loss: Loss) -> list[_Part]:
+    return [(part.weight, part.term, part.schedule) for part in weighted_terms(loss)]
+
+
+@dataclass(frozen=True)
+class WeightedTerm:
+    """One term of a :class:`WeightedSum` at the sum's current step.
+
+    ``current = weight * factor * multiplier`` is the weight the sum applies now (written
+    weight x schedule factor in ``[0, 1]`` x ``@share`` multiplier, 1 without ``@share``).
+    """
+
+    index: int
+    name: str
+    term: Loss
+    weight: float
+    schedule: WeightSchedule
+    factor: float = 1.0
+    multiplier: float = 1.0
+
+    @property
+    def current(self) -> float:
+        """The effective weight at the current step."""
+        return self.weight * self.factor * self.multiplier
+
+    @property
+    def waiting(self) -> bool:
+        """A scheduled term that has not started (weight 0 now): the sum skips evaluating it."""
+        return self.current == 0.0 and self.schedule.kind != "constant"
+
+    @property
+    def judged_by_discriminator(self) -> bool:
+        """Whether the term reads a discriminator (adversarial, feature matching): such terms
+        are evaluated after the others and are not part of the reconstruction total."""
+        return _uses_discriminator(self.term)
+
+
+def weighted_terms(loss: Loss) -> Iterator[WeightedTerm]:
+    """The terms of ``loss`` with their weights: a sum's parts (:meth:`WeightedSum.weighted_terms`),
+    or the loss itself as one part of weight 1."""
     if isinstance(loss, WeightedSum):
-        return list(zip(loss.weights, loss.terms, loss.schedules, strict=True))
-    return [(1.0, loss, CONSTANT)]
+        return loss.weighted_terms()
+    return iter([WeightedTerm(0, loss.term_name, loss, 1.0, CONSTANT)])
 
 
 def _format_weight(weight: float) -> str:
@@ -271,6 +317,16 @@ class WeightedSum(Loss):
             return [1.0] * len(self.terms)
         return [float(m) for m in self.share_multipliers.tolist()]
 
+    def weighted_terms(self) -> Iterator[WeightedTerm]:
+        """Every term with its name, written weight, schedule, factor and share multiplier at
+        the current step, in spec order: the one loop over the parts that evaluation, logging,
+        gradient shares and the multi-hypothesis loss share."""
+        multipliers = self.multipliers()
+        for index, (name, term, weight, schedule) in enumerate(
+                zip(self.term_names, self.terms, self.weights, self.schedules, strict=True)):
+            yield WeightedTerm(index, name, term, weight, schedule, schedule.factor(self.step),
+                               multipliers[index])  # type: ignore[arg-type]
+
     @classmethod
     def _from_parts(cls, parts: list[_Part]) -> WeightedSum:
         return cls([t for _, t, _ in parts], [w for w, _, _ in parts], [s for _, _, s in parts])
@@ -278,8 +334,8 @@ class WeightedSum(Loss):
     @property
     def term_name(self) -> str:
         return " + ".join(
-            (f"{_format_weight(w)}*" if w != 1.0 else "") + name + s.render()
-            for w, name, s in zip(self.weights, self.term_names, self.schedules, strict=True)
+            (f"{_format_weight(part.weight)}*" if part.weight != 1.0 else "") + part.name
+            + part.schedule.render() for part in self.weighted_terms()
         )
 
     @term_name.setter
@@ -299,11 +355,7 @@ class WeightedSum(Loss):
     def current_weights(self) -> dict[str, float]:
         """Effective weight of each term at the current step (weight x schedule factor x share
         multiplier)."""
-        return {
-            name: w * s.factor(self.step) * m
-            for name, w, s, m in zip(self.term_names, self.weights, self.schedules,
-                                     self.multipliers(), strict=True)
-        }
+        return {part.name: part.current for part in self.weighted_terms()}
 
     def validate(self, prediction: Tensor, target: Tensor) -> None:
         ranges_checked: set[InputRange] = set()
@@ -314,45 +366,65 @@ class WeightedSum(Loss):
                                        *check_pair_values(prediction, target, term.input_range))
                 ranges_checked.add(term.input_range)
 
-    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
-        total: Tensor | None = None
+    def forward(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None, *,
+                last_layer: Tensor | None = None) -> Tensor:
+        """The weighted total; ``last_layer`` is handed to adaptive adversarial terms."""
+        self.validate(prediction, target)
+        return self.evaluate(prediction, target, condition, last_layer=last_layer)
+
+    def evaluate_terms(
+        self, prediction: Tensor, target: Tensor, condition: Tensor | None = None, *,
+        last_layer: Tensor | None = None,
+    ) -> list[tuple[WeightedTerm, Tensor]]:
+        """Each started term's unweighted, graph-connected scalar value, in evaluation order.
+
+        Terms judged by a discriminator go last: each term with ``uses_reconstruction`` (the
+        adaptive adversarial term) receives the weighted total of the terms evaluated before it
+        without a discriminator (``reconstruction=``) and ``last_layer``, so nothing is
+        computed twice. Scheduled terms that have not started are left out (they cost
+        nothing). Inputs are not validated here.
+        """
         reconstruction: Tensor | None = None  # weighted sum of the terms without a discriminator
-        values: dict[str, Tensor] = {}
-        weighted_values: dict[str, tuple[float, Tensor]] = {}  # for naming an overflowing term
-        # Terms with a discriminator go last, so that an adaptive adversarial weight receives the
-        # reconstruction total computed here instead of evaluating those terms a second time.
-        order = sorted(range(len(self.terms)), key=lambda i: _uses_discriminator(self.terms[i]))
-        multipliers = self.multipliers()
-        live: dict[int, Tensor] = {}  # graph-connected values, for the share measurement
-        for index in order:
-            name, term = self.term_names[index], self.terms[index]
-            schedule = self.schedules[index]
-            factor = self.weights[index] * schedule.factor(self.step) * multipliers[index]
-            if factor == 0.0 and schedule.kind != "constant":
-                continue  # a scheduled term that has not started costs nothing
-            if reconstruction is not None and hasattr(term, "set_reconstruction_loss"):
-                term.set_reconstruction_loss(reconstruction)
-            value = term.evaluate(prediction, target, condition if term.uses_condition else None)
+        evaluated: list[tuple[WeightedTerm, Tensor]] = []
+        for part in sorted(self.weighted_terms(), key=lambda p: p.judged_by_discriminator):
+            if part.waiting:
+                continue
+            term = part.term
+            cond = condition if term.uses_condition else None
+            if term.uses_reconstruction:
+                value = term.evaluate(prediction, target, cond,  # type: ignore[call-arg]
+                                      reconstruction=reconstruction, last_layer=last_layer)
+            else:
+                value = term.evaluate(prediction, target, cond)
             if value.dim() != 0:
                 raise ValueError(
-                    f"term {name!r} returned shape {tuple(value.shape)}; terms of a sum must "
+                    f"term {part.name!r} returned shape {tuple(value.shape)}; terms of a sum must "
                     "reduce to a scalar (use reduction='mean' or 'sum')."
                 )
-            values[name] = value.detach()
-            live[index] = value
-            weighted = value * factor
-            weighted_values[name] = (factor, weighted.detach())
-            total = weighted if total is None else total + weighted
-            if not _uses_discriminator(term):
+            evaluated.append((part, value))
+            if not part.judged_by_discriminator:
+                weighted = value * part.current
                 reconstruction = weighted if reconstruction is None else reconstruction + weighted
-        if total is None:  # every term is scheduled later: a zero that keeps the graph
-            total = prediction.sum() * 0.0
+        return evaluated
+
+    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None, *,
+                 last_layer: Tensor | None = None) -> Tensor:
+        evaluated = self.evaluate_terms(prediction, target, condition, last_layer=last_layer)
         if self.has_share_targets and self.training and torch.is_grad_enabled() \
                 and prediction.requires_grad:
-            self._update_shares(live, prediction)
-            multipliers = self.multipliers()  # this call's weights use this call's measurement
-            total = sum(live[i] * (self.weights[i] * self.schedules[i].factor(self.step)
-                                   * multipliers[i]) for i in order if i in live)  # type: ignore[assignment]
+            self._update_shares(evaluated, prediction)
+        # This call's weights: with @share, the multipliers just set from this call's values.
+        weights = [part.current for part in self.weighted_terms()]
+        total: Tensor | None = None
+        values: dict[str, Tensor] = {}
+        weighted_values: dict[str, tuple[float, Tensor]] = {}  # for naming an overflowing term
+        for part, value in evaluated:
+            weighted = value * weights[part.index]
+            values[part.name] = value.detach()
+            weighted_values[part.name] = (weights[part.index], weighted.detach())
+            total = weighted if total is None else total + weighted
+        if total is None:  # every term is scheduled later: a zero that keeps the graph
+            total = prediction.sum() * 0.0
         self.last_values = {name: values[name] for name in self.term_names if name in values}
         if self._values_checked() and not bool(torch.isfinite(total)):
             bad = [f"{n!r} = {float(v)}" for n, v in values.items() if not torch.isfinite(v)]
@@ -367,23 +439,25 @@ class WeightedSum(Loss):
                 f"{', '.join(bad)}. Lower the learning rate or that term's weight, or check the "
                 "inputs."
             )
-        return total  # type: ignore[return-value]
+        return total
 
     def _measure_norm(self, value: Tensor, prediction: Tensor) -> float:
         """``||d value / d prediction||_2`` (graph kept for the training backward)."""
         (gradient,) = torch.autograd.grad(value, prediction, retain_graph=True, allow_unused=True)
         return 0.0 if gradient is None else float(gradient.float().norm())
 
-    def _update_shares(self, live: dict[int, Tensor], prediction: Tensor) -> None:
+    def _update_shares(self, evaluated: list[tuple[WeightedTerm, Tensor]], prediction: Tensor) -> None:
         """Steps 1-3 of :mod:`losslab.losses.share`: measure, smooth, set the multipliers."""
-        measured = [self._measure_norm(live[i], prediction) if i in live and live[i].requires_grad
-                    else 0.0 for i in range(len(self.terms))]
+        measured = [0.0] * len(self.terms)
+        for part, value in evaluated:
+            if value.requires_grad:
+                measured[part.index] = self._measure_norm(value, prediction)
         # Every process averages the same measurements, so every rank sets the same weights.
         measured = mean_across_processes(torch.tensor(measured, dtype=torch.float64)).tolist()
         norms = smooth_norms(self.share_norms.tolist(), [n if n > 0 else None for n in measured])
-        factors = [s.factor(self.step) for s in self.schedules]
-        multipliers = share_multipliers(norms, self.weights, factors, self.share_targets,
-                                        self.multipliers())
+        parts = list(self.weighted_terms())
+        multipliers = share_multipliers(norms, [p.weight for p in parts], [p.factor for p in parts],
+                                        self.share_targets, [p.multiplier for p in parts])
         self.share_norms.copy_(torch.tensor(norms, dtype=torch.float64))
         self.share_multipliers.copy_(torch.tensor(multipliers, dtype=torch.float64))
 

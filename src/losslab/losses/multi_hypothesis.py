@@ -27,7 +27,7 @@ from losslab.core.validation import (
     check_reduction,
     reduce,
 )
-from losslab.losses.base import Loss, WeightedSum
+from losslab.losses.base import Loss, WeightedSum, weighted_terms
 
 WTAMode = Literal["relaxed", "wta"]
 
@@ -193,8 +193,8 @@ class MultiHypothesisLoss(Loss):
         self.epsilon = _check_epsilon(epsilon)
         self.last_values: dict[str, Tensor] = {}
         self.last_best: Tensor | None = None
-        for name, term in self._terms():
-            _check_per_sample_capable(name, term)
+        for part in weighted_terms(base):
+            _check_per_sample_capable(part.name, part.term)
 
     @property
     def term_name(self) -> str:
@@ -205,16 +205,6 @@ class MultiHypothesisLoss(Loss):
     @term_name.setter
     def term_name(self, value: str) -> None:  # the name is always derived from the base
         pass
-
-    def _terms(self) -> list[tuple[str, Loss]]:
-        if isinstance(self.base, WeightedSum):
-            return list(zip(self.base.term_names, self.base.terms, strict=True))  # type: ignore[arg-type]
-        return [(self.base.term_name, self.base)]
-
-    def _term_weights(self) -> list[float]:
-        if isinstance(self.base, WeightedSum):
-            return list(self.base.current_weights().values())
-        return [1.0]
 
     def set_input_range(self, input_range: Any) -> MultiHypothesisLoss:
         super().set_input_range(input_range)
@@ -246,11 +236,12 @@ class MultiHypothesisLoss(Loss):
         flat_predictions, flat_target = _flatten_pair(predictions, target)
         total: Tensor | None = None
         per_term: dict[str, Tensor] = {}
-        for (name, term), weight in zip(self._terms(), self._term_weights(), strict=True):
+        for part in weighted_terms(self.base):
+            name, weight = part.name, part.current
             if weight == 0.0:
                 continue  # a scheduled term that has not started costs nothing
-            with _unreduced(term) as reduction:
-                values = term.evaluate(flat_predictions, flat_target)
+            with _unreduced(part.term) as reduction:
+                values = part.term.evaluate(flat_predictions, flat_target)
             if values.dim() == 0 or values.shape[0] != samples * hypotheses:
                 raise ValueError(
                     f"term {name!r} returned shape {tuple(values.shape)} with reduction='none'; "

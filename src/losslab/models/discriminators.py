@@ -32,6 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as _spectral_norm
 
+from losslab.core.registry import Registry, suggest
+
 Norm = Literal["instance", "batch", "none"]
 ResizeMode = Literal["bilinear", "nearest"]
 
@@ -263,46 +265,80 @@ class ConditionalPatchDiscriminator(PatchDiscriminator):
         return self.forward_features(image, condition)[0]
 
 
-_DISCRIMINATORS: dict[str, tuple[type[nn.Module], dict[str, Any]]] = {
-    "patch": (PatchDiscriminator, {}),
-    "patch_sn": (PatchDiscriminator, {"spectral_norm": True, "norm": "none"}),
-    "conditional_patch": (ConditionalPatchDiscriminator, {}),
-    "conditional_patch_sn": (ConditionalPatchDiscriminator, {"spectral_norm": True, "norm": "none"}),
-}
+def _import_discriminator_modules() -> None:
+    # Registration side effect: the multi-scale and U-Net modules add their names on import.
+    import losslab.models.discriminator_unet
+    import losslab.models.discriminators_multiscale  # noqa: F401
+
+
+#: Discriminator name -> (class, default constructor options). Every architecture ``x`` has a
+#: conditional form registered as ``conditional_x`` (the adversarial term's ``conditional=true``).
+DISCRIMINATORS: Registry[tuple[type[nn.Module], dict[str, Any]]] = Registry(
+    "discriminator", loader=_import_discriminator_modules)
+CONDITIONAL_PREFIX = "conditional_"
 
 
 def register_discriminator(name: str, cls: type[nn.Module], **defaults: Any) -> None:
     """Add a discriminator to the table :func:`build_discriminator` reads (``name`` -> class).
 
-    Other modules (multi-scale, U-Net) register theirs at import; ``losslab.models`` imports
-    them, so every name is known once the package is imported.
+    Other modules (multi-scale, U-Net) register theirs at import; the table imports them the
+    first time it is read, so every name is known whatever the caller imported first.
     """
-    if name in _DISCRIMINATORS and _DISCRIMINATORS[name][0] is not cls:
-        raise ValueError(f"discriminator name {name!r} is already taken by "
-                         f"{_DISCRIMINATORS[name][0].__name__}; choose another name.")
-    _DISCRIMINATORS[name] = (cls, dict(defaults))
+    DISCRIMINATORS.register(name, (cls, dict(defaults)))  # a taken name raises
+
+
+for _name, _cls, _defaults in (
+    ("patch", PatchDiscriminator, {}),
+    ("patch_sn", PatchDiscriminator, {"spectral_norm": True, "norm": "none"}),
+    ("conditional_patch", ConditionalPatchDiscriminator, {}),
+    ("conditional_patch_sn", ConditionalPatchDiscriminator, {"spectral_norm": True, "norm": "none"}),
+):
+    register_discriminator(_name, _cls, **_defaults)
+del _name, _cls, _defaults
 
 
 def available_discriminators() -> list[str]:
-    """Names accepted by :func:`build_discriminator`."""
-    return sorted(_DISCRIMINATORS)
+    """Names accepted by :func:`build_discriminator` (architectures and their conditional forms)."""
+    return DISCRIMINATORS.names()
+
+
+def discriminator_architectures() -> list[str]:
+    """The architecture names (``disc=`` of the adversarial term): every name without the
+    ``conditional_`` prefix."""
+    return [n for n in DISCRIMINATORS.names() if not n.startswith(CONDITIONAL_PREFIX)]
+
+
+def discriminator_name(architecture: str, *, conditional: bool = False) -> str:
+    """The registered name of ``architecture`` (``disc=``), or of its conditional form.
+
+    An unknown architecture raises ``ValueError`` with the closest names: ``unknown
+    discriminator 'unet'. Did you mean 'unet_sn'? Known discriminators: multiscale, ...``.
+    """
+    known = discriminator_architectures()
+    if architecture not in known:
+        raise ValueError(
+            f"unknown discriminator {architecture!r}.{suggest(str(architecture), known)} "
+            f"Known discriminators: {', '.join(known)} (conditional=true selects the "
+            "conditional form)."
+        )
+    name = f"{CONDITIONAL_PREFIX}{architecture}" if conditional else architecture
+    if name not in DISCRIMINATORS:
+        raise ValueError(f"discriminator {architecture!r} has no conditional form; use "
+                         "conditional=false or another disc.")
+    return name
 
 
 def build_discriminator(name: str = "patch", **options: Any) -> nn.Module:
     """Build a discriminator by name; ``options`` override the name's defaults.
 
     Names: ``patch`` (instance norm), ``patch_sn`` (spectral norm, no other normalisation),
-    ``multiscale`` (the patch D at several image scales, pix2pixHD), ``unet_sn`` (U-Net with
-    spectral norm, per-pixel logits, Real-ESRGAN) and their conditional forms
-    ``conditional_<name>`` (which take ``image_channels`` and ``condition_channels`` instead of
-    ``in_channels``). Every discriminator has ``forward_features(x[, condition]) -> (logits,
-    features)``, a ``conditional`` flag and a ``min_size``; ``logits`` is one ``(N, 1, h, w)``
-    map, or a list of them (one per scale) for ``multiscale``.
+    ``multiscale`` / ``multiscale_sn`` (the patch D at several image scales, pix2pixHD),
+    ``unet_sn`` (U-Net with spectral norm, per-pixel logits, Real-ESRGAN) and their conditional
+    forms ``conditional_<name>`` (which take ``image_channels`` and ``condition_channels``
+    instead of ``in_channels``). Every discriminator has ``forward_features(x[, condition]) ->
+    (logits, features)``, a ``conditional`` flag and a ``min_size``; ``logits`` is one
+    ``(N, 1, h, w)`` map, or a list of them (one per scale) for ``multiscale``. An unknown name
+    raises ``ValueError`` with the closest names.
     """
-    if name not in _DISCRIMINATORS:
-        raise ValueError(
-            f"unknown discriminator {name!r}; choose one of "
-            f"{', '.join(map(repr, available_discriminators()))}."
-        )
-    cls, defaults = _DISCRIMINATORS[name]
+    cls, defaults = DISCRIMINATORS.get(name)
     return cls(**{**defaults, **options})

@@ -21,6 +21,8 @@ def gradient_shares(
     prediction: Tensor,
     target: Tensor,
     condition: Tensor | None = None,
+    *,
+    last_layer: Tensor | None = None,
 ) -> dict[str, tuple[float, float]]:
     """``{term name: (gradient norm, share)}`` of each weighted term w.r.t. ``prediction``.
 
@@ -30,6 +32,8 @@ def gradient_shares(
             with ``requires_grad``); the graph is kept (``retain_graph=True``).
         target: ``(N, C, H, W)`` target.
         condition: the model input, for conditional adversarial terms.
+        last_layer: the generator's last layer weight, for adaptive adversarial terms (the
+            terms are evaluated as the sum evaluates them, :meth:`WeightedSum.evaluate_terms`).
 
     Returns:
         Norms are ``|| w_i * d term_i / d prediction ||_2``; shares are norms over their sum
@@ -38,16 +42,13 @@ def gradient_shares(
     if not prediction.requires_grad:
         raise ValueError("gradient_shares needs a prediction that requires grad (the model "
                          "output inside the training step).")
-    weights = criterion.current_weights()
-    norms: dict[str, float] = {}
-    for name, term in zip(criterion.term_names, criterion.terms, strict=True):
-        weight = weights[name]
-        if weight == 0.0:
-            norms[name] = 0.0
+    norms = dict.fromkeys(criterion.term_names, 0.0)
+    for part, value in criterion.evaluate_terms(prediction, target, condition,
+                                                last_layer=last_layer):
+        if part.current == 0.0:
             continue
-        value = term.evaluate(prediction, target, condition if term.uses_condition else None)
-        (gradient,) = torch.autograd.grad(weight * value, prediction, retain_graph=True,
+        (gradient,) = torch.autograd.grad(part.current * value, prediction, retain_graph=True,
                                           allow_unused=True)
-        norms[name] = 0.0 if gradient is None else float(gradient.float().norm())
+        norms[part.name] = 0.0 if gradient is None else float(gradient.float().norm())
     total = sum(norms.values())
     return {name: (norm, norm / total if total > 0 else 0.0) for name, norm in norms.items()}

@@ -3,12 +3,15 @@
 :class:`TaskModule` holds the model (``self.model``), the loss (``self.loss``; the
 :class:`~losslab.losses.WeightedSum` of terms is ``self.criterion``) and a task adapter
 (:mod:`losslab.train.tasks`) that turns a batch into ``(input, target)``. The loss is a submodule,
-so discriminators of adversarial terms are in ``state_dict()`` and checkpoints; their optimizers
-are added to the checkpoint by :meth:`on_save_checkpoint`.
+so discriminators of adversarial terms (built and attached at setup by
+:func:`~losslab.train.adversarial.attach_discriminators`) are in ``state_dict()`` and
+checkpoints; their optimizers are added to the checkpoint by :meth:`on_save_checkpoint`.
 
-There is one training loop for every loss (manual optimisation): forward, loss, backward,
-generator step, EMA update, then one ``discriminator_step`` per adversarial term. Read
-:meth:`TaskModule.training_step` top to bottom.
+There is one training loop for every loss (manual optimisation): forward, loss (given the
+generator's last layer, for adaptive adversarial weights), backward, generator step, EMA
+update, then one D step per adversarial term
+(:class:`~losslab.train.adversarial.DiscriminatorTrainer`). Read :meth:`TaskModule.training_step`
+top to bottom.
 
 Stabilisers (config): ``ema_decay`` keeps an average of the weights (``self.ema_model``,
 :mod:`.ema`) that evaluation uses (:attr:`TaskModule.eval_model`); ``skip_nonfinite`` skips
@@ -26,7 +29,6 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 import losslab
-from losslab.losses.adversarial import adversarial_terms
 from losslab.losses.base import Loss, WeightedSum
 from losslab.losses.multi_hypothesis import (
     MultiHypothesisLoss,
@@ -34,6 +36,7 @@ from losslab.losses.multi_hypothesis import (
     select_hypothesis,
 )
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
+from losslab.train.adversarial import attach_discriminators
 from losslab.train.config import TrainConfig
 from losslab.train.data import GlobalBatchSampler, build_data
 from losslab.train.ema import ema_decay_at, make_ema, update_ema
@@ -89,11 +92,14 @@ class TaskModule(L.LightningModule):
         if config.hypotheses.count > 1:
             self.loss = MultiHypothesisLoss(criterion, mode=config.hypotheses.mode,
                                             epsilon=config.hypotheses.epsilon)
-        self.adversarial = adversarial_terms(self.criterion)  # also links their helpers
-        for term in self.adversarial:
-            term.set_last_layer(last_layer_weight(self.model))
+        # Discriminators are built now (a conditional one from an example input's channels), so
+        # they are in the state_dict before a checkpoint is loaded and before DDP wraps us.
+        example_inputs, _ = self.task.split(self.val_set[0].unsqueeze(0))
+        self.adversarial = attach_discriminators(self.criterion, condition=example_inputs)
+        self._adaptive = any(d.term.adaptive for d in self.adversarial)
         self.ema_model = make_ema(self.model) if config.ema_decay > 0 else None
-        self.ema_terms = [t for t in self.criterion.terms if getattr(t, "uses_ema_prediction", False)]
+        self.ema_terms = [part.term for part in self.criterion.weighted_terms()
+                          if getattr(part.term, "uses_ema_prediction", False)]
         check_stabilisers(config, self.criterion, bool(self.ema_terms))
         self.guard = NonFiniteGuard(config.skip_nonfinite) if config.skip_nonfinite else None
         self.automatic_optimization = False
@@ -107,6 +113,11 @@ class TaskModule(L.LightningModule):
     def eval_model(self) -> nn.Module:
         """The model evaluation uses: the EMA average when ``ema_decay > 0``, else the model."""
         return self.ema_model if self.ema_model is not None else self.model
+
+    def last_layer(self) -> Tensor | None:
+        """The generator's last layer weight, passed to the loss for adaptive adversarial
+        weights (``None`` when no term is adaptive)."""
+        return last_layer_weight(self.model) if self._adaptive else None
 
     @property
     def criterion(self) -> WeightedSum:
@@ -149,8 +160,8 @@ class TaskModule(L.LightningModule):
     def prepare_terms(self, inputs: Tensor, step: int) -> None:
         """Tell the terms the step; hand LDL terms the EMA model's prediction for ``inputs``."""
         self.criterion.set_step(step)
-        for term in self.adversarial:
-            term.set_step(step)
+        for discriminator in self.adversarial:
+            discriminator.term.set_step(step)
         if self.ema_terms and self.ema_model is not None:
             with torch.no_grad():
                 ema_prediction = self.ema_model.eval()(inputs)
@@ -167,7 +178,7 @@ class TaskModule(L.LightningModule):
             return prediction.sum() * 0.0, "model output"
         self.loss.last_values = {}  # type: ignore[assignment]  # so stale values are not blamed
         try:
-            loss = self.loss(prediction, target, inputs)
+            loss = self.loss(prediction, target, inputs, last_layer=self.last_layer())
         except FloatingPointError:
             loss = prediction.sum() * float("nan")
         if bool(torch.isfinite(loss.detach())):
@@ -182,14 +193,14 @@ class TaskModule(L.LightningModule):
         if self.term_values():
             return "+".join(bad) or "loss"
         with torch.no_grad():
-            for name, term in zip(self.criterion.term_names, self.criterion.terms, strict=True):
+            for part in self.criterion.weighted_terms():
                 try:
-                    finite = bool(torch.isfinite(term.evaluate(
-                        prediction, target, inputs if term.uses_condition else None)).all())
+                    finite = bool(torch.isfinite(part.term.evaluate(
+                        prediction, target, inputs if part.term.uses_condition else None)).all())
                 except FloatingPointError:
                     finite = False
                 if not finite:
-                    bad.append(name)
+                    bad.append(part.name)
         return "+".join(bad) or "loss"
 
     def end_step(self, step: int, cause: str | None) -> dict[str, float]:
@@ -205,29 +216,29 @@ class TaskModule(L.LightningModule):
 
     def discriminator_steps(self, prediction: Tensor, target: Tensor, inputs: Tensor,
                             step: int) -> tuple[dict[str, float], str | None]:
-        """Each adversarial term updates its D on this step's (detached) prediction.
+        """Each adversarial term's D is updated on this step's (detached) prediction.
 
         Returns ``(logs, cause)``: ``cause`` names a term whose D loss was NaN/Inf (its D was
         not updated) when ``skip_nonfinite`` is on; without it that raises.
         """
         logs: dict[str, float] = {}
         cause = None
-        for term in self.adversarial:
+        for discriminator in self.adversarial:
             try:
-                term_logs = term.discriminator_step(prediction, target, inputs)
+                term_logs = discriminator.step(prediction, target, inputs)
             except FloatingPointError as error:
                 if self.guard is None:
                     raise TrainingDivergedError(f"non-finite discriminator loss at step {step}: "
                                                 f"{error}") from error
-                term.step += 1
-                cause, term_logs = f"{term.term_name} (discriminator)", {}
-            logs |= {f"adversarial/{term.term_name}/{k}": v for k, v in term_logs.items()}
+                discriminator.skip()
+                cause, term_logs = f"{discriminator.name} (discriminator)", {}
+            logs |= {f"adversarial/{discriminator.name}/{k}": v for k, v in term_logs.items()}
         return logs, cause
 
     def compute_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor, step: int) -> Tensor:
         """``self.loss(prediction, target, inputs)``; NaN/Inf raises :class:`TrainingDivergedError`."""
         try:
-            return self.loss(prediction, target, inputs)
+            return self.loss(prediction, target, inputs, last_layer=self.last_layer())
         except FloatingPointError as error:
             raise TrainingDivergedError(f"non-finite loss at step {step}: {error}") from error
         except ValueError as error:
@@ -256,8 +267,9 @@ class TaskModule(L.LightningModule):
         logs: dict[str, Any] = {"train/loss": loss.detach()}
         logs |= {f"train/{name}": value for name, value in self.term_values().items()}
         logs |= {f"weight/{name}": w for name, w in self.criterion.current_weights().items()}
-        for term in self.adversarial:
-            logs |= {f"adversarial/{term.term_name}/{k}": v for k, v in term.last_logs.items()}
+        for discriminator in self.adversarial:
+            logs |= {f"adversarial/{discriminator.name}/{k}": v
+                     for k, v in discriminator.term.last_logs.items()}
         logs["lr"] = self.optimizers().param_groups[0]["lr"]
         return logs
 
@@ -265,7 +277,8 @@ class TaskModule(L.LightningModule):
         """``grad_norm/<term>`` and ``grad_share/<term>`` (see :mod:`.gradient_share`)."""
         if prediction.dim() == 5:  # hypotheses: measure on each sample's winning hypothesis
             prediction = select_hypothesis(prediction, self.loss.last_best)
-        shares = gradient_shares(self.criterion, prediction, target, inputs)
+        shares = gradient_shares(self.criterion, prediction, target, inputs,
+                                 last_layer=self.last_layer())
         logs = {f"grad_norm/{name}": norm for name, (norm, _) in shares.items()}
         return logs | {f"grad_share/{name}": share for name, (_, share) in shares.items()}
 
@@ -356,19 +369,20 @@ class TaskModule(L.LightningModule):
             "fingerprint": self.config.fingerprint(),
             "metrics": {k: float(v) for k, v in self.trainer.callback_metrics.items()
                         if k.startswith("val/")},
-            "discriminator_optimizers": [t.optimizer_state_dict() for t in self.adversarial],
-            "discriminator_accuracy": [t.d_accuracy for t in self.adversarial],
+            "discriminator_optimizers": [d.optimizer.state_dict() for d in self.adversarial],
+            "discriminator_accuracy": [d.d_accuracy for d in self.adversarial],
             "nonfinite": self.guard.state_dict() if self.guard is not None else {},
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         stored = checkpoint.get("losslab", {})
-        for term, state in zip(self.adversarial, stored.get("discriminator_optimizers", []),
-                               strict=False):
-            term.load_optimizer_state_dict(state)
-        for term, accuracy in zip(self.adversarial, stored.get("discriminator_accuracy", []),
-                                  strict=False):
-            term.d_accuracy = accuracy
+        for discriminator, state in zip(self.adversarial,
+                                        stored.get("discriminator_optimizers", []), strict=False):
+            if state:  # {} from a run whose lazily built D did not exist yet
+                discriminator.optimizer.load_state_dict(state)
+        for discriminator, accuracy in zip(self.adversarial,
+                                           stored.get("discriminator_accuracy", []), strict=False):
+            discriminator.d_accuracy = accuracy
         if self.guard is not None:
             self.guard.load_state_dict(stored.get("nonfinite", {}))
 

@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from losslab.core.registry import Registry
 from losslab.data.degradations import downscale, to_luma
 from losslab.train.config import TrainConfig
 
@@ -187,11 +188,17 @@ class Colorize(Task):
         return inputs.expand(-1, 3, -1, -1).clone()
 
 
-TASK_CLASSES: dict[str, type[Task]] = {
-    cls.name: cls for cls in (Reconstruct, SuperResolve, PredictNext, Colorize)
-}
+#: Task adapters by name; ``config.TASKS`` (the names a config accepts) equals its names (tested).
+TASKS_TABLE: Registry[type[Task]] = Registry("task")
+for _task in (Reconstruct, SuperResolve, PredictNext, Colorize):
+    TASKS_TABLE.register(_task.name, _task)
+
+
+def get_task_class(name: str) -> type[Task]:
+    """The adapter class of task ``name``; an unknown name raises with the closest names."""
+    return TASKS_TABLE.get(name)
 
 
 def get_task(config: TrainConfig) -> Task:
     """The adapter for ``config.task``."""
-    return TASK_CLASSES[config.task](config)
+    return get_task_class(config.task)(config)

@@ -50,6 +50,8 @@ from losslab.metrics import (
     plausible_per_hypothesis,
     psnr_plausible,
 )
+from losslab.metrics.codes import nearest_neighbours
+from losslab.metrics.sharpness import radial_bin_centres, radial_power_spectrum
 from losslab.train.run import baseline_validation, open_run, validation_plausible
 
 #: How many neighbours ``neighbours.json`` lists per image.
@@ -177,8 +179,6 @@ def compute_metrics(outputs: Tensor, targets: Tensor,
 def spectrum_of(outputs: Tensor, targets: Tensor) -> dict[str, list[float]]:
     """Mean radial luma power spectra ``{"frequency", "output", "target"}`` (frequency in
     fractions of Nyquist; best hypothesis for 5-D outputs)."""
-    from losslab.metrics.sharpness import radial_bin_centres, radial_power_spectrum
-
     scored = best_hypothesis(outputs, targets) if outputs.dim() == 5 else outputs
     output_power = radial_power_spectrum(scored.float()).mean(dim=0)
     target_power = radial_power_spectrum(targets.float()).mean(dim=0)
@@ -197,8 +197,6 @@ def neighbours_of(encode: Callable[[Tensor], Tensor], images: Tensor, k: int = N
     Returns ``{"k", "indices": (N, k) nested lists, "distances": (N, k)}``; indices point into
     the validation images of ``evaluation/predictions.pt``.
     """
-    from losslab.metrics.codes import nearest_neighbours
-
     with torch.no_grad():
         codes = encode(images)
     k = max(1, min(k, images.shape[0] - 1))

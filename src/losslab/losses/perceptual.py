@@ -106,6 +106,7 @@ def vgg19_features(
         losslab.weights.WeightsUnavailableError: ImageNet weights missing and not downloadable.
         losslab.weights.WeightsError: the state dict lacks VGG19 ``features`` keys or shapes differ.
     """
+    # torchvision.models loads every architecture's module: only when a VGG is built.
     from torchvision.models.vgg import cfgs, make_layers
 
     with torch.device("meta"):  # no default initialisation: every tensor is set below

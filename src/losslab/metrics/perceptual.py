@@ -134,7 +134,7 @@ def fid_kid(
         reason = f"FID/KID need at least 2 images per set; got {outputs.shape[0]}."
     if reason is not None:
         return {"fid": None, "kid": None}, {"fid": reason, "kid": reason}
-    try:
+    try:  # imported here: FID/KID need the optional torch-fidelity package; failures caught below
         from torchmetrics.image.fid import FrechetInceptionDistance
         from torchmetrics.image.kid import KernelInceptionDistance
 

@@ -16,6 +16,8 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
+
 from losslab.probe.perturbations import NATURAL_PERTURBATIONS
 from losslab.probe.probe import ProbeResult
 
@@ -110,8 +112,6 @@ def plot_probe_heatmap(result: ProbeResult, path: str | Path, *, title: str | No
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
-    import numpy as np
-
     target = _prepare(path)
     specs, perturbations = result.specs, result.perturbations
     grid = np.array([[result[s][p]["normalised"] for p in perturbations] for s in specs], float)

@@ -36,6 +36,7 @@ from losslab.losses.multi_hypothesis import (
     select_hypothesis,
 )
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
+from losslab.models import build_model
 from losslab.train.adversarial import attach_discriminators
 from losslab.train.config import TrainConfig
 from losslab.train.data import GlobalBatchSampler, build_data
@@ -63,8 +64,6 @@ def build_criterion(config: TrainConfig) -> WeightedSum:
 
 def build_network(config: TrainConfig, item: Tensor) -> nn.Module:
     """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``)."""
-    from losslab.models import build_model
-
     task = get_task(config)
     options = {**task.model_options(item), **config.model.options}
     count = config.hypotheses.count

@@ -165,6 +165,8 @@ def test_mad_writes_figure_and_json(tmp_path: Path) -> None:
         (["equal", "l1(luma)", "--image", "GREY"], "needs a 3-channel RGB image"),
         (["equal", "mse", "--image", "astronot"], "Did you mean 'astronaut'"),
         (["equal", "mse", "--starts", "noise,fog"], "unknown start 'fog'"),
+        (["equal", "mse", "--continuation", "-3"], "continuation is a starting blur sigma"),
+        (["equal", "mse", "--lr", "0"], "lr is a step in [0, 1] pixel units"),
         (["mad", "mse", "l1 + adversarial"], "has the term 'adversarial'"),
         (["mad", "mse", "ssim", "--noise", "0"], "noise must be a number in (0, 1]"),
     ],

@@ -10,17 +10,20 @@ from losslab.train import TrainConfig, config_from_overrides, load_config, save_
 from losslab.train.config import RESUME_SAFE_FIELDS, config_differences, flatten
 from losslab.train.config_errors import ConfigError
 
+#: A config that sets a non-default value in every section.
+EVERY_FIELD_SET: dict = {
+    "task": "super_resolve", "loss": "mse + 0.01*l1@ramp(10,20)", "steps": 7, "seed": 3,
+    "data": {"name": "dead_leaves", "crop_size": 48, "options": {"train_size": 8}},
+    "model": {"name": "super_resolution", "options": {"width": 16}},
+    "task_options": {"scale": 4, "downscale_method": "area"},
+    "hypotheses": {"count": 3, "mode": "wta", "epsilon": 0.1},
+    "optimizer": {"lr": 2e-4, "betas": [0.5, 0.9]}, "precision": "bf16-mixed",
+    "deterministic": True,
+}
+
 
 def test_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
-    config = TrainConfig.from_dict({
-        "task": "super_resolve", "loss": "mse + 0.01*l1@ramp(10,20)", "steps": 7, "seed": 3,
-        "data": {"name": "dead_leaves", "crop_size": 48, "options": {"train_size": 8}},
-        "model": {"name": "super_resolution", "options": {"width": 16}},
-        "task_options": {"scale": 4, "downscale_method": "area"},
-        "hypotheses": {"count": 3, "mode": "wta", "epsilon": 0.1},
-        "optimizer": {"lr": 2e-4, "betas": [0.5, 0.9]}, "precision": "bf16-mixed",
-        "deterministic": True,
-    })
+    config = TrainConfig.from_dict(EVERY_FIELD_SET)
     path = save_config(config, tmp_path / "config.yaml")
     loaded = load_config(path)
     assert loaded == config
@@ -102,15 +105,7 @@ def test_fingerprints_of_existing_runs_are_unchanged() -> None:
     """Checkpoints store the fingerprint; these values were computed by the dataclass
     implementation this schema replaced (commit 3ccc2f9), so old runs still resume."""
     assert TrainConfig().fingerprint() == "4a4e5e25ecbecf4e"
-    config = TrainConfig.from_dict({
-        "task": "super_resolve", "loss": "mse + 0.01*l1@ramp(10,20)", "steps": 7, "seed": 3,
-        "data": {"name": "dead_leaves", "crop_size": 48, "options": {"train_size": 8}},
-        "model": {"name": "super_resolution", "options": {"width": 16}},
-        "task_options": {"scale": 4, "downscale_method": "area"},
-        "hypotheses": {"count": 3, "mode": "wta", "epsilon": 0.1},
-        "optimizer": {"lr": 2e-4, "betas": [0.5, 0.9]}, "precision": "bf16-mixed",
-        "deterministic": True,
-    })
+    config = TrainConfig.from_dict(EVERY_FIELD_SET)
     assert config.fingerprint() == "a054542bcc1831d3"
     assert list(config.to_dict()) == list(TrainConfig.model_fields)  # the YAML's key order
 

@@ -66,6 +66,7 @@ from losslab.train.config import (
     TaskName,
     TrainConfig,
     TrainSettings,
+    plain_data,
 )
 from losslab.train.config_errors import ConfigError, Expect, OneLineErrors, validated
 
@@ -309,15 +310,7 @@ class Experiment(_ExperimentModel):
 
 def settings_overrides(settings: TrainSettings) -> dict[str, Any]:
     """The keys a partial training config sets, as a plain nested dict (lists, not tuples)."""
-    return _plain(settings.model_dump(exclude_unset=True))
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    return value
+    return plain_data(settings.model_dump(exclude_unset=True))
 
 
 # -- validation ---------------------------------------------------------------------------------

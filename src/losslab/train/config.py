@@ -384,7 +384,7 @@ class TrainConfig(TrainSettings):
     # -- (de)serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Plain nested dict (lists, not tuples) suitable for YAML/JSON, in field order."""
-        return _plain(self.model_dump())
+        return plain_data(self.model_dump())
 
     @classmethod
     def from_dict(cls, values: Any, *, origin: str | None = None,
@@ -461,11 +461,12 @@ def _choice(key: str, value: Any, choices: tuple[str, ...]) -> None:
         )
 
 
-def _plain(value: Any) -> Any:
+def plain_data(value: Any) -> Any:
+    """``value`` with tuples turned into lists, recursively: what YAML and JSON write back."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_data(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_data(v) for v in value]
     return value
 
 

@@ -4,7 +4,7 @@ Run on demand (not part of the test suite)::
 
     python benchmarks/synthesis_targets.py [--size 128] [--steps 300] [--threads 2]
         [--device cpu|cuda] [--json out.json] [--vgg] [--seeds 0,1,2] [--longer 4]
-        [--continuation SIGMA] [--continuation-share 0.67] [--lr 0.05]
+        [--continuation SIGMA|auto|max|off] [--cycles N] [--continuation-share 0.67] [--lr 0.05]
 
 For every spec: metamers from noise, a blurred copy and another photo (``steps`` Adam steps
 each), the loss reached relative to the start's (target <= 2 %, the worst start counts), the
@@ -23,9 +23,11 @@ depend on the seed) and counts the worst. ``--longer 4`` re-runs every start tha
 still far above 2 % is stuck (a local minimum of the loss), not short of steps. That
 diagnosis is printed only; the target is judged at ``--steps``.
 
-``--continuation SIGMA`` passes ``continuation=SIGMA`` to :func:`losslab.synthesis.metamers`
-(the loss evaluated on blurred images, the blur shrinking from SIGMA px to 0 over
-``--continuation-share`` of the steps; ``0`` turns it off); default: the library's default.
+``--continuation SIGMA|auto|max|off`` passes ``continuation=`` to
+:func:`losslab.synthesis.metamers` (the loss evaluated on blurred images, the blur shrinking from
+SIGMA px to 0 over ``--continuation-share`` of the steps); default: the library's ``auto`` (the
+coarsest blur and two cycles for losses blind to edge signs, off for the others). ``--cycles N``
+runs the schedule N times. ``steps`` are per cycle; the time target counts every cycle.
 ``--lr`` sets the metamers' initial step size (MAD keeps its own).
 """
 
@@ -63,18 +65,26 @@ def main() -> int:
                         help="comma-separated seeds of the noise start (worst counts)")
     parser.add_argument("--longer", type=int, default=0,
                         help="re-run starts that miss 2 %% with this many times the steps")
-    parser.add_argument("--continuation", type=float, default=None,
-                        help="starting blur sigma (px) of the continuation over scale; 0: off")
+    parser.add_argument("--continuation", default=None,
+                        help="starting blur sigma (px) of the continuation over scale, or "
+                             "auto / max / off (default: the library's, auto)")
+    parser.add_argument("--cycles", type=int, default=None,
+                        help="cycles of the schedule (default: the library's)")
     parser.add_argument("--continuation-share", type=float, default=None,
                         help="share of the steps over which the blur shrinks to 0")
     parser.add_argument("--lr", type=float, default=None,
                         help="initial step size of the metamers (default: the library's)")
     args = parser.parse_args()
-    options: dict[str, float] = {}
+    options: dict[str, float | str | int] = {}
     if args.lr is not None:
         options["lr"] = args.lr
     if args.continuation is not None:
-        options["continuation"] = args.continuation
+        try:
+            options["continuation"] = float(args.continuation)
+        except ValueError:
+            options["continuation"] = args.continuation
+    if args.cycles is not None:
+        options["cycles"] = args.cycles
     if args.continuation_share is not None:
         options["continuation_share"] = args.continuation_share
     torch.set_num_threads(args.threads)
@@ -105,7 +115,7 @@ def main() -> int:
                              **options)
             ratios[f"noise(seed {seed})"] = again["noise"]["loss_ratio"]
             report[spec][f"noise seed {seed}"] = again["noise"]  # type: ignore[index]
-        print(f"{spec}: {wall:.1f} s; loss / start: "
+        print(f"{spec}: {wall:.1f} s ({result.schedule()}); loss / start: "
               + ", ".join(f"{k} {v:.2e}" for k, v in ratios.items()))
         worst = max(value for value in ratios.values() if value is not None)
         check(f"{spec} loss <= 2 % of start", worst <= 0.02, f"worst {100 * worst:.3f} %")

@@ -144,13 +144,21 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _continuation_arg(text: str) -> float | str:
+    """``--continuation``: a sigma in pixels or a word (checked again by ``metamers``)."""
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
 def _cmd_equal(args: argparse.Namespace) -> int:
     from losslab.synthesis import format_metamers, write_metamers
 
     starts = [name.strip() for name in args.starts.split(",") if name.strip()]
     written = write_metamers(args.specs, args.image, Path(args.out), size=args.size,
                              starts=starts, steps=args.steps, seed=args.seed, device=args.device,
-                             lr=args.lr, continuation=args.continuation)
+                             lr=args.lr, continuation=args.continuation, cycles=args.cycles)
     print(format_metamers(written.results))
     print(f"figure: {written.figure}\nnumbers: {written.json}")
     return 0
@@ -302,10 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
     p.add_argument("--lr", type=float, default=0.05,
                    help="Adam step size in [0, 1] pixel units (default 0.05)")
-    p.add_argument("--continuation", type=float, metavar="SIGMA",
-                   help="descend the loss of blurred images first, from this blur sigma (px) "
-                        "down to none over 2/3 of the steps: helps gradient-magnitude losses "
-                        "(gdl, gmsd) escape edge-sign minima; off by default")
+    p.add_argument("--continuation", type=_continuation_arg, default="auto",
+                   metavar="SIGMA|auto|max|off",
+                   help="descend the loss of blurred images first, from this blur sigma (px; "
+                        "max: a third of the image) down to none over 2/3 of the steps. auto "
+                        "(default): max for losses blind to edge signs (gdl, gmsd, ms_gmsd), "
+                        "whose plain descent stops in local minima; off for the others")
+    p.add_argument("--cycles", type=int, default=None,
+                   help="run the whole schedule this many times, each from the last one's "
+                        "images, keeping each start's best (default: 2 with the automatic "
+                        "continuation, else 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cpu)")
     p.set_defaults(handler=_cmd_equal)

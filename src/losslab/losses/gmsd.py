@@ -155,6 +155,7 @@ class GMSDLoss(QualityIndexLoss):
     """
 
     min_size = 4
+    edge_sign_blind = True  # compares Prewitt magnitudes only
 
     def index(self, prediction: Tensor, target: Tensor) -> Tensor:
         return gmsd(prediction, target)
@@ -181,6 +182,8 @@ class MSGMSDLoss(QualityIndexLoss):
           (17 for four scales).
         - output: scalar, or ``(N,)`` for ``reduction='none'``; >= 0, 0 when equal.
     """
+
+    edge_sign_blind = True  # compares Prewitt magnitudes only (the chroma term aside)
 
     def __init__(
         self,

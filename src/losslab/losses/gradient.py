@@ -101,6 +101,8 @@ class GradientDifferenceLoss(ViewedLoss):
         0.0
     """
 
+    edge_sign_blind = True  # compares |differences| only
+
     def __init__(
         self,
         view: ViewLike = "rgb",

@@ -62,7 +62,8 @@ def write_metamers(
     seed: int = 0,
     device: str | torch.device | None = None,
     lr: float = DEFAULT_LR,
-    continuation: float | None = None,
+    continuation: float | str | None = "auto",
+    cycles: int | None = None,
     labels: Sequence[str] | None = None,
     name: str = "equal",
     title: str | None = None,
@@ -74,9 +75,10 @@ def write_metamers(
         specs: loss specs (one figure row each; adversarial terms are an error).
         image: a bundled photo name or an image file (see :func:`load_image`).
         size: side in pixels the image is centre-cropped and resized to.
-        starts, steps, seed, device, lr, continuation: passed to
+        starts, steps, seed, device, lr, continuation, cycles: passed to
             :func:`losslab.synthesis.metamers` (``continuation``: starting blur sigma in px of
-            the continuation over scale, ``None`` = off; see ``docs/synthesis.md``).
+            the continuation over scale, ``"max"``, ``"off"``, or ``"auto"``: on for losses
+            blind to edge signs; see ``docs/synthesis.md``).
         labels: row labels (default: the specs).
         name: file stem of the figure and JSON.
         title: the figure's title (default: a generic one).
@@ -102,7 +104,7 @@ def write_metamers(
     for spec in specs:
         if spec not in unique:
             unique[spec] = metamers(spec, target, starts=chosen, steps=steps, seed=seed, lr=lr,
-                                    continuation=continuation)
+                                    continuation=continuation, cycles=cycles)
     results = [unique[spec] for spec in specs]
     out = Path(out_dir)
     figure = plot_metamers(results, out / f"{name}.png", labels=labels, title=title)

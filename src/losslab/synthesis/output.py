@@ -92,7 +92,7 @@ def plot_metamers(results: Sequence[MetamerResult], path: str | Path, *,
                                 figsize=(_PANEL * columns, (_PANEL + 0.9) * len(results) + 0.3))
     for row, result in enumerate(results):
         target, start_images, metamer_images = metamer_unit_images(result)
-        _show(axes[row, 0], target, "target", f"{result.steps} steps, {result.seconds:.1f} s")
+        _show(axes[row, 0], target, "target", f"{result.schedule()}\n{result.seconds:.1f} s")
         axes[row, 0].set_ylabel(labels[row], fontsize=9)
         for k, name in enumerate(result.start_names):
             numbers = result.numbers[k]
@@ -163,6 +163,10 @@ def format_metamers(results: Sequence[MetamerResult]) -> str:
                 f"{_fmt(numbers['err_red']):>6s} {_fmt(numbers['err_green']):>6s} "
                 f"{_fmt(numbers['err_blue']):>6s} {result.seconds:8.1f}"
             )
+    schedules = [f"{result.spec}: {result.schedule()}" for result in results
+                 if result.continuation is not None or result.cycles > 1]
+    if schedules:  # say when a loss was not descended plainly (docs/synthesis.md says why)
+        lines.append("continuation over scale (losses blind to edge signs): " + "; ".join(schedules))
     return "\n".join(lines)
 
 

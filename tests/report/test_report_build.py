@@ -161,8 +161,8 @@ def test_baseline_rows_and_hypothesis_scores_are_shown(comparison_dir: Path) -> 
 def test_metamer_section_embeds_the_runners_figure(comparison_dir: Path) -> None:
     from losslab.synthesis import write_metamers
 
-    write_metamers(["l1", "mse"], "astronaut", comparison_dir, size=16, starts=["noise"],
-                   steps=5, labels=["sharp", "blurry"], name="metamers",
+    write_metamers(["l1", "mse", "gdl"], "astronaut", comparison_dir, size=16, starts=["noise"],
+                   steps=5, labels=["sharp", "blurry", "edges"], name="metamers",
                    extra={"notes": {"blurry": "shown as 'mse': adversarial terms left out"}})
     text = build_report(comparison_dir).read_text(encoding="utf-8")
     section = text[text.index('<section id="metamers">'):]
@@ -173,6 +173,10 @@ def test_metamer_section_embeds_the_runners_figure(comparison_dir: Path) -> None
     # The quote is escaped (Jinja2 writes &#39;, html.escape wrote &#x27;: the same character).
     assert re.search(r"shown as &#(39|x27);mse&#(39|x27);: adversarial terms left out", section)
     assert (comparison_dir / "report" / "metamers.png").is_file()
+    # the row synthesised with the automatic continuation says so; plain rows get no note
+    assert re.search(r"edges.{0,80}2 x 5 steps, the loss first on blurred copies \(sigma 5 px",
+                     section, re.S)
+    assert "continuation over scale" in section and section.count("2 x 5 steps") == 1
 
 
 def test_metamer_section_without_files_or_after_an_error(comparison_dir: Path) -> None:

@@ -447,8 +447,27 @@ def metamers(comparison: Comparison, out: Path) -> Metamers:
         starts=", ".join(first.get("starts", {})) or "?",
         steps=str(first.get("steps", "?")),
         seconds=sum(float(r.get("seconds", 0.0)) for r in results),
-        notes=[(str(label), str(note)) for label, note in (info.get("notes") or {}).items()],
+        notes=[(str(label), str(note)) for label, note in (info.get("notes") or {}).items()]
+        + _schedule_notes(info.get("labels") or [], results),
     )
+
+
+def _schedule_notes(labels: Sequence[Any], results: Sequence[dict[str, Any]]
+                    ) -> list[tuple[str, str]]:
+    """A note for each row not synthesised by plain descent (losses blind to edge signs)."""
+    notes = []
+    for label, result in zip(labels, results, strict=False):
+        cycles, sigma = int(result.get("cycles", 1) or 1), result.get("continuation")
+        if sigma is None and cycles == 1:
+            continue
+        steps = result.get("steps", "?")
+        text = f"{cycles} x {steps} steps" if cycles > 1 else f"{steps} steps"
+        if sigma is not None:
+            text += (f", the loss first on blurred copies (sigma {float(sigma):.3g} px shrinking "
+                     "to 0): a continuation over scale, since plain descent of a loss blind to "
+                     "edge signs stops in local minima")
+        notes.append((str(label), text))
+    return notes
 
 
 def neighbours(runs: Sequence[RunRecord], targets: Tensor | None, out: Path

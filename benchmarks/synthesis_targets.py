@@ -26,7 +26,7 @@ diagnosis is printed only; the target is judged at ``--steps``.
 ``--continuation SIGMA|auto|max|off`` passes ``continuation=`` to
 :func:`losslab.synthesis.metamers` (the loss evaluated on blurred images, the blur shrinking from
 SIGMA px to 0 over ``--continuation-share`` of the steps); default: the library's ``auto`` (the
-coarsest blur and two cycles for losses blind to edge signs, off for the others). ``--cycles N``
+coarsest blur and three cycles for losses blind to edge signs, off for the others). ``--cycles N``
 runs the schedule N times. ``steps`` are per cycle; the time target counts every cycle.
 ``--lr`` sets the metamers' initial step size (MAD keeps its own).
 """

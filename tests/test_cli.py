@@ -153,22 +153,22 @@ def test_equal_passes_step_size_and_continuation(tmp_path: Path) -> None:
 
 def test_equal_continuation_words_and_cycles(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    """By default gdl gets the coarsest continuation and two cycles (said in the table), mse
+    """By default gdl gets the coarsest continuation and three cycles (said in the table), mse
     plain descent; ``off``, ``max`` and ``--cycles`` override that."""
     base = ["--size", "25", "--steps", "6", "--starts", "noise"]
     assert main(["equal", "gdl", "mse", *base, "--out", str(tmp_path / "auto")]) == 0
-    assert "gdl: 2 x 6 steps, blur 8->0 px" in capsys.readouterr().out
+    assert "gdl: 3 x 6 steps, blur 8->0 px" in capsys.readouterr().out
     gdl, mse = json.loads((tmp_path / "auto" / "equal.json").read_text())["results"]
-    assert (gdl["continuation"], gdl["cycles"]) == (8.0, 2)
+    assert (gdl["continuation"], gdl["cycles"]) == (8.0, 3)
     assert (mse["continuation"], mse["cycles"]) == (None, 1)
-    assert len(gdl["starts"]["noise"]["cycle_loss_ratios"]) == 2
+    assert len(gdl["starts"]["noise"]["cycle_loss_ratios"]) == 3
     assert main(["equal", "gdl", *base, "--continuation", "off", "--out", str(tmp_path / "off")]) == 0
     off = json.loads((tmp_path / "off" / "equal.json").read_text())["results"][0]
     assert (off["continuation"], off["cycles"]) == (None, 1)
-    assert main(["equal", "mse", *base, "--continuation", "max", "--cycles", "3",
+    assert main(["equal", "mse", *base, "--continuation", "max", "--cycles", "2",
                  "--out", str(tmp_path / "max")]) == 0
     forced = json.loads((tmp_path / "max" / "equal.json").read_text())["results"][0]
-    assert (forced["continuation"], forced["cycles"]) == (8.0, 3)
+    assert (forced["continuation"], forced["cycles"]) == (8.0, 2)
 
 
 def test_mad_writes_figure_and_json(tmp_path: Path) -> None:

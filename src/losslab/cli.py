@@ -318,7 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "whose plain descent stops in local minima; off for the others")
     p.add_argument("--cycles", type=int, default=None,
                    help="run the whole schedule this many times, each from the last one's "
-                        "images, keeping each start's best (default: 2 with the automatic "
+                        "images, keeping each start's best (default: 3 with the automatic "
                         "continuation, else 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cpu)")

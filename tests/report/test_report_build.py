@@ -174,9 +174,9 @@ def test_metamer_section_embeds_the_runners_figure(comparison_dir: Path) -> None
     assert re.search(r"shown as &#(39|x27);mse&#(39|x27);: adversarial terms left out", section)
     assert (comparison_dir / "report" / "metamers.png").is_file()
     # the row synthesised with the automatic continuation says so; plain rows get no note
-    assert re.search(r"edges.{0,80}2 x 5 steps, the loss first on blurred copies \(sigma 5 px",
+    assert re.search(r"edges.{0,80}3 x 5 steps, the loss first on blurred copies \(sigma 5 px",
                      section, re.S)
-    assert "continuation over scale" in section and section.count("2 x 5 steps") == 1
+    assert "continuation over scale" in section and section.count("3 x 5 steps") == 1
 
 
 def test_metamer_section_without_files_or_after_an_error(comparison_dir: Path) -> None:

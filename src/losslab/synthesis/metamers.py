@@ -9,14 +9,16 @@ at the start. Whatever the loss does not measure is left as the start had it:
 - ``l1(red)``: the target's red channel with the start's green and blue;
 - ``ssim``: the target up to what a local-statistics comparison ignores;
 - random-VGG ``perceptual`` terms: whatever those features ignore;
-- ``gdl``, ``gmsd`` (gradient *magnitudes*): the target up to folds (an edge of either sign
-  costs nothing). Descent keeps the sign each edge has in the start and, from noise, a blur or
-  another photo, stops in local minima at up to 22 % (gdl) and 14 % (gmsd) of the start's
-  loss (more steps, other step sizes and a pyramid parametrisation do not change that:
-  docs/synthesis.md). ``continuation=8`` (descend the loss on blurred copies first, the blur
-  shrinking to nothing) brings ``gdl`` from noise and from a blur to 0.7-1.5 % and from
-  another photo to about 6 %; it does not fix ``gmsd`` (2.5-22 % from noise, seed-dependent),
-  so it is off by default (``continuation=16, lr=0.1``: every start of both within 5 %).
+- ``gdl``, ``gmsd``, ``ms_gmsd`` (gradient *magnitudes*): the target up to folds and
+  offsets (an edge of either sign costs nothing). Plain descent keeps the sign each edge has
+  in the start and, from noise, a blur or another photo, stops in local minima at up to 22 %
+  (gdl) and 14 % (gmsd) of the start's loss, whatever the step size or budget. These losses
+  declare ``edge_sign_blind``, and by default (``continuation="auto"``) they are descended
+  with a continuation over scale: the loss of blurred copies of both images first, from the
+  coarsest blur the image allows (a third of its side) down to none, and the whole schedule
+  three times (the third at a smaller step), each start keeping its best end. That settles the sign of every large region before
+  the fine edges appear: gdl ends at <= 1.1 % and gmsd at <= 0.5 % of the start's loss from
+  every start at 128 px (docs/synthesis.md). Every other loss is descended plainly.
 
 Optimiser: Adam on the pixels, loss divided by its start value (so one step size suits every
 loss scale), step size on a cosine from ``lr`` to ``lr / 100``, pixels clamped to the range
@@ -64,7 +66,12 @@ DEFAULT_LR = 0.05
 DEFAULT_CONTINUATION_SHARE = 2 / 3
 #: Cycles of the automatic schedule for losses blind to edge signs (``edge_sign_blind`` terms:
 #: ``gdl``, ``gmsd``, ``ms_gmsd``); every other loss gets one plain descent.
-EDGE_SIGN_BLIND_CYCLES = 2
+EDGE_SIGN_BLIND_CYCLES = 3
+#: Step-size factor of every cycle after the second: those start from a near-metamer, and a
+#: start close to the target needs a step below its distance (docs/synthesis.md); measured:
+#: gdl with the coffee photo as target stays at 2.4 % with three cycles at ``lr`` and ends at
+#: 0.9 % with the third at ``0.4 * lr``.
+LATE_CYCLE_LR_FACTOR = 0.4
 #: Values of ``continuation`` besides a sigma: ``"auto"`` (the default: ``"max"`` with
 #: :data:`EDGE_SIGN_BLIND_CYCLES` cycles for a loss with an ``edge_sign_blind`` term, off for
 #: every other loss), ``"max"`` (the coarsest blur the image allows), ``"off"`` (as ``None``).
@@ -326,7 +333,7 @@ def metamers(
     docstring). The starts do not interact (each has its own loss term and the loss is
     evaluated per image), so any loss that works on one image works here. Losses that compare
     only gradient magnitudes (``gdl``, ``gmsd``, ``ms_gmsd``) are descended by default with a
-    continuation over scale from the coarsest blur, twice (``continuation="auto"``): plain
+    continuation over scale from the coarsest blur, three times (``continuation="auto"``): plain
     descent stops in edge-sign minima at up to 22 % of the start's loss (docs/synthesis.md).
 
     Args:
@@ -358,9 +365,9 @@ def metamers(
         continuation_share: share of each cycle's steps in ``(0, 1]`` over which the blur
             shrinks.
         cycles: how many times the whole schedule (continuation, cosine) runs, each cycle
-            starting from the previous one's images with a fresh Adam; each start keeps the
-            cycle end with the lowest plain loss. ``None`` (default): 2 with the automatic
-            continuation, else 1.
+            starting from the previous one's images with a fresh Adam (the third and later at
+            ``0.4 * lr``: :data:`LATE_CYCLE_LR_FACTOR`); each start keeps the cycle end with the
+            lowest plain loss. ``None`` (default): 3 with the automatic continuation, else 1.
 
     Returns:
         a :class:`MetamerResult` (``result["noise"]["loss_ratio"]``, ``result.metamers``).
@@ -404,9 +411,10 @@ def metamers(
     kept = start_images.clone()
     kept_losses = [math.inf] * len(names)
     cycle_ratios: list[list[float | None]] = [[] for _ in names]
-    for _ in range(cycles):
-        images = _descend(criterion, images, target, scales, steps=steps, lr=lr, span=span,
-                          sigma=sigma, share=continuation_share)
+    for cycle in range(cycles):
+        cycle_lr = lr * (LATE_CYCLE_LR_FACTOR if cycle >= 2 else 1.0)
+        images = _descend(criterion, images, target, scales, steps=steps, lr=cycle_lr,
+                          span=span, sigma=sigma, share=continuation_share)
         finite_or_raise(images, f"the metamer of {name!r}")
         for k in range(len(names)):
             value = loss_value(criterion, images[k : k + 1], target)

@@ -9,6 +9,7 @@ import torch
 
 from losslab.core.filters import (
     gaussian_blur,
+    gaussian_blur_matrix,
     gaussian_window,
     pyramid_down,
     pyramid_min_size,
@@ -54,3 +55,20 @@ def test_min_size_keeps_three_pixels_at_the_deepest_level() -> None:
     for _ in range(4):
         image = pyramid_down(image)
     assert image.shape[-1] == 3
+
+
+@pytest.mark.parametrize(("height", "width", "sigma"), [(32, 32, 0.3), (40, 25, 2.5), (128, 97, 32.0)])
+def test_blur_matrix_is_the_separable_blur(height: int, width: int, sigma: float) -> None:
+    """B_h @ x @ B_w.T equals the reflect-padded convolution, including where the window is
+    wider than half the image (taps folded back onto the same pixel add up)."""
+    images = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0))
+    rows = gaussian_blur_matrix(height, sigma)
+    columns = gaussian_blur_matrix(width, sigma)
+    assert torch.allclose(rows @ images @ columns.T, gaussian_blur(images, sigma), atol=1e-6)
+    # a blur keeps constants: every row sums to one
+    assert torch.allclose(rows.sum(dim=1), torch.ones(height), atol=1e-6)
+
+
+def test_blur_matrix_needs_the_radius_to_fit() -> None:
+    with pytest.raises(ValueError, match=r"sigma 11 px needs more than 33 pixels .* got 33"):
+        gaussian_blur_matrix(33, 11.0)

@@ -119,6 +119,31 @@ def gaussian_blur(images: Tensor, sigma: float = 1.5) -> Tensor:
     return separable_filter(images, window, padding="reflect")
 
 
+def gaussian_blur_matrix(size: int, sigma: float, *, dtype: torch.dtype = torch.float32,
+                         device: torch.device | None = None) -> Tensor:
+    """The ``(size, size)`` matrix of :func:`gaussian_blur` along one axis (reflect padding).
+
+    ``gaussian_blur(x, sigma) == B_h @ x @ B_w.T`` with ``B_h = gaussian_blur_matrix(H, sigma)``
+    and ``B_w = gaussian_blur_matrix(W, sigma)`` (up to float rounding). For a wide window two
+    small matrix products are several times faster than two grouped convolutions with
+    ``6 sigma + 1`` taps, which is what a blur that changes every step (a continuation over
+    scale) needs. Needs ``size`` to exceed the radius ``ceil(3 sigma)``, as the blur does.
+    """
+    radius = max(1, math.ceil(3 * sigma))
+    if radius >= size:
+        raise ValueError(f"a blur of sigma {sigma} px needs more than {radius} pixels along each "
+                         f"axis (reflect padding); got {size}. Use a smaller sigma.")
+    window = gaussian_window(2 * radius + 1, sigma, dtype=torch.float64)
+    # Output pixel i reads input i + t for every tap t, mirrored at the edges as F.pad's
+    # "reflect" does (-1 -> 1, size -> size - 2); taps landing on the same input add up.
+    sources = torch.arange(size)[:, None] + torch.arange(-radius, radius + 1)[None, :]
+    sources = sources.abs()
+    sources = torch.where(sources > size - 1, 2 * (size - 1) - sources, sources)
+    matrix = torch.zeros(size, size, dtype=torch.float64)
+    matrix.scatter_add_(1, sources, window.expand(size, -1).contiguous())
+    return matrix.to(dtype=dtype, device=device)
+
+
 def binomial_window(*, dtype: torch.dtype = torch.float32, device: torch.device | None = None) -> Tensor:
     """The pyramid kernel :data:`BINOMIAL_5` as a ``(5,)`` tensor."""
     return torch.tensor(BINOMIAL_5, dtype=dtype, device=device)

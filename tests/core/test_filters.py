@@ -70,5 +70,5 @@ def test_blur_matrix_is_the_separable_blur(height: int, width: int, sigma: float
 
 
 def test_blur_matrix_needs_the_radius_to_fit() -> None:
-    with pytest.raises(ValueError, match=r"sigma 11 px needs more than 33 pixels .* got 33"):
+    with pytest.raises(ValueError, match=r"sigma 11.0 px needs more than 33 pixels .* got 33"):
         gaussian_blur_matrix(33, 11.0)

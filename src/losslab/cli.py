@@ -308,18 +308,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated starts: noise, blur, photo, photo:NAME "
                         "(default noise,blur,photo)")
     p.add_argument("--steps", type=int, default=300, help="optimisation steps (default 300)")
-    p.add_argument("--lr", type=float, default=0.05,
-                   help="Adam step size in [0, 1] pixel units (default 0.05)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam step size in [0, 1] pixel units (default 0.05; 0.1 with the "
+                        "automatic continuation of gdl, gmsd, ms_gmsd, haarpsi)")
     p.add_argument("--continuation", type=_continuation_arg, default="auto",
                    metavar="SIGMA|auto|max|off",
                    help="descend the loss of blurred images first, from this blur sigma (px; "
                         "max: a third of the image) down to none over 2/3 of the steps. auto "
-                        "(default): max for losses blind to edge signs (gdl, gmsd, ms_gmsd), "
-                        "whose plain descent stops in local minima; off for the others")
+                        "(default): max, 3 cycles, lr 0.1 for losses blind to edge signs (gdl, "
+                        "gmsd, ms_gmsd, haarpsi), whose plain descent stops in local minima; "
+                        "off for the others")
     p.add_argument("--cycles", type=int, default=None,
                    help="run the whole schedule this many times, each from the last one's "
-                        "images, keeping each start's best (default: 3 with the automatic "
-                        "continuation, else 1)")
+                        "images at half its step size, keeping each start's best (default: 3 "
+                        "with the automatic continuation, else 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="cpu, cuda, cuda:1 ... (default cpu)")
     p.set_defaults(handler=_cmd_equal)

@@ -140,30 +140,34 @@ def test_continuation_schedule_is_geometric_then_off() -> None:
 
 
 @pytest.mark.parametrize(
-    ("spec", "continuation", "cycles", "expected"),
+    ("spec", "continuation", "cycles", "lr", "expected"),
     [
-        ("gdl", "auto", None, (127 / 3, 3)),  # blind to edge signs: the coarsest blur, 3 cycles
-        ("gmsd", "auto", None, (127 / 3, 3)),
-        ("ms_gmsd", "auto", None, (127 / 3, 3)),
-        ("gdl(luma)", "auto", None, (127 / 3, 3)),  # a view does not change what it compares
-        ("mse + 0.1*gdl", "auto", None, (127 / 3, 3)),  # one such term is enough
-        ("mse", "auto", None, (None, 1)),
-        ("l1(luma) + ssim", "auto", None, (None, 1)),
-        ("gdl", "auto", 3, (127 / 3, 3)),
-        ("gdl", "off", None, (None, 1)),
-        ("gdl", None, None, (None, 1)),
-        ("gdl", 0, None, (None, 1)),
-        ("gdl", 0.1, None, (None, 1)),  # below the 0.25 px a blur window can express
-        ("mse", "max", None, (127 / 3, 1)),
-        ("mse", 8, 2, (8.0, 2)),
-        ("mse", 500.0, None, (127 / 3, 1)),  # capped: the blur's radius must fit the image
-        ("mse", " MAX ", None, (127 / 3, 1)),
+        # blind to edge signs: the coarsest blur, 3 cycles, the larger step
+        ("gdl", "auto", None, None, (127 / 3, 3, 0.1)),
+        ("gmsd", "auto", None, None, (127 / 3, 3, 0.1)),
+        ("ms_gmsd", "auto", None, None, (127 / 3, 3, 0.1)),
+        ("haarpsi", "auto", None, None, (127 / 3, 3, 0.1)),
+        ("gdl(luma)", "auto", None, None, (127 / 3, 3, 0.1)),  # a view keeps what it compares
+        ("mse + 0.1*gdl", "auto", None, None, (127 / 3, 3, 0.1)),  # one such term is enough
+        ("mse", "auto", None, None, (None, 1, 0.05)),
+        ("l1(luma) + ssim", "auto", None, None, (None, 1, 0.05)),
+        ("mdsi", "auto", None, None, (None, 1, 0.05)),  # compares signed values too
+        ("gdl", "auto", 2, 0.02, (127 / 3, 2, 0.02)),
+        ("gdl", "off", None, None, (None, 1, 0.05)),
+        ("gdl", None, None, None, (None, 1, 0.05)),
+        ("gdl", 0, None, None, (None, 1, 0.05)),
+        ("gdl", 0.1, None, None, (None, 1, 0.05)),  # below the 0.25 px a blur window expresses
+        ("mse", "max", None, None, (127 / 3, 1, 0.05)),
+        ("mse", 8, 2, None, (8.0, 2, 0.05)),
+        ("mse", 500.0, None, None, (127 / 3, 1, 0.05)),  # capped: the radius must fit the image
+        ("mse", " MAX ", None, 1, (127 / 3, 1, 1.0)),
     ],
 )
-def test_resolve_schedule(spec: str, continuation: object, cycles: int | None,
-                          expected: tuple[float | None, int]) -> None:
-    sigma, used = resolve_schedule(losslab.loss(spec), continuation, cycles, (128, 200))
-    assert (sigma, used) == (pytest.approx(expected[0]) if expected[0] else None, expected[1])
+def test_resolve_schedule(spec: str, continuation: object, cycles: int | None, lr: float | None,
+                          expected: tuple[float | None, int, float]) -> None:
+    sigma, used, step = resolve_schedule(losslab.loss(spec), continuation, cycles, (128, 200), lr)
+    assert sigma == (pytest.approx(expected[0]) if expected[0] else None)
+    assert (used, step) == expected[1:]
     assert largest_sigma(128, 200) == pytest.approx(127 / 3)
 
 
@@ -191,8 +195,9 @@ def test_cycles_keep_each_starts_best_end(small_target: torch.Tensor,
 
     monkeypatch.setattr(module, "_descend", recording)
     result = metamers("gdl", small_target, starts=["noise", "photo"], steps=60, cycles=3)
-    # cycles after the second start from near-metamers: a smaller step
-    assert step_sizes == [0.05, 0.05, pytest.approx(0.05 * module.LATE_CYCLE_LR_FACTOR)]
+    # later cycles start from near-metamers: each at half the previous step size
+    assert step_sizes == pytest.approx([0.1, 0.05, 0.025])  # halved per cycle
+    assert result.lr == 0.1  # the automatic schedule's step size, recorded
     assert result.cycles == 3 and result.schedule() == "3 x 60 steps, blur 10.3->0 px"
     for k, name in enumerate(result.start_names):
         ratios = result.cycle_ratios[k]

@@ -52,8 +52,8 @@ class Loss(nn.Module):
     #: Terms whose ``evaluate`` takes ``reconstruction=`` and ``last_layer=`` keyword arguments
     #: (the adaptive adversarial weight); a :class:`WeightedSum` passes both.
     uses_reconstruction: ClassVar[bool] = False
-    #: True for terms that compare only the magnitudes of local differences (gradient
-    #: magnitudes): an edge costs the same with either sign, so images folded along the
+    #: True for terms that compare only the magnitudes of local differences (gradient or
+    #: wavelet magnitudes): an edge costs the same with either sign, so images folded along the
     #: target's level sets match exactly, and descent from a far start stops in local minima
     #: of edge-sign patterns. Loss metamers (``losslab.synthesis.metamers``) descend such
     #: losses with a continuation over scale by default (docs/synthesis.md).

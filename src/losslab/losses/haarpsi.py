@@ -133,6 +133,8 @@ class HaarPSILoss(QualityIndexLoss):
         - output: scalar, or ``(N,)`` for ``reduction='none'``; in ``[0, 1]``, 0 when equal.
     """
 
+    edge_sign_blind = True  # compares |Haar responses| (and |I|, |Q| means) only
+
     index_kind = "similarity"
 
     def __init__(

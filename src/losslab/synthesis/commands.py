@@ -18,7 +18,6 @@ from losslab.synthesis.images import DEFAULT_START_PHOTO, load_image
 from losslab.synthesis.mad import DEFAULT_NOISE, MADResult, mad
 from losslab.synthesis.mad import DEFAULT_STEPS as MAD_STEPS
 from losslab.synthesis.metamers import (
-    DEFAULT_LR,
     DEFAULT_STARTS,
     DEFAULT_STEPS,
     MetamerResult,
@@ -61,7 +60,7 @@ def write_metamers(
     steps: int = DEFAULT_STEPS,
     seed: int = 0,
     device: str | torch.device | None = None,
-    lr: float = DEFAULT_LR,
+    lr: float | None = None,
     continuation: float | str | None = "auto",
     cycles: int | None = None,
     labels: Sequence[str] | None = None,

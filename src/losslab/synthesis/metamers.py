@@ -9,16 +9,16 @@ at the start. Whatever the loss does not measure is left as the start had it:
 - ``l1(red)``: the target's red channel with the start's green and blue;
 - ``ssim``: the target up to what a local-statistics comparison ignores;
 - random-VGG ``perceptual`` terms: whatever those features ignore;
-- ``gdl``, ``gmsd``, ``ms_gmsd`` (gradient *magnitudes*): the target up to folds and
-  offsets (an edge of either sign costs nothing). Plain descent keeps the sign each edge has
-  in the start and, from noise, a blur or another photo, stops in local minima at up to 22 %
-  (gdl) and 14 % (gmsd) of the start's loss, whatever the step size or budget. These losses
-  declare ``edge_sign_blind``, and by default (``continuation="auto"``) they are descended
-  with a continuation over scale: the loss of blurred copies of both images first, from the
-  coarsest blur the image allows (a third of its side) down to none, and the whole schedule
-  three times (the third at a smaller step), each start keeping its best end. That settles the sign of every large region before
-  the fine edges appear: gdl ends at <= 1.1 % and gmsd at <= 0.5 % of the start's loss from
-  every start at 128 px (docs/synthesis.md). Every other loss is descended plainly.
+- ``gdl``, ``gmsd``, ``ms_gmsd``, ``haarpsi`` (gradient or wavelet *magnitudes*): the target
+  up to folds and offsets (an edge of either sign costs nothing). Plain descent keeps the sign
+  each edge has in the start and, from noise, a blur or another photo, stops in local minima at
+  up to 22 % (gdl) and 14 % (gmsd) of the start's loss, whatever the step size or budget.
+  These losses declare ``edge_sign_blind``, and by default (``continuation="auto"``) they are
+  descended with a continuation over scale: the loss of blurred copies of both images first,
+  from the coarsest blur the image allows (a third of its side) down to none, and the whole
+  schedule three times from step size 0.1, halved per cycle, each start keeping its best end.
+  That settles the sign of every large region before the fine edges appear (numbers in
+  docs/synthesis.md). Every other loss is descended plainly.
 
 Optimiser: Adam on the pixels, loss divided by its start value (so one step size suits every
 loss scale), step size on a cosine from ``lr`` to ``lr / 100``, pixels clamped to the range
@@ -62,16 +62,22 @@ DEFAULT_STARTS: tuple[str, ...] = START_KINDS
 DEFAULT_STEPS = 300
 #: Default initial step size, in ``[0, 1]`` pixel units per step.
 DEFAULT_LR = 0.05
+#: Initial step size of the automatic schedule for losses blind to edge signs: the full-size
+#: steps of the first cycle are what moves whole regions out of a fold (at 0.05, ``ms_gmsd``
+#: from noise stays at 11-12 % for two of three seeds; at 0.1 every start ends below 0.3 %).
+EDGE_SIGN_BLIND_LR = 0.1
 #: Default share of the steps over which a ``continuation`` blur shrinks to nothing.
 DEFAULT_CONTINUATION_SHARE = 2 / 3
 #: Cycles of the automatic schedule for losses blind to edge signs (``edge_sign_blind`` terms:
-#: ``gdl``, ``gmsd``, ``ms_gmsd``); every other loss gets one plain descent.
+#: ``gdl``, ``gmsd``, ``ms_gmsd``, ``haarpsi``); every other loss gets one plain descent.
 EDGE_SIGN_BLIND_CYCLES = 3
-#: Step-size factor of every cycle after the second: those start from a near-metamer, and a
-#: start close to the target needs a step below its distance (docs/synthesis.md); measured:
-#: gdl with the coffee photo as target stays at 2.4 % with three cycles at ``lr`` and ends at
-#: 0.9 % with the third at ``0.4 * lr``.
-LATE_CYCLE_LR_FACTOR = 0.4
+#: Each cycle starts at this factor times the previous cycle's step size: the first cycle's
+#: full-size steps move whole regions out of a fold, later cycles start from a near-metamer,
+#: and a start close to the target needs a step below its distance (docs/synthesis.md).
+#: Measured at 128 px (worst of five starts, % of the start's loss): ``gdl`` on the coffee
+#: target 1.9 % with factors 1, 1, 0.4, 1.0 % with halving; ``ms_gmsd`` 12 % at 0.05 in every
+#: cycle, 0.13 % with 0.1 halved.
+CYCLE_LR_DECAY = 0.5
 #: Values of ``continuation`` besides a sigma: ``"auto"`` (the default: ``"max"`` with
 #: :data:`EDGE_SIGN_BLIND_CYCLES` cycles for a loss with an ``edge_sign_blind`` term, off for
 #: every other loss), ``"max"`` (the coarsest blur the image allows), ``"off"`` (as ``None``).
@@ -231,20 +237,36 @@ def largest_sigma(height: int, width: int) -> float:
 
 def resolve_schedule(
     criterion: Loss, continuation: float | str | None, cycles: int | None, size: tuple[int, int],
-) -> tuple[float | None, int]:
-    """The continuation sigma (pixels, ``None`` = off) and the number of cycles actually used.
+    lr: float | None = None,
+) -> tuple[float | None, int, float]:
+    """The continuation sigma (pixels, ``None`` = off), cycles and initial step size used.
 
-    ``continuation="auto"`` (and ``cycles=None``) choose by the loss: a loss with an
-    ``edge_sign_blind`` term (it compares only gradient magnitudes: ``gdl``, ``gmsd``,
-    ``ms_gmsd``) gets the coarsest blur (:func:`largest_sigma`) and
-    :data:`EDGE_SIGN_BLIND_CYCLES` cycles; every other loss plain descent in one cycle. An
-    explicit ``continuation`` (a sigma, ``"max"``, ``"off"``/``None``/0) or ``cycles`` overrides
-    the choice. A sigma above :func:`largest_sigma` is used as that.
+    ``continuation="auto"`` (with ``cycles=None``, ``lr=None``) chooses by the loss: a loss with
+    an ``edge_sign_blind`` term (it compares only gradient or wavelet magnitudes: ``gdl``,
+    ``gmsd``, ``ms_gmsd``, ``haarpsi``) gets the coarsest blur (:func:`largest_sigma`),
+    :data:`EDGE_SIGN_BLIND_CYCLES` cycles and step size :data:`EDGE_SIGN_BLIND_LR`; every other
+    loss plain descent in one cycle at :data:`DEFAULT_LR`. An explicit ``continuation`` (a
+    sigma, ``"max"``, ``"off"``/``None``/0), ``cycles`` or ``lr`` overrides its part of the
+    choice. A sigma above :func:`largest_sigma` is used as that.
 
     Raises:
         ValueError: ``continuation`` is neither a sigma >= 0 nor one of
-            :data:`CONTINUATION_WORDS`; ``cycles`` is not a positive integer.
+            :data:`CONTINUATION_WORDS`; ``cycles`` is not a positive integer; ``lr`` is not in
+            ``(0, 1]``.
     """
+    if lr is not None and not (isinstance(lr, (int, float)) and not isinstance(lr, bool)
+                               and 0 < lr <= 1):
+        raise ValueError(f"lr is a step in [0, 1] pixel units, in (0, 1]; got {lr!r}.")
+    sigma, cycles, blind = _resolve_continuation(criterion, continuation, cycles, size)
+    if lr is None:
+        lr = EDGE_SIGN_BLIND_LR if blind else DEFAULT_LR
+    return sigma, cycles, float(lr)
+
+
+def _resolve_continuation(
+    criterion: Loss, continuation: float | str | None, cycles: int | None, size: tuple[int, int],
+) -> tuple[float | None, int, bool]:
+    """``resolve_schedule`` without the step size; the flag says "the automatic schedule"."""
     if cycles is not None:
         cycles = check_steps(cycles, "cycles")
     largest = largest_sigma(*size)
@@ -258,8 +280,8 @@ def resolve_schedule(
         if word == "auto":
             blind = any(getattr(module, "edge_sign_blind", False) for module in criterion.modules())
             if blind:
-                return largest, cycles or EDGE_SIGN_BLIND_CYCLES
-            return None, cycles or 1
+                return largest, cycles or EDGE_SIGN_BLIND_CYCLES, True
+            return None, cycles or 1, False
         sigma = largest if word == "max" else None
     elif continuation is None:
         sigma = None
@@ -273,7 +295,7 @@ def resolve_schedule(
         )
     if sigma is not None and sigma < _MIN_SIGMA:
         sigma = None
-    return sigma, cycles or 1
+    return sigma, cycles or 1, False
 
 
 def _descend(
@@ -321,7 +343,7 @@ def metamers(
     starts: Sequence[str | Tensor] | Mapping[str, str | Tensor] = DEFAULT_STARTS,
     steps: int = DEFAULT_STEPS,
     *,
-    lr: float = DEFAULT_LR,
+    lr: float | None = None,
     seed: int = 0,
     input_range: Iterable[float] | None = None,
     device: str | torch.device | None = None,
@@ -335,9 +357,10 @@ def metamers(
     ``steps`` steps, with the pixels clamped to ``input_range`` after each step (module
     docstring). The starts do not interact (each has its own loss term and the loss is
     evaluated per image), so any loss that works on one image works here. Losses that compare
-    only gradient magnitudes (``gdl``, ``gmsd``, ``ms_gmsd``) are descended by default with a
-    continuation over scale from the coarsest blur, three times (``continuation="auto"``): plain
-    descent stops in edge-sign minima at up to 22 % of the start's loss (docs/synthesis.md).
+    only gradient or wavelet magnitudes (``gdl``, ``gmsd``, ``ms_gmsd``, ``haarpsi``) are
+    descended by default with a continuation over scale from the coarsest blur, in three cycles
+    (``continuation="auto"``): plain descent stops in edge-sign minima at up to 22 % of the
+    start's loss (docs/synthesis.md).
 
     Args:
         spec: a loss spec (``"l1(luma)"``, ``"mse + 0.01*perceptual(weights=random)"``) or a
@@ -349,7 +372,9 @@ def metamers(
             in ``input_range``, or a dict ``{name: name_or_tensor}``.
         steps: optimisation steps per cycle (the same for every start).
         lr: initial step size in ``[0, 1]`` pixel units (scaled to the range's span), decayed
-            on a cosine to a hundredth in every cycle. Adam's first steps move every pixel by
+            on a cosine to a hundredth in every cycle (each cycle starts at half the previous
+            one's). ``None`` (default): 0.05, or 0.1 with the
+            automatic schedule of a loss blind to edge signs (:func:`resolve_schedule`). Adam's first steps move every pixel by
             about ``lr``: for a start already close to the target, use a step below its
             distance (e.g. 0.005 for a start 0.01 away), or losses on gradient magnitudes
             (``gdl``, ``gmsd``) flip weak edges and stop far from it (docs/synthesis.md).
@@ -368,8 +393,8 @@ def metamers(
         continuation_share: share of each cycle's steps in ``(0, 1]`` over which the blur
             shrinks.
         cycles: how many times the whole schedule (continuation, cosine) runs, each cycle
-            starting from the previous one's images with a fresh Adam (the third and later at
-            ``0.4 * lr``: :data:`LATE_CYCLE_LR_FACTOR`); each start keeps the cycle end with the
+            starting from the previous one's images with a fresh Adam and half the previous
+            cycle's step size (:data:`CYCLE_LR_DECAY`); each start keeps the cycle end with the
             lowest plain loss. ``None`` (default): 3 with the automatic continuation, else 1.
 
     Returns:
@@ -389,14 +414,13 @@ def metamers(
         True
     """
     steps = check_steps(steps)
-    if not (isinstance(lr, (int, float)) and 0 < lr <= 1):
-        raise ValueError(f"lr is a step in [0, 1] pixel units, in (0, 1]; got {lr!r}.")
     if not (isinstance(continuation_share, (int, float)) and 0 < continuation_share <= 1):
         raise ValueError(f"continuation_share is a share of the steps in (0, 1]; "
                          f"got {continuation_share!r}.")
     criterion, name, span = criterion_from(spec, input_range)
     target = check_target(target, criterion, name)
-    sigma, cycles = resolve_schedule(criterion, continuation, cycles, tuple(target.shape[-2:]))
+    sigma, cycles, lr = resolve_schedule(criterion, continuation, cycles,
+                                         tuple(target.shape[-2:]), lr)
     if device is not None:
         target = target.to(device)
     criterion = criterion.to(target.device)
@@ -415,7 +439,7 @@ def metamers(
     kept_losses = [math.inf] * len(names)
     cycle_ratios: list[list[float | None]] = [[] for _ in names]
     for cycle in range(cycles):
-        cycle_lr = lr * (LATE_CYCLE_LR_FACTOR if cycle >= 2 else 1.0)
+        cycle_lr = lr * CYCLE_LR_DECAY**cycle
         images = _descend(criterion, images, target, scales, steps=steps, lr=cycle_lr,
                           span=span, sigma=sigma, share=continuation_share)
         finite_or_raise(images, f"the metamer of {name!r}")

@@ -270,29 +270,24 @@ def _resolve_continuation(
     if cycles is not None:
         cycles = check_steps(cycles, "cycles")
     largest = largest_sigma(*size)
-    if isinstance(continuation, str):
-        word = continuation.strip().lower()
-        if word not in CONTINUATION_WORDS:
-            raise ValueError(
-                f"continuation is a starting blur sigma in pixels (>= 0), one of "
-                f"{', '.join(map(repr, CONTINUATION_WORDS))}, or None (off); got {continuation!r}."
-            )
-        if word == "auto":
-            blind = any(getattr(module, "edge_sign_blind", False) for module in criterion.modules())
-            if blind:
-                return largest, cycles or EDGE_SIGN_BLIND_CYCLES, True
-            return None, cycles or 1, False
-        sigma = largest if word == "max" else None
-    elif continuation is None:
-        sigma = None
-    elif isinstance(continuation, (int, float)) and not isinstance(continuation, bool) \
-            and continuation >= 0:
-        sigma = min(float(continuation), largest) if continuation else None
-    else:
+    word = continuation.strip().lower() if isinstance(continuation, str) else None
+    is_sigma = (isinstance(continuation, (int, float)) and not isinstance(continuation, bool)
+                and continuation >= 0)
+    if not (continuation is None or is_sigma or word in CONTINUATION_WORDS):
         raise ValueError(
             f"continuation is a starting blur sigma in pixels (>= 0), one of "
             f"{', '.join(map(repr, CONTINUATION_WORDS))}, or None (off); got {continuation!r}."
         )
+    if word == "auto":
+        if any(getattr(module, "edge_sign_blind", False) for module in criterion.modules()):
+            return largest, cycles or EDGE_SIGN_BLIND_CYCLES, True
+        return None, cycles or 1, False
+    if word == "max":
+        sigma: float | None = largest
+    elif is_sigma and continuation:
+        sigma = min(float(continuation), largest)  # type: ignore[arg-type]
+    else:  # None, 0, "off"
+        sigma = None
     if sigma is not None and sigma < _MIN_SIGMA:
         sigma = None
     return sigma, cycles or 1, False

@@ -368,11 +368,12 @@ def metamers(
         steps: optimisation steps per cycle (the same for every start).
         lr: initial step size in ``[0, 1]`` pixel units (scaled to the range's span), decayed
             on a cosine to a hundredth in every cycle (each cycle starts at half the previous
-            one's). ``None`` (default): 0.05, or 0.1 with the
-            automatic schedule of a loss blind to edge signs (:func:`resolve_schedule`). Adam's first steps move every pixel by
-            about ``lr``: for a start already close to the target, use a step below its
-            distance (e.g. 0.005 for a start 0.01 away), or losses on gradient magnitudes
-            (``gdl``, ``gmsd``) flip weak edges and stop far from it (docs/synthesis.md).
+            one's). ``None`` (default): 0.05, or 0.1 with the automatic schedule of a loss
+            blind to edge signs (:func:`resolve_schedule`). Adam's first steps move every pixel
+            by about ``lr``: for a start already close to the target, use a step below its
+            distance (e.g. 0.005 for a start 0.01 away, with ``continuation="off"``), or losses
+            on gradient magnitudes (``gdl``, ``gmsd``) flip weak edges and stop far from it
+            (docs/synthesis.md).
         seed: seed of the noise start.
         input_range: the images' value range, e.g. ``(-1, 1)`` (default: the loss's, ``(0, 1)``
             for a spec).

@@ -57,14 +57,25 @@ def test_min_size_keeps_three_pixels_at_the_deepest_level() -> None:
     assert image.shape[-1] == 3
 
 
-@pytest.mark.parametrize(("height", "width", "sigma"), [(32, 32, 0.3), (40, 25, 2.5), (128, 97, 32.0)])
+@pytest.mark.parametrize(("height", "width", "sigma"),
+                         [(32, 32, 0.3), (40, 25, 2.5), (128, 97, 32.0), (256, 256, 85.0)])
 def test_blur_matrix_is_the_separable_blur(height: int, width: int, sigma: float) -> None:
     """B_h @ x @ B_w.T equals the reflect-padded convolution, including where the window is
     wider than half the image (taps folded back onto the same pixel add up)."""
     images = torch.rand(2, 3, height, width, generator=torch.Generator().manual_seed(0))
     rows = gaussian_blur_matrix(height, sigma)
     columns = gaussian_blur_matrix(width, sigma)
-    assert torch.allclose(rows @ images @ columns.T, gaussian_blur(images, sigma), atol=1e-6)
+    if 2 * math.ceil(3 * sigma) + 1 <= 255:  # the convolution's local-window cap
+        assert torch.allclose(rows @ images @ columns.T, gaussian_blur(images, sigma), atol=1e-6)
+    else:  # beyond it: against the blur written out per pixel, on one row
+        row = images[0, 0, 7].double()
+        taps = torch.arange(-255, 256, dtype=torch.float64)
+        weights = torch.exp(-(taps**2) / (2 * sigma**2))
+        weights = weights / weights.sum()
+        sources = (torch.arange(width)[:, None] + taps[None, :].long()).abs()
+        sources = torch.where(sources > width - 1, 2 * (width - 1) - sources, sources)
+        expected = (row[sources] * weights).sum(dim=1)
+        assert torch.allclose(columns.double() @ row, expected, atol=1e-6)
     # a blur keeps constants: every row sums to one
     assert torch.allclose(rows.sum(dim=1), torch.ones(height), atol=1e-6)
 

@@ -371,3 +371,12 @@ def test_swd_metamer_is_the_targets_texture_rearranged(small_target: torch.Tenso
     histogram_metamer = (sorted_values(result.metamers) - sorted_values(small_target)).abs().mean()
     histogram_start = (sorted_values(result.starts) - sorted_values(small_target)).abs().mean()
     assert histogram_metamer < 0.05 < histogram_start
+
+
+def test_the_coarsest_blur_of_a_large_image(small_target: torch.Tensor) -> None:
+    """At 256 px the coarsest continuation blur (sigma 85) needs a 511-tap window, twice the
+    cap on a local filter window; the blur matrix has no such cap."""
+    target = load_image("astronaut", 256)
+    result = metamers("gdl", target, starts=["noise"], steps=4, cycles=1)
+    assert result.continuation == pytest.approx(85.0)
+    assert result["noise"]["loss_ratio"] < 1.0

@@ -133,7 +133,11 @@ def gaussian_blur_matrix(size: int, sigma: float, *, dtype: torch.dtype = torch.
     if radius >= size:
         raise ValueError(f"a blur of sigma {sigma} px needs more than {radius} pixels along each "
                          f"axis (reflect padding); got {size}. Use a smaller sigma.")
-    window = gaussian_window(2 * radius + 1, sigma, dtype=torch.float64)
+    # The window itself, without gaussian_window's cap on the size of a *local* window
+    # (255 taps): a blur of a third of a 256 px image needs 511.
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    window = torch.exp(-(taps**2) / (2.0 * sigma * sigma))
+    window = window / window.sum()
     # Output pixel i reads input i + t for every tap t, mirrored at the edges as F.pad's
     # "reflect" does (-1 -> 1, size -> size - 2); taps landing on the same input add up.
     sources = torch.arange(size)[:, None] + torch.arange(-radius, radius + 1)[None, :]

@@ -44,6 +44,7 @@ from losslab.train.checkpointing import (
 )
 from losslab.train.config import TrainConfig, config_from_overrides, load_config, save_config
 from losslab.train.data import build_data
+from losslab.train.denormals import FlushDenormals
 from losslab.train.module import TaskModule, TrainingDivergedError, build_network
 from losslab.train.tasks import Task, get_task
 from losslab.train.threads import ShareCores
@@ -154,7 +155,8 @@ def train(
     )
     interrupt_callback = CheckpointOnInterrupt(last)
     run_callbacks: list[L.Callback] = [
-        last_callback, interrupt_callback, ShareCores(), ApplyLearningRate(config.optimizer.lr),
+        last_callback, interrupt_callback, ShareCores(), FlushDenormals(),
+        ApplyLearningRate(config.optimizer.lr),
         ValidateAtLastStep(config.val_every),
         SampleGrid(out / "samples", config.sample_every, config.data.sample_count),
     ]

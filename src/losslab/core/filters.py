@@ -59,9 +59,14 @@ def gaussian_window(
         sigma: standard deviation in pixels, > 0.
     """
     check_window(window_size, sigma)
-    coords = torch.arange(window_size, dtype=torch.float64) - (window_size - 1) / 2
+    return _gaussian_taps(window_size // 2, sigma).to(dtype)
+
+
+def _gaussian_taps(radius: int, sigma: float) -> Tensor:
+    """The normalised Gaussian ``(2 radius + 1,)`` in float64, with no cap on its size."""
+    coords = torch.arange(-radius, radius + 1, dtype=torch.float64)
     window = torch.exp(-(coords**2) / (2.0 * sigma * sigma))
-    return (window / window.sum()).to(dtype)
+    return window / window.sum()
 
 
 def check_window(window_size: int, sigma: float) -> None:
@@ -133,11 +138,9 @@ def gaussian_blur_matrix(size: int, sigma: float, *, dtype: torch.dtype = torch.
     if radius >= size:
         raise ValueError(f"a blur of sigma {sigma} px needs more than {radius} pixels along each "
                          f"axis (reflect padding); got {size}. Use a smaller sigma.")
-    # The window itself, without gaussian_window's cap on the size of a *local* window
-    # (255 taps): a blur of a third of a 256 px image needs 511.
-    taps = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    window = torch.exp(-(taps**2) / (2.0 * sigma * sigma))
-    window = window / window.sum()
+    # Not gaussian_window: its cap on a *local* window (255 taps) is too small for a blur of a
+    # third of a 256 px image (511 taps).
+    window = _gaussian_taps(radius, sigma)
     # Output pixel i reads input i + t for every tap t, mirrored at the edges as F.pad's
     # "reflect" does (-1 -> 1, size -> size - 2); taps landing on the same input add up.
     sources = torch.arange(size)[:, None] + torch.arange(-radius, radius + 1)[None, :]

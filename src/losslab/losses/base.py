@@ -58,6 +58,10 @@ class Loss(nn.Module):
     #: of edge-sign patterns. Loss metamers (``losslab.synthesis.metamers``) descend such
     #: losses with a continuation over scale by default (docs/synthesis.md).
     edge_sign_blind: ClassVar[bool] = False
+    #: True for losses on *samples*: called as ``loss(samples, target)`` with samples
+    #: ``(N, m, C, H, W)`` (m draws of a stochastic model per input) and target
+    #: ``(N, C, H, W)`` (proper scoring rules: energy score, CRPS, kernel score).
+    sample_based: ClassVar[bool] = False
 
     def __init__(
         self, *, input_range: Iterable[float] = (0.0, 1.0), check_values: bool | None = None

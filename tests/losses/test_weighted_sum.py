@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import losslab
-from losslab.losses import L1Loss, Loss, LossContext, MSELoss, WeightedSum, WeightSchedule
+from losslab.losses import L1Loss, Loss, LossContext, MSELoss, WeightedSum
 from losslab.losses.weighted_sum import fold_samples, weighted_terms
 
 

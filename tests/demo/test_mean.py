@@ -84,4 +84,3 @@ def test_run_mean_demo_writes_figures_and_json(tmp_path) -> None:
     assert set(data["predictions"]) == {"mse", "mae", "wta", "mdn"}
     assert len(data["predictions"]["wta"]) == 3
     assert "MSE predicts" in format_mean_demo(result)
-    assert result["seconds"] < 60

@@ -13,6 +13,7 @@ from losslab.losses.adversarial import (
     link_feature_matching,
 )
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
+from losslab.losses.color_difference import CIEDE2000Loss, DeltaE76Loss
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
@@ -49,10 +50,12 @@ from losslab.losses.views import (
 
 __all__ = [
     "AdversarialLoss",
+    "CIEDE2000Loss",
     "ChannelView",
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "DeltaE76Loss",
     "DiscriminatorCollapseWarning",
     "FeatureMatchingLoss",
     "FrequencyLoss",

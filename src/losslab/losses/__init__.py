@@ -32,6 +32,7 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.robust import RobustLoss
 from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
@@ -78,6 +79,7 @@ __all__ = [
     "PerceptualLoss",
     "PixelLoss",
     "RangeMixupWarning",
+    "RobustLoss",
     "SSIMLoss",
     "SlicedWassersteinLoss",
     "SpatialView",

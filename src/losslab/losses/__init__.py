@@ -14,6 +14,7 @@ from losslab.losses.adversarial import (
 )
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
 from losslab.losses.color_difference import CIEDE2000Loss, DeltaE76Loss
+from losslab.losses.flip import FLIPLoss, MSFLIPLoss
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
@@ -58,6 +59,7 @@ __all__ = [
     "ColorView",
     "DeltaE76Loss",
     "DiscriminatorCollapseWarning",
+    "FLIPLoss",
     "FeatureMatchingLoss",
     "FrequencyLoss",
     "GMSDLoss",
@@ -72,6 +74,7 @@ __all__ = [
     "LumaView",
     "MDSILoss",
     "MSELoss",
+    "MSFLIPLoss",
     "MSGMSDLoss",
     "MSSSIMLoss",
     "MultiHypothesisLoss",

@@ -11,7 +11,12 @@ from scipy import integrate, special
 
 import losslab
 from losslab.losses import RobustLoss
-from losslab.losses.robust import general_loss, log_partition, log_partition_table
+from losslab.losses.robust import (
+    general_loss,
+    general_loss_fixed,
+    log_partition,
+    log_partition_table,
+)
 
 X = torch.linspace(-3.0, 3.0, 601, dtype=torch.float64)
 
@@ -125,3 +130,10 @@ def test_bad_arguments_name_the_fix() -> None:
     criterion = RobustLoss(learn_scale=True)  # 3 channels
     with pytest.raises(ValueError, match="set channels=1"):
         criterion(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("alpha", [2.0, 1.0, 0.0, -2.0, -math.inf, 0.5, 1.5, -7.0, 1.9999, 1e-5])
+def test_the_scalar_path_equals_the_broadcast_one(alpha: float) -> None:
+    torch.testing.assert_close(general_loss_fixed(X, alpha, 0.3),
+                               general_loss(X, torch.tensor(alpha, dtype=torch.float64), 0.3),
+                               rtol=1e-9, atol=1e-12)

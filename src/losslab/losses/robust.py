@@ -83,6 +83,26 @@ def general_loss(difference: Tensor, alpha: Tensor | float, scale: Tensor | floa
     return torch.where(torch.isneginf(alpha), -torch.expm1(-0.5 * squared), result)
 
 
+def general_loss_fixed(difference: Tensor, alpha: float, scale: float) -> Tensor:
+    """:func:`general_loss` for one fixed ``alpha`` and ``scale`` (Python numbers): the closed
+    form of the special cases, else the stable general form with scalar coefficients (a few
+    elementwise operations instead of the broadcast selections)."""
+    squared = (difference * (1.0 / scale)).square()
+    if alpha == 2.0:
+        return 0.5 * squared
+    if alpha == 1.0:
+        return torch.sqrt(squared + 1.0) - 1.0
+    if alpha == 0.0:
+        return torch.log1p(0.5 * squared)
+    if alpha == -2.0:
+        return 2.0 * squared / (squared + 4.0)
+    if alpha == -math.inf:
+        return -torch.expm1(-0.5 * squared)
+    b = max(abs(alpha - 2.0), _ALPHA_EPS)
+    d = max(alpha, _ALPHA_EPS) if alpha >= 0 else min(alpha, -_ALPHA_EPS)
+    return (b / d) * torch.expm1((0.5 * d) * torch.log1p(squared * (1.0 / b)))
+
+
 @lru_cache(maxsize=1)
 def log_partition_table() -> Tensor:
     """``log Z(alpha)`` at :data:`PARTITION_NODES` equally spaced ``alpha`` in ``[0, 2]``,
@@ -214,6 +234,8 @@ class RobustLoss(PixelLoss):
             self.scale_latent = nn.Parameter(torch.log(torch.expm1(scale_t - SCALE_FLOOR)).clone())
         else:
             self.register_buffer("fixed_scale", scale_t.clone())
+        self._fixed_scalars = ((alphas[0], scales[0]) if not learned and len(set(alphas)) == 1
+                               and len(set(scales)) == 1 else None)
 
     @property
     def adaptive(self) -> bool:
@@ -234,6 +256,8 @@ class RobustLoss(PixelLoss):
         return self.fixed_scale
 
     def difference_distance(self, difference: Tensor) -> Tensor:
+        if self._fixed_scalars is not None:  # one fixed alpha and scale: the cheap path
+            return reduce(general_loss_fixed(difference, *self._fixed_scalars), self.reduction)
         alpha, scale = self.alpha(), self.scale()
         channels = difference.shape[1]
         if max(alpha.numel(), scale.numel()) not in (1, channels):
@@ -250,4 +274,5 @@ class RobustLoss(PixelLoss):
         return reduce(values, self.reduction)
 
 
-__all__ = ["RobustLoss", "general_loss", "log_partition", "log_partition_table"]
+__all__ = ["RobustLoss", "general_loss", "general_loss_fixed", "log_partition",
+           "log_partition_table"]

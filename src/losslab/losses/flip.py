@@ -157,7 +157,7 @@ def _hyab(first: Tensor, second: Tensor) -> Tensor:
 
 @lru_cache(maxsize=1)
 def largest_colour_difference() -> float:
-    """``c_max``: HyAB of Hunt-adjusted green and blue, raised to ``q_c`` (about 41.8)."""
+    """``c_max``: HyAB of Hunt-adjusted green and blue, raised to ``q_c`` (41.28)."""
     matrix = srgb_to_xyz_matrix(exact=True)
     white = torch.tensor(D65_WHITE, dtype=torch.float64).view(1, 3, 1, 1)
     primaries = torch.tensor([[0.0, 0.0], [1.0, 0.0], [0.0, 1.0]], dtype=torch.float64)
@@ -186,7 +186,7 @@ def flip_map(prediction: Tensor, target: Tensor,
                                   channel_taps)
     filtered = torch.cat([spread[:, :2], weights[0, 2] * spread[:, 2:3]
                           + weights[1, 2] * spread[:, 3:]], dim=1)
-    lab = _hunt_lab(filtered, matrix, white)  # type: ignore[arg-type]
+    lab = _hunt_lab(filtered, matrix, white)
     colour = safe_power(_hyab(lab[:count], lab[count:]), COLOUR_EXPONENT)
     c_max = largest_colour_difference()
     knee = COLOUR_BREAK * c_max

@@ -277,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="*",
                    help="loss specs (default: the pixel losses, ssim and every loss that needs "
                         "no downloaded weights: swd, nlpd, gmsd, ms_gmsd, haarpsi, mdsi, "
+                        "ciede2000, delta_e76, flip, ms_flip, robust, "
                         "perceptual(weights=random) with mse and swd distances)")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")

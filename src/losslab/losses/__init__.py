@@ -13,7 +13,9 @@ from losslab.losses.adversarial import (
     link_feature_matching,
 )
 from losslab.losses.base import Loss
+from losslab.losses.color_difference import CIEDE2000Loss, DeltaE76Loss
 from losslab.losses.context import LossContext
+from losslab.losses.flip import FLIPLoss, MSFLIPLoss
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
@@ -32,6 +34,7 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.robust import RobustLoss
 from losslab.losses.schedule import WeightSchedule
 from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
@@ -52,11 +55,14 @@ from losslab.losses.weighted_sum import WeightedSum
 
 __all__ = [
     "AdversarialLoss",
+    "CIEDE2000Loss",
     "ChannelView",
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "DeltaE76Loss",
     "DiscriminatorCollapseWarning",
+    "FLIPLoss",
     "FeatureMatchingLoss",
     "FrequencyLoss",
     "GMSDLoss",
@@ -72,6 +78,7 @@ __all__ = [
     "LumaView",
     "MDSILoss",
     "MSELoss",
+    "MSFLIPLoss",
     "MSGMSDLoss",
     "MSSSIMLoss",
     "MultiHypothesisLoss",
@@ -79,6 +86,7 @@ __all__ = [
     "PerceptualLoss",
     "PixelLoss",
     "RangeMixupWarning",
+    "RobustLoss",
     "SSIMLoss",
     "SlicedWassersteinLoss",
     "SpatialView",

@@ -3,7 +3,7 @@
 Every function takes image batches ``(N, 3, H, W)`` in ``[0, 1]`` on any device.
 :func:`compute_image_metrics` returns them all under the public keys :data:`METRIC_KEYS`
 (``psnr``, ``psnr_plausible``, ``ssim``, ``ms_ssim``, ``lpips``, ``hf_ratio``, ``grad_ratio``, ``err_red``,
-``err_green``, ``err_blue``, ``err_luma``, ``err_chroma``, ``chroma_ratio``,
+``err_green``, ``err_blue``, ``err_luma``, ``err_chroma``, ``err_deltae``, ``chroma_ratio``,
 ``retrieval_top1``) with ``None`` plus a reason for anything that needs missing weights.
 
 The one metric table, :data:`METRIC_TABLE` (:mod:`losslab.metrics.table`), gives each metric's
@@ -13,7 +13,7 @@ read it. SSIM, MS-SSIM and LPIPS are the functions of the losses of the same nam
 """
 
 from losslab.metrics.codes import default_augment, nearest_neighbours, retrieval_top1
-from losslab.metrics.color import chroma_magnitude, chroma_ratio, color_errors
+from losslab.metrics.color import chroma_magnitude, chroma_ratio, color_errors, deltae_error
 from losslab.metrics.compute import MetricAccumulator, available_metrics, compute_image_metrics
 from losslab.metrics.fidelity import (
     ms_ssim,
@@ -71,6 +71,7 @@ __all__ = [
     "color_errors",
     "compute_image_metrics",
     "default_augment",
+    "deltae_error",
     "fid_kid",
     "fid_kid_unavailable_reason",
     "gradient_magnitude",

@@ -33,7 +33,7 @@ from torch import Tensor
 from losslab.core.registry import Registry
 from losslab.losses.structural import MS_SSIM_WEIGHTS, ms_ssim_min_size
 from losslab.metrics.codes import EncodeFn, retrieval_top1
-from losslab.metrics.color import COLOR_KEYS, color_errors
+from losslab.metrics.color import COLOR_KEYS, color_errors, deltae_error
 from losslab.metrics.fidelity import SSIM_WINDOW_SIZE, ms_ssim, ms_ssim_scales, psnr, ssim
 from losslab.metrics.perceptual import LpipsNet, fid_kid, fid_kid_unavailable_reason, lpips
 from losslab.metrics.plausibility import psnr_plausible
@@ -196,6 +196,8 @@ METRIC_TABLE: tuple[MetricSpec, ...] = (
     MetricSpec("grad_ratio", lambda i: gradient_magnitude_ratio(i.outputs, i.targets), None, None,
                "gradient magnitude, output / target", best_value=1.0),
     *(MetricSpec(key, _colour(key), False, None, label) for key, label in _COLOUR_LABELS.items()),
+    MetricSpec("err_deltae", lambda i: deltae_error(i.outputs, i.targets), False, None,
+               "mean CIEDE2000 colour difference (CIELAB, D65; ~1 per just-noticeable step)"),
     MetricSpec("chroma_ratio", _colour("chroma_ratio"), None, None,
                "chroma energy, output / target (< 1 = desaturated)", best_value=1.0),
     MetricSpec("retrieval_top1", _retrieval, True, None,

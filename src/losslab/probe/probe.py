@@ -55,6 +55,7 @@ DEFAULT_PROBE_SPECS: tuple[str, ...] = (
     "mse", "l1", "l1(luma)", "l1(red)", "ssim", "perceptual(weights=random)",
     "swd", "swd(highpass=1)", "perceptual(weights=random, distance=swd)",
     "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi",
+    "ciede2000", "delta_e76", "flip", "ms_flip", "robust", "robust(0)",
 )
 
 ProbeValues = dict[str, dict[str, dict[str, float]]]

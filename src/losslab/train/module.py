@@ -107,8 +107,12 @@ class TaskModule(L.LightningModule):
         # DDP reduces the generator's gradients only: each discriminator averages its own in its
         # D step (DDP's reducer would wait for D gradients in the generator's backward and fail),
         # and the EMA copy has none. Read by torch's DistributedDataParallel at wrapping.
+        # Learned loss parameters (robust's alpha/scale) are optimised with the model, so DDP
+        # reduces their gradients too.
+        learned = {id(p) for p in self.loss_parameters()}
         self._ddp_params_and_buffers_to_ignore = [
-            name for name, _ in self.named_parameters() if not name.startswith("model.")]
+            name for name, p in self.named_parameters()
+            if not name.startswith("model.") and id(p) not in learned]
 
     @property
     def eval_model(self) -> nn.Module:
@@ -333,9 +337,19 @@ class TaskModule(L.LightningModule):
                                self.global_step)
 
     # -- optimizers and data --------------------------------------------------------------
+    def loss_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of the loss terms (a learned ``robust`` shape and scale), which
+        the model's optimizer updates too; discriminators are left out (their own step)."""
+        own = {id(p) for d in self.adversarial for p in d.discriminator.parameters()}
+        return [p for p in self.loss.parameters() if p.requires_grad and id(p) not in own]
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         options = self.config.optimizer
-        return torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=tuple(options.betas),
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
+        learned = self.loss_parameters()
+        if learned:  # a second group only then, so older checkpoints' optimizer state still fits
+            groups.append({"params": learned, "weight_decay": 0.0})
+        return torch.optim.Adam(groups, lr=options.lr, betas=tuple(options.betas),
                                 weight_decay=options.weight_decay)
 
     def train_dataloader(self) -> DataLoader:

@@ -115,7 +115,7 @@ def test_only_rank_zero_reports_the_finished_run(
     import losslab.train
     from losslab.train import RunResult
 
-    def fake_train(config):  # a DDP worker process returns the same result as rank 0
+    def fake_train(config, **_):  # a DDP worker process returns the same result as rank 0
         return RunResult(run_dir=Path(config.out), metrics={}, best_checkpoint=None,
                          last_checkpoint=Path(config.out) / "last.ckpt", global_step=1,
                          resumed_from_step=None, processes=2)

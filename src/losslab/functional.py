@@ -53,6 +53,7 @@ from losslab.losses import pixel as _pixel
 from losslab.losses import structural as _structural
 from losslab.losses import swd as _swd
 from losslab.losses.perceptual import DEFAULT_LAYERS, Distance, PerceptualLoss
+from losslab.weights import get_weights_info
 
 
 def _unit(
@@ -315,7 +316,8 @@ def lpips(prediction: Tensor, target: Tensor, *, data_range: float = 1.0,
     backbone = _lpips.lpips_backbone(net)
     prediction, target = _unit(prediction, target, data_range, channels=3,
                                min_size=backbone.min_size)
-    model = _cached(("lpips", backbone.net),
+    # The backbone file's path is part of the key: a moved $TORCH_HOME builds afresh.
+    model = _cached(("lpips", backbone.net, str(get_weights_info(backbone.backbone_weights).path)),
                     lambda: _lpips.build_lpips_model(backbone.net, allow_download=False),
                     prediction.device)
     return _lpips.lpips_distance(model, prediction, target)

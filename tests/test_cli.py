@@ -273,3 +273,12 @@ def test_a_config_file_typo_is_one_line_with_its_place(tmp_path: Path,
     assert err.count("\n") == 1 and "Traceback" not in err and "pydantic" not in err
     assert (f"losslab train: error: config file {str(config)!r}, line 2, column 8: unknown config "
             "key 'data.crop_sise'. Did you mean 'crop_size'") in err
+
+
+def test_cli_lists_every_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    from losslab.losses import available_losses
+
+    assert main(["losses"]) == 0
+    printed = capsys.readouterr().out
+    for name in available_losses():
+        assert name in printed

@@ -1,7 +1,6 @@
-"""metrics.perceptual: LPIPS (the loss's own implementation, against torchmetrics) and FID/KID, and
-what each says when it is unavailable."""
-independent LPIPS on the same cached backbone; unavailable with the remedy when weights are
-missing, unreadable, or the images are too small."""
+"""metrics.perceptual: the LPIPS metric is the loss's implementation (same number as the loss),
+checked against torchmetrics' independent LPIPS on the same cached backbone; LPIPS, FID and KID
+are unavailable with the remedy when weights are missing, unreadable, or the images too small."""
 
 from __future__ import annotations
 

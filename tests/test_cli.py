@@ -115,7 +115,7 @@ def test_only_rank_zero_reports_the_finished_run(
     import losslab.train
     from losslab.train import RunResult
 
-    def fake_train(config):  # a DDP worker process returns the same result as rank 0
+    def fake_train(config, **_):  # a DDP worker process returns the same result as rank 0
         return RunResult(run_dir=Path(config.out), metrics={}, best_checkpoint=None,
                          last_checkpoint=Path(config.out) / "last.ckpt", global_step=1,
                          resumed_from_step=None, processes=2)
@@ -273,3 +273,12 @@ def test_a_config_file_typo_is_one_line_with_its_place(tmp_path: Path,
     assert err.count("\n") == 1 and "Traceback" not in err and "pydantic" not in err
     assert (f"losslab train: error: config file {str(config)!r}, line 2, column 8: unknown config "
             "key 'data.crop_sise'. Did you mean 'crop_size'") in err
+
+
+def test_cli_lists_every_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    from losslab.losses import available_losses
+
+    assert main(["losses"]) == 0
+    printed = capsys.readouterr().out
+    for name in available_losses():
+        assert name in printed

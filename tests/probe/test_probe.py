@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 import pytest
 import torch
 
 from losslab.probe import (
     MATCHED_PERTURBATIONS,
-    PERTURBATIONS,
-    format_probe_table,
     perturb,
-    plot_probe_heatmap,
     run_probe,
-    write_probe_csv,
-    write_probe_json,
 )
 from losslab.probe.perturbations import clip_keep_luma
 
@@ -100,20 +92,6 @@ def test_perturb_is_deterministic_and_in_range(images) -> None:
     first = perturb("noise", images, 0.05, seed=3)
     assert torch.equal(first, perturb("noise", images, 0.05, seed=3))
     assert first.min() >= 0 and first.max() <= 1
-
-
-def test_writers(result, tmp_path) -> None:
-    data = json.loads(write_probe_json(result, tmp_path / "probe.json").read_text())
-    assert list(data) == SPECS
-    assert list(data["mse"]) == list(PERTURBATIONS)
-    assert set(data["mse"]["hue"]) == {"raw", "normalised"}
-    rows = list(csv.DictReader(write_probe_csv(result, tmp_path / "probe.csv").open()))
-    assert len(rows) == len(SPECS) * len(PERTURBATIONS)
-    assert float(rows[0]["raw"]) == pytest.approx(result.raw(rows[0]["spec"], rows[0]["perturbation"]))
-    figure = plot_probe_heatmap(result, tmp_path / "figures" / "probe.png")
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = format_probe_table(result)
-    assert "l1(luma)" in table and "mean_of_two" in table
 
 
 def test_bad_input_errors(images) -> None:

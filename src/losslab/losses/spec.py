@@ -34,6 +34,7 @@ from typing import Any
 from losslab.core.registry import suggest
 from losslab.core.spec_tree import Call, Schedule, Spec, SpecError, Term, render, spec_error
 from losslab.core.spec_tree import parse as parse_tree
+from losslab.core.validation import check_input_range
 from losslab.losses.base import Loss
 from losslab.losses.registry import all_loss_names, available_losses, get_loss_entry
 from losslab.losses.schedule import CONSTANT, WeightSchedule
@@ -187,6 +188,8 @@ def parse_spec(
         spec = render(spec)
     if not isinstance(spec, str):
         raise TypeError(f"a loss spec must be a string such as 'l1(luma)'; got {type(spec).__name__}.")
+    if input_range is not None:  # the message the spec form l1(input_range=5) gives, not a
+        input_range = check_input_range(input_range)  # TypeError from deep inside the builder
     tree = parse_tree(spec)
     # Schedules are checked for every term before any module is built, as the parser did
     # before the tree existed: a bad ramp is reported before an unknown loss further right.

@@ -82,6 +82,43 @@ def test_run_mean_demo_writes_figures_and_json(tmp_path) -> None:
     data = json.loads(write_mean_demo_json(result, tmp_path / "mean.json").read_text())
     assert set(data["sample"]) == {"mean", "median", "modes"}
     assert set(data["predictions"]) == {"mse", "mae", "wta", "mdn"}
+    assert len(data["sampler"]["mode_fractions"]) == 3
+    assert set(data["image_sampler"]) == {"spec", "near_target", "near_none"}
+    assert "energy-score sampler" in format_mean_demo(result)
     assert len(data["predictions"]["wta"]) == 3
     assert "MSE predicts" in format_mean_demo(result)
     assert result["seconds"] < 60
+
+
+def test_energy_score_sampler_draws_near_the_modes_with_their_weights(one_d) -> None:
+    """The sampler's draws: most near a mode (the data: 99.7 %), each mode about as often as the
+    data (weights 0.45 / 0.35 / 0.2), unlike MSE's one value between the modes."""
+    sampler = one_d["sampler"]
+    drawn, data = sampler["mode_fractions"], sampler["data_mode_fractions"]
+    assert sum(data) > 0.99
+    assert sum(drawn) > 0.7
+    shares = [value / sum(drawn) for value in drawn]
+    assert shares == pytest.approx([0.45, 0.35, 0.2], abs=0.08)
+    assert one_d["sampler"]["samples"].std() > 2.0  # it spreads over the modes, not one value
+
+
+def test_mode_fractions_count_values_within_three_sd_of_each_mode() -> None:
+    import torch
+
+    from losslab.demo.mean_1d import mode_fractions
+
+    values = torch.tensor([-3.0, -2.0, 0.5, 1.6, 3.5, 3.5, -1.2, 2.0])
+    # -2.0 is 1.0 from -3 (< 1.2: near); 1.6 is 1.1 from 0.5 (near); -1.2 and 2.0 are in gaps.
+    assert mode_fractions(values) == pytest.approx([2 / 8, 2 / 8, 2 / 8])
+
+
+def test_committed_fractions_sort_draws_by_the_target_they_are_near() -> None:
+    import torch
+
+    from losslab.demo.mean_image import committed_fractions
+
+    targets = torch.zeros(2, 3, 4, 4)
+    targets[0, :, :, :2] = 1.0
+    targets[1, :, :, 2:] = 1.0
+    draws = torch.stack([targets[0], targets[0] + 0.05, targets[1], targets.mean(dim=0)])
+    assert committed_fractions(draws, targets) == pytest.approx([0.5, 0.25])

@@ -5,11 +5,17 @@
     and standard deviation 0.4), so mean, median and modes all differ. A predictor trained with
     MSE converges to the sample mean, with MAE (L1) to the sample median, a winner-takes-all
     head with ``K = 3`` hypotheses to the modes, and a mixture density network (3 Gaussians,
-    negative log-likelihood) puts its component means on the modes.
+    negative log-likelihood) puts its component means on the modes. A *sampler* (a small MLP of
+    a 4-d Gaussian noise, trained by the fair energy score with 8 draws per target) draws
+    values whose histogram follows the three modes and their weights, with a few draws
+    bridging the gaps (``sampler.mode_fractions`` against ``sampler.data_mode_fractions``).
 (b) **image** (:func:`run_image_demo`): one input, two equally likely targets (a bright disk on
     the left or on the right). MSE draws both disks at half intensity (a ghost); L1 has no
     unique answer (any value between the two targets costs the same) and keeps its
-    initial grey; WTA with ``K = 2`` draws one sharp disk per hypothesis.
+    initial grey; WTA with ``K = 2`` draws one sharp disk per hypothesis. A noise-input net
+    trained by the pixel energy score (``image_sampler``) should draw one sharp disk per sample;
+    at this budget it draws mostly "mean + noise" instead (the score's blind spot, measured in
+    docs/losses.md): ``image_sampler.near_target`` is the fraction of 64 draws near each disk.
 (c) **pose** (:func:`run_pose_demo`): images of an ellipse (180 degree symmetry) at orientation
     ``theta`` uniform in ``[0, 2 pi)``, labelled with ``theta``; ``theta`` and ``theta + pi``
     give identical images. MSE on ``(cos theta, sin theta)`` learns their average, about
@@ -26,7 +32,9 @@ JSON (``write_mean_demo_json``, the CLI's ``--json FILE``)::
     {"sample": {"mean": float, "median": float, "modes": [float, float, float]},
      "predictions": {"mse": float, "mae": float, "wta": [float x3], "mdn": [float x3]},
      "mdn_weights": [float x3],
-     "image": {"mse": {...}, "l1": {...}, "wta": {...}},
+     "sampler": {"mode_fractions": [float x3], "data_mode_fractions": [float x3]},
+     "image": {"mse": {...}, "l1": {...}, "wta": {...}, "sampler": {...}},
+     "image_sampler": {"spec": str, "near_target": [float, float], "near_none": float},
      "pose": {"mse_error_deg": float, "wta_error_deg": float, "wta_best_error_deg": float,
               "chance_error_deg": 45.0},
      "files": {"histogram": path, "image": path}}
@@ -62,7 +70,7 @@ __all__ = [
 
 
 def run_mean_demo(out_dir: str | Path | None = None, seed: int = 0) -> dict:
-    """Run parts (a), (b) and (c) (about 10-20 s on one CPU core); write figures to ``out_dir``.
+    """Run parts (a), (b) and (c) (about 20-30 s on one free CPU core); write figures to ``out_dir``.
 
     Returns the JSON-ready dict described in the module docstring (``files`` lists the figures
     written; empty without ``out_dir``) plus ``seconds``, the wall time.
@@ -82,7 +90,9 @@ def run_mean_demo(out_dir: str | Path | None = None, seed: int = 0) -> dict:
         "sample": one_d["sample"],
         "predictions": one_d["predictions"],
         "mdn_weights": one_d["mdn_weights"],
+        "sampler": {key: value for key, value in one_d["sampler"].items() if key != "samples"},
         "image": image["metrics"],
+        "image_sampler": image.get("sampler"),
         "pose": pose,
         "files": files,
         "seconds": time.perf_counter() - begin,
@@ -113,6 +123,9 @@ def format_mean_demo(result: dict) -> str:
         f"  WTA (K=3) predicts {numbers(predictions['wta'])} (the modes)",
         f"  MDN (K=3) means {numbers(predictions['mdn'])}, weights "
         f"{numbers(result['mdn_weights'])}",
+        f"  energy-score sampler: fraction of draws near each mode "
+        f"{numbers(result['sampler']['mode_fractions'])} (data "
+        f"{numbers(result['sampler']['data_mode_fractions'])})",
         "Image (two equally likely targets; intensity at the left / right disk centres):",
     ]
     for method, metrics in result["image"].items():
@@ -125,6 +138,11 @@ def format_mean_demo(result: dict) -> str:
         lines.append(f"  {method:4s} {centres}   MSE to nearest target "
                      f"{numbers(metrics['error_to_nearest_target'])}, psnr_plausible "
                      f"[{plausible}] dB")
+    if result.get("image_sampler"):
+        sampled = result["image_sampler"]
+        lines.append(f"  {sampled['spec']} sampler: fraction of 64 draws near the left / right "
+                     f"disk {numbers(sampled['near_target'])}, near neither "
+                     f"{sampled['near_none']:.3f} (data: 0.5 / 0.5 / 0)")
     pose = result["pose"]
     lines += [
         "Pose (ellipse, theta and theta+pi look the same; mean angular error, degrees):",

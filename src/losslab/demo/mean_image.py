@@ -14,6 +14,7 @@ from torch import Tensor, nn
 
 from losslab.demo._training import optimise as _optimise
 from losslab.demo._training import wta as _wta
+from losslab.losses.spec import loss as build_loss
 from losslab.metrics.plausibility import psnr_plausible
 from losslab.models import MultiHypothesisHead
 
@@ -57,7 +58,55 @@ class _TinyConvNet(nn.Module):
         return torch.sigmoid(self.body(x) + self.offset)
 
 
-def run_image_demo(seed: int = 0, *, size: int = 24, steps: int = 150, batch: int = 8) -> dict:
+#: Latent dimensions of the image sampler (a global ``z`` broadcast as extra input channels),
+#: its draws per target in training, and how many draws the figure and metrics show.
+SAMPLER_LATENT = 4
+SAMPLER_DRAWS = 4
+SHOWN_SAMPLES = 4
+
+
+def sample_images(net: nn.Module, inputs: Tensor, count: int, generator: torch.Generator) -> Tensor:
+    """``count`` outputs ``(count, 3, S, S)`` of a noise-input net for one input ``(1, C, S, S)``:
+    each with its own ``z ~ N(0, I)`` broadcast over the image."""
+    z = torch.randn(count, SAMPLER_LATENT, 1, 1, generator=generator)
+    z = z.expand(-1, -1, *inputs.shape[-2:])
+    return net(torch.cat([inputs[:1].expand(count, -1, -1, -1), z], dim=1))
+
+
+def committed_fractions(samples: Tensor, targets: Tensor) -> list[float]:
+    """Fraction of ``samples`` ``(M, 3, S, S)`` near each of the ``targets`` ``(K, 3, S, S)``:
+    MSE to that target below a quarter of the ghost's (the targets' mean's MSE to target 0,
+    i.e. at least 6 dB closer than the mean). ``1 - sum`` is the fraction near none."""
+    errors = (samples[:, None] - targets[None]).square().mean(dim=(2, 3, 4))  # (M, K)
+    ghost = float((targets.mean(dim=0) - targets[0]).square().mean())
+    near = errors.amin(dim=1) < 0.25 * ghost
+    return [float(((errors.argmin(dim=1) == k) & near).float().mean())
+            for k in range(targets.shape[0])]
+
+
+def train_image_sampler(spec: str, targets: Tensor, inputs: Tensor, draws: Tensor, start: Tensor,
+                        generator: torch.Generator, steps: int) -> nn.Module:
+    """A noise-input net trained by the sample-based loss ``spec`` (e.g. ``energy_score``):
+    per step, :data:`SAMPLER_DRAWS` draws for each target of ``targets[draws[step]]``."""
+    criterion = build_loss(spec)
+    if not criterion.sample_based:
+        raise ValueError(f"the image sampler needs a sample-based loss (energy_score, crps, "
+                         f"kernel_score); got {spec!r}.")
+    net = _TinyConvNet(inputs.shape[1] + SAMPLER_LATENT, 3, start)
+
+    def score(step: int) -> Tensor:
+        chosen = targets[draws[step]]
+        count = chosen.shape[0]
+        samples = sample_images(net, inputs, count * SAMPLER_DRAWS, generator)
+        return criterion(samples.reshape(count, SAMPLER_DRAWS, *samples.shape[1:]), chosen)
+
+    _optimise(net.parameters(), score, steps, lr=3e-2)
+    return net
+
+
+def run_image_demo(seed: int = 0, *, size: int = 24, steps: int = 150, batch: int = 8,
+                   sampler: str | None = "energy_score", sampler_batch: int = 4,
+                   evaluated_samples: int = 64) -> dict:
     """One input, two equally likely targets (disk left / right); train MSE, L1, WTA K=2 (part b).
 
     Each step draws ``batch`` targets, each left or right with probability 1/2 (the input is
@@ -69,10 +118,18 @@ def run_image_demo(seed: int = 0, *, size: int = 24, steps: int = 150, batch: in
     hypotheses stay on the mean). The demo therefore shows which answers are *stable*: MSE and
     L1 leave a valid answer for the mean / an arbitrary value, WTA keeps both answers.
 
+    ``sampler`` (a sample-based loss spec, ``None`` to skip) trains a noise-input net of the
+    same architecture (a global 4-d ``z`` as extra input channels, started like MSE's net) on
+    ``sampler_batch`` targets per step with :data:`SAMPLER_DRAWS` draws each; then
+    ``evaluated_samples`` fresh draws are sorted by the target they are near
+    (:func:`committed_fractions`): a sampler that reproduces the data puts half near each disk.
+
     Returns ``{"targets": (2, 3, S, S), "outputs": {"mse": (1, 3, S, S), "l1": ..., "wta":
     (2, 3, S, S)}, "metrics": {method: {"left_centre": [...], "right_centre": [...],
     "error_to_nearest_target": [...]}}}``: intensities at the two disk centres and the MSE of
-    each output (each hypothesis for WTA) to its nearest target.
+    each output (each hypothesis for WTA) to its nearest target; with a sampler also
+    ``outputs["sampler"]`` (:data:`SHOWN_SAMPLES` draws) and ``"sampler": {"spec",
+    "near_target": [left, right], "near_none"}``.
     """
     quarter = size / 4
     left = _disk(size, quarter - 0.5, size / 6)
@@ -108,6 +165,17 @@ def run_image_demo(seed: int = 0, *, size: int = 24, steps: int = 150, batch: in
     _optimise(head.parameters(), wta_loss, steps, lr=3e-2)
     with torch.no_grad():
         outputs["wta"] = head(inputs[:1])[0]
+    sampled: dict | None = None
+    if sampler is not None:
+        torch.manual_seed(seed)
+        sampler_draws = draws[:, :sampler_batch]
+        net = train_image_sampler(sampler, targets, inputs, sampler_draws, first, generator, steps)
+        with torch.no_grad():
+            fresh = sample_images(net, inputs, evaluated_samples,
+                                  torch.Generator().manual_seed(seed + 1))
+        near = committed_fractions(fresh, targets)
+        outputs["sampler"] = fresh[:SHOWN_SAMPLES]
+        sampled = {"spec": sampler, "near_target": near, "near_none": 1.0 - sum(near)}
     centre_row = size // 2
     left_col, right_col = round(quarter - 0.5), round(3 * quarter - 0.5)
     metrics = {}
@@ -121,7 +189,10 @@ def run_image_demo(seed: int = 0, *, size: int = 24, steps: int = 150, batch: in
             "psnr_plausible": [_finite(psnr_plausible(image[None], targets[None]))
                                for image in images],
         }
-    return {"targets": targets, "outputs": outputs, "metrics": metrics}
+    result = {"targets": targets, "outputs": outputs, "metrics": metrics}
+    if sampled is not None:
+        result["sampler"] = sampled
+    return result
 
 
 def _finite(value: float) -> float | None:
@@ -129,7 +200,8 @@ def _finite(value: float) -> float | None:
 
 
 def plot_image_demo(result: dict, path: str | Path) -> Path:
-    """Side-by-side PNG: the two targets, then the MSE, L1 and both WTA outputs."""
+    """Side-by-side PNG: the two targets, the MSE, L1 and both WTA outputs, then the sampler's
+    first draws (if it ran)."""
     import matplotlib  # heavy (~0.5 s) and only needed to draw: imported when a figure is drawn
 
     matplotlib.use("Agg", force=False)
@@ -145,6 +217,10 @@ def plot_image_demo(result: dict, path: str | Path) -> Path:
         ("WTA hypothesis 1", result["outputs"]["wta"][0]),
         ("WTA hypothesis 2", result["outputs"]["wta"][1]),
     ]
+    if "sampler" in result["outputs"]:
+        spec = result["sampler"]["spec"]
+        panels += [(f"{spec}\nsample {k + 1}", image)
+                   for k, image in enumerate(result["outputs"]["sampler"])]
     figure, axes = plt.subplots(1, len(panels), figsize=(2.0 * len(panels), 2.5),
                                 layout="constrained")
     for ax, (title, image) in zip(axes, panels, strict=True):
@@ -152,7 +228,8 @@ def plot_image_demo(result: dict, path: str | Path) -> Path:
         ax.set_title(title, fontsize=9)
         ax.axis("off")
     figure.suptitle("One input, two equally likely targets: MSE draws a ghost of both; "
-                    "WTA keeps each sharp", fontsize=10)
+                    "WTA keeps each sharp; a sampler should draw one sharp disk per sample",
+                    fontsize=10)
     figure.savefig(target, dpi=110, bbox_inches="tight")
     plt.close(figure)
     return target

@@ -91,12 +91,13 @@ def test_run_mean_demo_writes_figures_and_json(tmp_path) -> None:
 
 
 def test_energy_score_sampler_draws_near_the_modes_with_their_weights(one_d) -> None:
-    """The sampler's draws: most near a mode (the data: 99.7 %), each mode about as often as the
-    data (weights 0.45 / 0.35 / 0.2), unlike MSE's one value between the modes."""
+    """The sampler's draws: most within 2 sd of a mode (the data: 95 %), each mode about as often
+    as the data (weights 0.45 / 0.35 / 0.2), unlike MSE's one value between the modes."""
     sampler = one_d["sampler"]
     drawn, data = sampler["mode_fractions"], sampler["data_mode_fractions"]
-    assert sum(data) > 0.99
-    assert sum(drawn) > 0.7
+    assert sum(data) > 0.94
+    assert sum(drawn) > 0.75
+    assert sampler["histogram_distance"] < 0.2
     shares = [value / sum(drawn) for value in drawn]
     assert shares == pytest.approx([0.45, 0.35, 0.2], abs=0.08)
     assert one_d["sampler"]["samples"].std() > 2.0  # it spreads over the modes, not one value
@@ -107,9 +108,20 @@ def test_mode_fractions_count_values_within_three_sd_of_each_mode() -> None:
 
     from losslab.demo.mean_1d import mode_fractions
 
-    values = torch.tensor([-3.0, -2.0, 0.5, 1.6, 3.5, 3.5, -1.2, 2.0])
-    # -2.0 is 1.0 from -3 (< 1.2: near); 1.6 is 1.1 from 0.5 (near); -1.2 and 2.0 are in gaps.
+    values = torch.tensor([-3.0, -2.3, 0.5, 1.2, 3.5, 3.5, -1.2, 1.5])
+    # -2.3 is 0.7 from -3 (< 0.8: near); 1.2 is 0.7 from 0.5 (near); -1.2 and 1.5 are in gaps.
     assert mode_fractions(values) == pytest.approx([2 / 8, 2 / 8, 2 / 8])
+
+
+def test_histogram_distance_is_total_variation() -> None:
+    import torch
+
+    from losslab.demo.mean_1d import histogram_distance
+
+    values = torch.tensor([0.05, 0.1, 2.05, 2.1])
+    assert histogram_distance(values, values) == 0.0
+    assert histogram_distance(values, torch.tensor([4.05, 4.1, 2.05, 2.1])) == pytest.approx(0.5)
+    assert histogram_distance(values, torch.tensor([9.0, 9.0, 9.0, 9.0])) == pytest.approx(1.0)
 
 
 def test_committed_fractions_sort_draws_by_the_target_they_are_near() -> None:

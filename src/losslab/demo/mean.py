@@ -7,8 +7,10 @@
     head with ``K = 3`` hypotheses to the modes, and a mixture density network (3 Gaussians,
     negative log-likelihood) puts its component means on the modes. A *sampler* (a small MLP of
     a 4-d Gaussian noise, trained by the fair energy score with 8 draws per target) draws
-    values whose histogram follows the three modes and their weights, with a few draws
-    bridging the gaps (``sampler.mode_fractions`` against ``sampler.data_mode_fractions``).
+    values whose histogram follows the three modes and their weights, with some draws
+    bridging the gaps (``sampler.mode_fractions``: within 2 sd of each mode, against
+    ``sampler.data_mode_fractions``; ``sampler.histogram_distance``: total variation between
+    the two histograms, 0 = equal).
 (b) **image** (:func:`run_image_demo`): one input, two equally likely targets (a bright disk on
     the left or on the right). MSE draws both disks at half intensity (a ghost); L1 has no
     unique answer (any value between the two targets costs the same) and keeps its
@@ -32,7 +34,8 @@ JSON (``write_mean_demo_json``, the CLI's ``--json FILE``)::
     {"sample": {"mean": float, "median": float, "modes": [float, float, float]},
      "predictions": {"mse": float, "mae": float, "wta": [float x3], "mdn": [float x3]},
      "mdn_weights": [float x3],
-     "sampler": {"mode_fractions": [float x3], "data_mode_fractions": [float x3]},
+     "sampler": {"mode_fractions": [float x3], "data_mode_fractions": [float x3],
+                 "histogram_distance": float},
      "image": {"mse": {...}, "l1": {...}, "wta": {...}, "sampler": {...}},
      "image_sampler": {"spec": str, "near_target": [float, float], "near_none": float},
      "pose": {"mse_error_deg": float, "wta_error_deg": float, "wta_best_error_deg": float,
@@ -125,7 +128,8 @@ def format_mean_demo(result: dict) -> str:
         f"{numbers(result['mdn_weights'])}",
         f"  energy-score sampler: fraction of draws near each mode "
         f"{numbers(result['sampler']['mode_fractions'])} (data "
-        f"{numbers(result['sampler']['data_mode_fractions'])})",
+        f"{numbers(result['sampler']['data_mode_fractions'])}), histogram distance "
+        f"{result['sampler']['histogram_distance']:.3f} (0 = the data's)",
         "Image (two equally likely targets; intensity at the left / right disk centres):",
     ]
     for method, metrics in result["image"].items():

@@ -145,6 +145,14 @@ def test_one_sample_is_refused(spec: str) -> None:
         loss(torch.rand(2, 1, 3, 8, 8), torch.rand(2, 3, 8, 8))
 
 
+def test_functional_forms_refuse_one_draw() -> None:
+    from losslab.losses.scoring import crps_ensemble, energy_score, kernel_score
+
+    for function in (energy_score, crps_ensemble, kernel_score):
+        with pytest.raises(ValueError, match="m >= 2 draws"):
+            function(torch.rand(3, 1, 5), torch.rand(3, 5))
+
+
 @pytest.mark.parametrize("spec", ["energy_score", "crps", "kernel_score"])
 def test_shapes_are_checked(spec: str) -> None:
     loss = losslab.loss(spec)

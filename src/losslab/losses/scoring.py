@@ -127,6 +127,9 @@ def kernel_form_score(to_target: Tensor, between_pairs: Tensor, self_term: float
         self_term: ``d(x, x)`` (0 for a distance, ``-k(x, x)`` for a kernel).
         alpha: fair (1) to standard (0) mixing; m: the number of draws.
     """
+    if m < 2:
+        raise ValueError(f"a scoring rule needs m >= 2 draws per input (its spread term compares "
+                         f"two draws); got m = {m}.")
     w_off, w_diag = _spread_weights(m, alpha)
     spread = 2.0 * w_off * between_pairs.sum(dim=-1) + w_diag * m * self_term
     return to_target.mean(dim=-1) - 0.5 * spread

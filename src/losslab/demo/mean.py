@@ -15,9 +15,11 @@
     the left or on the right). MSE draws both disks at half intensity (a ghost); L1 has no
     unique answer (any value between the two targets costs the same) and keeps its
     initial grey; WTA with ``K = 2`` draws one sharp disk per hypothesis. A noise-input net
-    trained by the pixel energy score (``image_sampler``) should draw one sharp disk per sample;
-    at this budget it draws mostly "mean + noise" instead (the score's blind spot, measured in
-    docs/losses.md): ``image_sampler.near_target`` is the fraction of 64 draws near each disk.
+    trained by the energy score on random-VGG features (``image_sampler``, started from the
+    ghost) draws one sharp disk per sample, both disks about equally often
+    (``image_sampler.near_target``: the fraction of 64 draws near each disk); under the pixel
+    energy score (``sampler="energy_score"``) the same net ends as "mean + noise" or on one disk
+    (the score's blind spot, measured in docs/losses.md).
 (c) **pose** (:func:`run_pose_demo`): images of an ellipse (180 degree symmetry) at orientation
     ``theta`` uniform in ``[0, 2 pi)``, labelled with ``theta``; ``theta`` and ``theta + pi``
     give identical images. MSE on ``(cos theta, sin theta)`` learns their average, about

@@ -75,7 +75,9 @@ __all__ = [
 
 
 def run_mean_demo(out_dir: str | Path | None = None, seed: int = 0) -> dict:
-    """Run parts (a), (b) and (c) (about 20-30 s on one free CPU core); write figures to ``out_dir``.
+    """Run parts (a), (b) and (c); write figures to ``out_dir``.
+
+    About 35 s of CPU time on one core (the VGG-feature image sampler is a third of it).
 
     Returns the JSON-ready dict described in the module docstring (``files`` lists the figures
     written; empty without ``out_dir``) plus ``seconds``, the wall time.

@@ -283,13 +283,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="loss specs (default: the pixel losses, ssim and every loss that needs "
                         "no downloaded weights: swd, nlpd, gmsd, ms_gmsd, haarpsi, mdsi, "
                         "ciede2000, delta_e76, flip, ms_flip, robust, "
+                        "energy_score, crps, "
                         "perceptual(weights=random) with mse and swd distances)")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
     p.add_argument("--perturbations",
                    help="comma-separated subset (default: all): hue, saturation, brightness, "
                         "channel_red, channel_green, channel_blue, blur, noise, jpeg, contrast, "
-                        "shift, mean_of_two")
+                        "shift, mean_of_two, mean_of_two_noise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results as JSON")
     p.add_argument("--csv", help="write the results as CSV")

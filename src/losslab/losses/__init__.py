@@ -36,6 +36,7 @@ from losslab.losses.registry import (
 )
 from losslab.losses.robust import RobustLoss
 from losslab.losses.schedule import WeightSchedule
+from losslab.losses.scoring import CRPSLoss, EnergyScoreLoss, KernelScoreLoss, ScoringRuleLoss
 from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
@@ -56,12 +57,14 @@ from losslab.losses.weighted_sum import WeightedSum
 __all__ = [
     "AdversarialLoss",
     "CIEDE2000Loss",
+    "CRPSLoss",
     "ChannelView",
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
     "DeltaE76Loss",
     "DiscriminatorCollapseWarning",
+    "EnergyScoreLoss",
     "FLIPLoss",
     "FeatureMatchingLoss",
     "FrequencyLoss",
@@ -70,6 +73,7 @@ __all__ = [
     "HaarPSILoss",
     "HuberLoss",
     "IdentityView",
+    "KernelScoreLoss",
     "L1Loss",
     "LDLLoss",
     "LPIPSLoss",
@@ -88,6 +92,7 @@ __all__ = [
     "RangeMixupWarning",
     "RobustLoss",
     "SSIMLoss",
+    "ScoringRuleLoss",
     "SlicedWassersteinLoss",
     "SpatialView",
     "SpecError",

@@ -306,7 +306,6 @@ def test_bad_options_are_refused(spec: str, message: str) -> None:
         losslab.loss(spec)
 
 
-@pytest.mark.xfail(strict=False, reason="needs WeightedSum sample dispatch (lead)")
 def test_weighted_sum_hands_samples_to_sample_based_terms() -> None:
     samples, target = _draws(2, 3, 3, 8, 8)
     samples, target = samples.float(), target.float()

@@ -7,6 +7,7 @@ import torch
 
 from losslab.probe import (
     MATCHED_PERTURBATIONS,
+    format_probe_table,
     perturb,
     run_probe,
 )

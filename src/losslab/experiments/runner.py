@@ -70,6 +70,7 @@ from losslab.experiments.specs import (
     with_perceptual_weights,
 )
 from losslab.losses import loss as build_loss
+from losslab.metrics import SAMPLE_KEYS
 from losslab.synthesis import load_image, minimum_size, write_metamers
 from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
 from losslab.train.checkpointing import read_checkpoint_info
@@ -501,8 +502,8 @@ def collect_metrics(plans: list[PlannedRun], out_dir: Path,
         row: dict[str, Any] = {"run_dir": run_name, "loss": loss}
         if is_baseline:
             row["baseline"] = True
-        row.update({key: metrics.get(key) for key in METRIC_KEYS
-                    if key in metrics or key != "psnr_plausible"})
+        row.update({key: metrics.get(key) for key in METRIC_KEYS  # optional rows: when present
+                    if key in metrics or key not in ("psnr_plausible", *SAMPLE_KEYS)})
         row["unavailable"] = metrics.get("unavailable", {})
         row["notes"] = metrics.get("notes", {})
         table[label] = row

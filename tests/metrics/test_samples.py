@@ -12,6 +12,7 @@ from losslab.metrics import SAMPLE_KEYS, compute_image_metrics, metric_spec
 from losslab.metrics.samples import (
     CLOSENESS,
     best_of_samples,
+    ideal_mean_error,
     mode_coverage,
     plausible_hit_rate,
     psnr_best_of_samples,
@@ -149,3 +150,16 @@ def test_bad_shapes_and_closeness_are_refused() -> None:
         reached_answers(answers, answers, closeness=0.7)
     with pytest.raises(ValueError, match="plausible must be"):
         reached_answers(answers, answers[:, 0])
+
+
+def test_ideal_mean_error_matches_simulated_ideal_samplers() -> None:
+    answers = _futures(inputs=1)
+    generator = torch.Generator().manual_seed(0)
+    drawn = torch.randint(0, 4, (4000, 8), generator=generator)
+    means = answers[0][drawn].mean(dim=1)  # 4000 ideal 8-sample means of one input
+    simulated = float((means - answers[0].mean(dim=0)).square().mean().sqrt())
+    assert ideal_mean_error(answers, 8) == pytest.approx(simulated, rel=0.03)
+    # by hand: 9 of 144 pixels per future at 0.8, so a pixel's variance over the 4 futures is
+    # 0.8^2 * (1/4)(3/4) inside the 36 covered pixels and 0 elsewhere
+    assert ideal_mean_error(answers, 8) == pytest.approx(
+        math.sqrt(36 / 144 * 0.64 * 3 / 16 / 8), rel=1e-6)

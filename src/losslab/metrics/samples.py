@@ -241,6 +241,27 @@ def plausible_hit_rate(samples: Tensor, plausible: Tensor, closeness: float = CL
     return float((reached_answers(samples, plausible, closeness) >= 0).double().mean())
 
 
+def ideal_mean_error(plausible: Tensor, count: int) -> float:
+    """Expected RMSE between an ideal sampler's ``count``-sample mean and the exact mean.
+
+    For a sampler that draws each of an input's ``P`` answers with probability ``1 / P``
+    (equally likely answers, as ``moving_shapes``' futures), the mean of ``count`` independent
+    draws differs from the exact mean of the answers by sampling noise alone:
+    ``E[(mean_S - mu)^2] = var / S`` per pixel, ``var`` the answers' population variance. The
+    result is ``sqrt(mean over inputs, channels, pixels of var / count)``: how far from MSE's
+    answer an ideal sampler's mean lies, so a measured distance can be read against it.
+
+    Shape: plausible ``(N, P, C, H, W)`` in ``[0, 1]``.
+    """
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a whole number >= 1 (samples per input); got {count!r}.")
+    if not isinstance(plausible, Tensor) or plausible.dim() != 5:
+        raise ValueError("plausible must be (N, P, C, H, W); got "
+                         f"{tuple(plausible.shape) if isinstance(plausible, Tensor) else plausible!r}.")
+    variance = plausible.detach().double().var(dim=1, unbiased=False)
+    return float((variance.mean() / count).sqrt())
+
+
 def rmse_between(first: Tensor, second: Tensor) -> float:
     """RMSE between two image sets, pooled over every image, channel and pixel (both clipped).
 
@@ -257,6 +278,7 @@ __all__ = [
     "CLOSENESS",
     "best_of_samples",
     "check_samples",
+    "ideal_mean_error",
     "mode_coverage",
     "plausible_hit_rate",
     "psnr_best_of_samples",

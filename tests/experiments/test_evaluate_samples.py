@@ -186,3 +186,41 @@ def test_bad_sample_counts_are_one_line_errors(run: Path, capsys: pytest.Capture
     assert main(["evaluate", str(run), "--samples", "3"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["samples"]["count"] == 3 and len(printed["samples"]["per_sample"]["psnr"]) == 3
+
+
+@pytest.mark.slow
+def test_a_comparison_evaluates_its_stochastic_entry_on_the_experiments_sample_count(
+        tmp_path: Path) -> None:
+    from losslab.experiments import experiment_from_dict, run_comparison
+    from losslab.report import build_report
+
+    raw = {
+        "name": "future-tiny", "question": "Do the samples reach the futures?",
+        "task": "predict_next", "data": "moving_shapes", "data_options": DATA_OPTIONS,
+        "model": "test_shift_sampler", "samples": 4,
+        "budget": {"steps": 3, "batch_size": 4, "crop_size": 24},
+        "train_options": {"val_every": 3, "sample_every": 0, "grad_share_every": 0,
+                          "accelerator": "cpu", "check_values": False,
+                          "data": {"val_items": 6}},
+        "entries": [
+            {"loss": "mse", "train_options": {"model": {"name": "unet", "options": {
+                "width": 8, "depth": 2, "output": "linear"}}}},
+            {"name": "sampler", "loss": "l1", "model_options": {"mode": "cycle"}},
+        ],
+    }
+    run_comparison(experiment_from_dict(raw), tmp_path, progress=False, probe=False,
+                   metamers=False)
+    sampler = json.loads((tmp_path / "runs" / "sampler" / "metrics.json").read_text())
+    assert sampler["samples"]["count"] == 4 and sampler["mode_coverage"] == 4.0
+    table = json.loads((tmp_path / "metrics.json").read_text())
+    assert "mode_coverage" not in table["mse"] and table["sampler"]["mode_coverage"] == 4.0
+    text = build_report(tmp_path).read_text()
+    part = text[text.index('<section id="samples">'):]
+    assert "mean of its samples ↔ mse output" in part[: part.index("</section>")]
+    # the same comparison with another sample count re-evaluates; it does not retrain
+    checkpoint = (tmp_path / "runs" / "sampler" / "checkpoints" / "last.ckpt").stat().st_mtime_ns
+    run_comparison(experiment_from_dict({**raw, "samples": 8}), tmp_path, progress=False,
+                   probe=False, metamers=False)
+    again = json.loads((tmp_path / "runs" / "sampler" / "metrics.json").read_text())
+    assert again["samples"]["count"] == 8
+    assert (tmp_path / "runs" / "sampler" / "checkpoints" / "last.ckpt").stat().st_mtime_ns == checkpoint

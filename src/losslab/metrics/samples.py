@@ -37,7 +37,7 @@ every other metric clips outputs. The measures:
   them while it shows all four. The rule is relative, so it needs no threshold in dB that would
   depend on the size of the shape. With 4 equally bright, non-overlapping futures the four-way
   average lies at 0.61 of that distance from each, a two-way average at 0.50 and a copy of the
-  past at 1.0: none reaches; a committed shape reaches from about 45 % of the answer's
+  past at 1.0: none reaches; a committed shape (nothing elsewhere) reaches from 44 % of the answer's
   intensity on. Below 0.5, a sample can reach at most one answer (the balls are disjoint).
   ``mode_coverage`` is the mean over inputs of the number of distinct answers reached (answers
   that are identical images count once); ``plausible_hit_rate`` the fraction of all samples that

@@ -12,7 +12,8 @@ from losslab.losses.adversarial import (
     adversarial_terms,
     link_feature_matching,
 )
-from losslab.losses.base import Loss, WeightedSum, WeightSchedule
+from losslab.losses.base import Loss
+from losslab.losses.context import LossContext
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
@@ -31,6 +32,7 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.schedule import WeightSchedule
 from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
@@ -46,6 +48,7 @@ from losslab.losses.views import (
     resolve_view,
     ycbcr_matrix,
 )
+from losslab.losses.weighted_sum import WeightedSum
 
 __all__ = [
     "AdversarialLoss",
@@ -65,6 +68,7 @@ __all__ = [
     "LDLLoss",
     "LPIPSLoss",
     "Loss",
+    "LossContext",
     "LumaView",
     "MDSILoss",
     "MSELoss",

@@ -99,6 +99,7 @@ def test_report_page_shows_the_strip_the_table_and_the_mse_comparison(comparison
     start = text.index('<section id="samples">')
     part = text[start : text.index("</section>", start)]
     assert 'src="samples.png"' in part and "Each sample should be sharp" in part
+    assert "for validation inputs 1, 2," in " ".join(part.split())
     assert "one sample per input" in part and "mode_coverage" in part
     assert "mean of its samples ↔ mse output" in part
     assert (comparison / "report" / "samples.png").is_file()

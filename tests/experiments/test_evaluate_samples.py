@@ -129,6 +129,8 @@ def test_samples_that_are_every_future_cover_all_four(run: Path) -> None:
     assert saved["samples"].shape == (6, 8, 3, 24, 24)
     assert torch.allclose(saved["samples"][:, :4], futures, atol=1e-6)
     assert torch.equal(saved["outputs"], saved["samples"][:, 0])
+    # outputs is saved as its own tensor, not as a view carrying all 8 samples
+    assert saved["outputs"].untyped_storage().nbytes() == saved["outputs"].numel() * 4
     assert torch.allclose(saved["sample_mean"], futures.mean(dim=1), atol=1e-6)
     block = metrics["samples"]
     assert block["count"] == 8 and block["seed"] == 0 and block["stored"] == 6

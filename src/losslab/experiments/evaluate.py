@@ -372,6 +372,8 @@ def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tenso
         saved["plausible"] = plausible
     if samples is not None:
         samples = samples.detach().float().cpu()
+        # outputs is sample 0, a view into every sample: saved alone it would carry all of them
+        saved["outputs"] = outputs.clone()
         saved["samples"] = samples[: stored_sample_inputs(samples)].clone()
         saved["sample_mean"] = sample_mean(samples)
     with atomic_path(evaluation / "predictions.pt") as temporary:

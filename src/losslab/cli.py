@@ -104,10 +104,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sample_count(text: str) -> int:
+    """``--samples``: a whole number >= 1 (argparse turns the error into one usage line)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or str(value) != text.strip():
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1 (samples per validation "
+                                         f"input, e.g. --samples 8); got {text!r}")
+    return value
+
+
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from losslab.experiments import evaluate_run
 
-    metrics = evaluate_run(Path(args.run_dir))
+    metrics = evaluate_run(Path(args.run_dir), samples=args.samples)
     print(json.dumps(metrics, indent=2, default=str))
     return 0
 
@@ -276,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", parents=[common], help="metrics of a trained run (JSON and CSV in the run dir)")
     p.add_argument("run_dir")
+    p.add_argument("--samples", type=_sample_count, default=8, metavar="S",
+                   help="samples drawn per validation input when the run's model is stochastic "
+                        "(seeded; default 8; ignored for deterministic models)")
     p.set_defaults(handler=_cmd_evaluate)
 
     p = sub.add_parser("probe", parents=[common], help="what each loss charges for controlled image changes")

@@ -53,7 +53,7 @@ class FakeTrainer:
         torch.save({"global_step": config.steps, "losslab": {}},
                    Path(config.out) / "checkpoints" / "last.ckpt")
 
-    def evaluate(self, run_dir: Path) -> dict:
+    def evaluate(self, run_dir: Path, samples: int = 8) -> dict:
         metrics = {"psnr": 20.0 + len(self.trained), "unavailable": {}}
         (Path(run_dir) / "metrics.json").write_text(json.dumps(metrics))
         return metrics

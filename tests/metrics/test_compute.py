@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from losslab.metrics import METRIC_KEYS, MetricAccumulator, compute_image_metrics
+from losslab.metrics import METRIC_KEYS, SAMPLE_KEYS, MetricAccumulator, compute_image_metrics
 
 
 @pytest.fixture()
@@ -20,9 +20,10 @@ def test_all_keys_and_lpips_unavailable_without_weights(photo_batch, empty_torch
     begin = time.perf_counter()
     result = compute_image_metrics(photo_batch * 0.9, photo_batch, encode_fn=lambda x: x)
     assert time.perf_counter() - begin < 10  # never waits for a download
-    # psnr_plausible needs the plausible answers (plausible=...), which photos do not have
+    # psnr_plausible needs the plausible answers (plausible=...), which photos do not have, and
+    # the sample rows a stochastic model's samples (samples=...)
     assert [key for key in result if key in METRIC_KEYS] == [
-        key for key in METRIC_KEYS if key != "psnr_plausible"]
+        key for key in METRIC_KEYS if key != "psnr_plausible" and key not in SAMPLE_KEYS]
     assert result["lpips"] is None
     assert "alexnet-owt-7be5be79.pth" in result["unavailable"]["lpips"]
     assert "4 of 5 scales" in result["notes"]["ms_ssim"] and "161 px" in result["notes"]["ms_ssim"]

@@ -14,6 +14,7 @@ from losslab.metrics import (
     METRIC_KEYS,
     METRIC_TABLE,
     METRICS,
+    SAMPLE_KEYS,
     available_metrics,
     compute_image_metrics,
     metric_spec,
@@ -30,10 +31,12 @@ def test_every_row_is_complete_and_the_keys_follow_the_table() -> None:
     assert DISTRIBUTION_KEYS == ("fid", "kid")
     for spec in METRIC_TABLE:
         assert callable(spec.function) and spec.label
-        assert spec.direction in ("max", "min", "one")
+        assert spec.direction in ("max", "min", "one", "none")
         assert (spec.direction == "one") == (spec.best_value == 1.0)
     assert {spec.name for spec in METRIC_TABLE if spec.direction == "one"} == {
-        "hf_ratio", "grad_ratio", "chroma_ratio"}
+        "hf_ratio", "grad_ratio", "chroma_ratio", "spread_skill"}
+    # more diversity is not better (noise is diverse): a description without a best value
+    assert {spec.name for spec in METRIC_TABLE if spec.direction == "none"} == {"sample_diversity"}
     assert metric_spec("lpips").higher_is_better is False
     assert metric_spec("ssim").min_size == 11
     assert set(COLOR_KEYS) <= set(METRIC_KEYS)
@@ -52,7 +55,7 @@ def test_results_come_in_table_order_with_each_rows_value(photo_batch: torch.Ten
     result = compute_image_metrics(output, photo_batch, lpips=False)
     keys = [key for key in result if key not in ("unavailable", "notes")]
     assert keys == [key for key in METRIC_KEYS if key not in ("psnr_plausible", "lpips",
-                                                              "retrieval_top1")]
+                                                              "retrieval_top1", *SAMPLE_KEYS)]
     for key in keys:  # the table's function, called directly, gives the same value
         spec = metric_spec(key)
         assert result[key] == pytest.approx(spec.function(MetricInputs(output, photo_batch)))

@@ -7,7 +7,9 @@
                                    "per_hypothesis": {...} (K > 1 only)}
     metrics.csv                   one header row, one value row (same keys, nested ones left out)
     evaluation/predictions.pt     {"inputs", "outputs", "targets"} on the validation images
-                                  (+ "plausible" (N, P, C, H, W) when the data knows them)
+                                  (+ "plausible" (N, P, C, H, W) when the data knows them;
+                                  + "samples" (M, S, C, H, W) and "sample_mean" (N, C, H, W)
+                                  for stochastic runs, see below)
     evaluation/spectrum.json      {"frequency", "output", "target"}: radial luma power spectra
     evaluation/neighbours.json    autoencoders only: code nearest neighbours of each image
 
@@ -22,6 +24,23 @@ Multi-hypothesis runs (outputs ``(N, K, C, H, W)``) are scored on the best hypot
 ``psnr_plausible`` on the hypothesis nearest to any plausible answer) and per hypothesis in
 ``per_hypothesis`` (``psnr``, ``psnr_plausible`` and ``nearest_counts``: how often hypothesis
 ``k`` is nearest to plausible answer ``p``); the predictions file keeps all ``K``.
+
+Stochastic runs (the evaluated model satisfies :func:`losslab.models.stochastic.is_stochastic`)
+are evaluated on ``S`` samples per validation input (``samples=``, default
+:data:`DEFAULT_SAMPLES` = 8; ``losslab evaluate RUN --samples S``), drawn with
+:meth:`losslab.train.run.LoadedRun.sample` (input ``i`` seeded ``seed + i``, default seed 0), so
+two evaluations give identical numbers. **Every image metric of the table (``psnr``,
+``psnr_plausible``, ``ssim``, ..., and ``per_image``) is the single-sample score: computed on
+sample 0 of each input's seeded draws, i.e. one sample per input**, what a user of the model
+gets from one call; ``notes["all"]`` says so. The sample rows of the metric table
+(:data:`losslab.metrics.SAMPLE_KEYS`: ``psnr_best_of_n``, ``psnr_plausible_best_of_n``,
+``psnr_sample_mean``, ``sample_diversity``, ``mode_coverage``, ``plausible_hit_rate``,
+``spread_skill``; definitions in :mod:`losslab.metrics.samples`) use all ``S``. ``metrics.json``
+also holds ``"samples"``: ``{"count", "seed", "closeness", "stored", "spread", "skill",
+"per_sample": {"psnr": [S], "psnr_plausible": [S]}}``, where ``per_sample[key][k]`` scores
+sample ``k`` of every input (so a reader can check that sample 0 is not a lucky pick).
+``predictions.pt`` keeps the samples of the first ``stored`` inputs (all of them unless they
+exceed :data:`MAX_STORED_SAMPLE_BYTES`) and the mean of every input's samples.
 
 :func:`evaluate_baseline` writes the same files for a task's untrained baseline (bicubic
 upsampling, a copy of the last frame, the grey image), so it is a row like any trained run.
@@ -48,14 +67,23 @@ from losslab.metrics import (
     per_image_psnr,
     per_image_psnr_plausible,
     plausible_per_hypothesis,
+    psnr,
     psnr_plausible,
+    spread_skill,
 )
 from losslab.metrics.codes import nearest_neighbours
+from losslab.metrics.samples import CLOSENESS, check_samples, sample_mean
 from losslab.metrics.sharpness import radial_bin_centres, radial_power_spectrum
+from losslab.models.stochastic import is_stochastic
 from losslab.train.run import baseline_validation, open_run, validation_plausible
 
 #: How many neighbours ``neighbours.json`` lists per image.
 NEIGHBOURS_K = 4
+#: Samples drawn per validation input of a stochastic run (``losslab evaluate --samples``).
+DEFAULT_SAMPLES = 8
+#: Largest ``samples`` tensor kept in ``predictions.pt`` (float32 bytes); beyond it only the
+#: first inputs' samples are kept (16 inputs x 8 samples of 48 px: 3.5 MiB; of 128 px: 25 MiB).
+MAX_STORED_SAMPLE_BYTES = 64 * 2**20
 
 
 class NotARunError(ValueError):
@@ -128,7 +156,8 @@ def _finite_or_none(values: Tensor) -> list[float | None]:
 
 def compute_metrics(outputs: Tensor, targets: Tensor,
                     encode_fn: Callable[[Tensor], Tensor] | None = None,
-                    plausible: Tensor | None = None) -> dict[str, Any]:
+                    plausible: Tensor | None = None, samples: Tensor | None = None,
+                    sample_seed: int = 0) -> dict[str, Any]:
     """Image metrics of outputs vs targets (best hypothesis when outputs are 5-D).
 
     Args:
@@ -137,13 +166,23 @@ def compute_metrics(outputs: Tensor, targets: Tensor,
         encode_fn: the autoencoder's ``encode``, for ``retrieval_top1``.
         plausible: ``(N, P, 3, H, W)``, every plausible answer of each image, for
             ``psnr_plausible``.
+        samples: ``(N, S, 3, H, W)``, a stochastic model's samples; ``outputs`` must then be
+            their sample 0 (the single-sample score, module docstring), and the sample rows
+            and the ``"samples"`` block are added. ``sample_seed``: the seed they were drawn
+            with (recorded).
 
     Returns ``{metric_key: float | None, "unavailable": {metric: reason}, "notes": {...},
     "per_image": {...}}`` (plus ``"per_hypothesis"`` for 5-D outputs); ``retrieval_top1`` needs
     ``encode_fn`` (autoencoders) and is ``None`` with a reason otherwise.
     """
+    if samples is not None:
+        check_samples(samples, targets)
+        if outputs.dim() != 4 or not torch.equal(outputs, samples[:, 0]):
+            raise ValueError("with samples, outputs must be sample 0 of each input "
+                             "(samples[:, 0]): the single-sample score is defined on it.")
     scored = best_hypothesis(outputs, targets) if outputs.dim() == 5 else outputs
-    raw = dict(compute_image_metrics(scored, targets, encode_fn=encode_fn))
+    raw = dict(compute_image_metrics(scored, targets, encode_fn=encode_fn, samples=samples,
+                                     plausible=plausible if samples is not None else None))
     if plausible is not None:  # scored on its own hypothesis choice (nearest to any answer)
         raw["psnr_plausible"] = psnr_plausible(outputs, plausible)
     unavailable = dict(raw.pop("unavailable", {}) or {})
@@ -159,6 +198,8 @@ def compute_metrics(outputs: Tensor, targets: Tensor,
     if outputs.dim() == 5:
         notes["all"] = (f"best of {outputs.shape[1]} hypotheses per image (lowest MSE to the "
                         "target; psnr_plausible: the hypothesis nearest to any plausible answer)")
+    if samples is not None:
+        notes["all"] = single_sample_note(samples.shape[1], sample_seed)
     per_image: dict[str, Any] = {"psnr": _finite_or_none(per_image_psnr(scored, targets))}
     if plausible is not None:
         per_image["psnr_plausible"] = _finite_or_none(per_image_psnr_plausible(outputs, plausible))
@@ -173,7 +214,42 @@ def compute_metrics(outputs: Tensor, targets: Tensor,
             if key in per_hypothesis:
                 per_hypothesis[key] = [_json_value(v) for v in per_hypothesis[key]]
         ordered["per_hypothesis"] = per_hypothesis
+    if samples is not None:
+        ordered["samples"] = _samples_block(samples, targets, plausible, sample_seed)
     return ordered
+
+
+def single_sample_note(count: int, seed: int) -> str:
+    """The one wording of the single-sample definition (metrics.json notes, report, docs)."""
+    return (f"stochastic model: one sample per input. Every image metric (psnr, "
+            f"psnr_plausible, ssim, ...) is computed on sample 0 of each input's {count} seeded "
+            f"draws (input i seeded {seed} + i); the sample metrics (psnr_best_of_n, "
+            f"psnr_sample_mean, sample_diversity, mode_coverage, plausible_hit_rate, "
+            f"spread_skill) use all {count}.")
+
+
+def _samples_block(samples: Tensor, targets: Tensor, plausible: Tensor | None,
+                   seed: int) -> dict[str, Any]:
+    """The ``"samples"`` entry of ``metrics.json`` (module docstring)."""
+    count = samples.shape[1]
+    per_sample: dict[str, list[Any]] = {
+        "psnr": [_json_value(psnr(samples[:, k], targets)) for k in range(count)]}
+    if plausible is not None:
+        per_sample["psnr_plausible"] = [_json_value(psnr_plausible(samples[:, k], plausible))
+                                        for k in range(count)]
+    block: dict[str, Any] = {"count": count, "seed": seed, "closeness": CLOSENESS,
+                             "stored": stored_sample_inputs(samples), "per_sample": per_sample}
+    if count >= 2:
+        block.update({key: _json_value(value) for key, value
+                      in spread_skill(samples, targets).items() if key != "ratio"})
+    return block
+
+
+def stored_sample_inputs(samples: Tensor) -> int:
+    """How many inputs' samples ``predictions.pt`` keeps: all, unless the float32 tensor would
+    exceed :data:`MAX_STORED_SAMPLE_BYTES` (then as many as fit, at least 1)."""
+    per_input = samples[0].numel() * 4
+    return max(1, min(samples.shape[0], MAX_STORED_SAMPLE_BYTES // per_input))
 
 
 def spectrum_of(outputs: Tensor, targets: Tensor) -> dict[str, list[float]]:
@@ -231,7 +307,16 @@ def write_metrics_csv(path: Path, rows: Mapping[str, Mapping[str, Any]],
             writer.writerow(leading + ["" if value is None else value for value in values])
 
 
-def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
+def check_sample_count(samples: Any) -> int:
+    """``samples`` as a whole number >= 1, else a one-line ``ValueError`` naming the fix."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ValueError(f"samples must be a whole number >= 1 (draws per validation input of a "
+                         f"stochastic run; default {DEFAULT_SAMPLES}); got {samples!r}.")
+    return samples
+
+
+def evaluate_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int = 0
+                 ) -> dict[str, Any]:
     """Evaluate a trained run on its fixed validation images; write the files listed above.
 
     Scores ``checkpoints/last.ckpt`` (the model after its full budget), not ``best.ckpt``; the
@@ -240,32 +325,42 @@ def evaluate_run(run_dir: str | Path) -> dict[str, Any]:
 
     Args:
         run_dir: a run directory made by ``losslab train`` / ``losslab compare``.
+        samples: draws per validation input when the model is stochastic (ignored otherwise).
+        seed: the seed of those draws (input ``i`` is drawn with ``seed + i``).
 
     Returns:
         the metrics dict written to ``metrics.json``.
 
     Raises:
         NotARunError: ``run_dir`` is not a losslab run, or has no checkpoint yet.
+        ValueError: ``samples`` is not a whole number >= 1.
     """
+    check_sample_count(samples)
     path = check_run_dir(run_dir)
     # The model after its full step budget: best.ckpt (lowest val/loss) is no fair pick when the
     # loss has an adversarial term, whose generator loss is 0 while gated off (start) and grows
     # as D learns, so "best" would be a warm-up checkpoint. One read of the run: its model (not
     # the training module: no loss networks, no discriminators) and its validation set once.
     run = open_run(path, checkpoint="last")
-    inputs, outputs, targets = run.predict()
     encode = _encoder(run.model) if run.config.task == "reconstruct" else None
+    if is_stochastic(run.model):
+        inputs, drawn, targets = run.sample(samples, seed=seed)
+        return write_evaluation(path, inputs, drawn[:, 0], targets, run.plausible(), encode,
+                                samples=drawn, sample_seed=seed)
+    inputs, outputs, targets = run.predict()
     return write_evaluation(path, inputs, outputs, targets, run.plausible(), encode)
 
 
 def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tensor,
                      plausible: Tensor | None = None,
-                     encode: Callable[[Tensor], Tensor] | None = None) -> dict[str, Any]:
+                     encode: Callable[[Tensor], Tensor] | None = None,
+                     samples: Tensor | None = None, sample_seed: int = 0) -> dict[str, Any]:
     """Score ``outputs`` against ``targets`` and write the files listed in the module docstring
     into ``path`` (a run directory, or a baseline's directory); returns the metrics.
 
     Shapes: inputs as the model takes them, outputs ``(N, 3, H, W)`` or ``(N, K, 3, H, W)``,
-    targets ``(N, 3, H, W)``, plausible ``(N, P, 3, H, W)``; all in ``[0, 1]``.
+    targets ``(N, 3, H, W)``, plausible ``(N, P, 3, H, W)``; all in ``[0, 1]``. A stochastic
+    run passes its ``samples`` ``(N, S, 3, H, W)`` and ``outputs = samples[:, 0]``.
     """
     inputs, outputs, targets = (t.detach().float().cpu() for t in (inputs, outputs, targets))
     if plausible is not None:
@@ -275,10 +370,16 @@ def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tenso
     saved = {"inputs": inputs, "outputs": outputs, "targets": targets}
     if plausible is not None:
         saved["plausible"] = plausible
+    if samples is not None:
+        samples = samples.detach().float().cpu()
+        # outputs is sample 0, a view into every sample: saved alone it would carry all of them
+        saved["outputs"] = outputs.clone()
+        saved["samples"] = samples[: stored_sample_inputs(samples)].clone()
+        saved["sample_mean"] = sample_mean(samples)
     with atomic_path(evaluation / "predictions.pt") as temporary:
         torch.save(saved, temporary)
 
-    metrics = compute_metrics(outputs, targets, encode, plausible)
+    metrics = compute_metrics(outputs, targets, encode, plausible, samples, sample_seed)
     if encode is not None:
         write_json_atomic(evaluation / "neighbours.json", neighbours_of(encode, targets))
     write_json_atomic(evaluation / "spectrum.json", spectrum_of(outputs, targets))

@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from losslab import probe as probe_module
 from losslab.core.atomic import write_text_atomic
 from losslab.experiments.evaluate import (
+    DEFAULT_SAMPLES,
     METRIC_KEYS,
     evaluate_baseline,
     evaluate_run,
@@ -70,6 +71,7 @@ from losslab.experiments.specs import (
     with_perceptual_weights,
 )
 from losslab.losses import loss as build_loss
+from losslab.metrics import SAMPLE_KEYS
 from losslab.synthesis import load_image, minimum_size, write_metamers
 from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
 from losslab.train.checkpointing import read_checkpoint_info
@@ -92,6 +94,7 @@ class PlannedRun:
     hypotheses: int
     note: str
     config: dict[str, Any]
+    samples: int = DEFAULT_SAMPLES  # draws per validation input if the model is stochastic
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -189,7 +192,7 @@ def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
         values = _deep_merge(values, settings_overrides(experiment.train_options))
         values = _deep_merge(values, settings_overrides(entry.train_options))
         plans.append(PlannedRun(entry.name, run_name, entry.loss, entry.hypotheses, entry.note,
-                                values))
+                                values, samples=experiment.samples))
     return plans
 
 
@@ -331,6 +334,15 @@ def _finished_run_problem(run_dir: Path, steps: int) -> str | None:
     return None
 
 
+def _other_sample_count(run_dir: Path, samples: int) -> bool:
+    """Whether a finished stochastic run was evaluated with another number of samples."""
+    try:
+        block = json.loads((run_dir / "metrics.json").read_text(encoding="utf-8")).get("samples")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return isinstance(block, dict) and block.get("count") != samples
+
+
 def write_done(run_dir: Path, payload: Mapping[str, Any]) -> None:
     """Write the ``DONE`` marker atomically (temporary file, then rename)."""
     write_text_atomic(run_dir / DONE_FILE, json.dumps(payload, indent=2) + "\n")
@@ -347,12 +359,14 @@ def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
     """
     run_dir = Path(plan.config["out"])
     if (run_dir / DONE_FILE).is_file() and _check_reusable(run_dir, plan):
+        if _other_sample_count(run_dir, plan.samples):  # evaluation only; the training stands
+            evaluate_run(run_dir, samples=plan.samples)
         return False
     config = _train_config(plan)
     if progress_bar is not None:
         config.progress_bar = progress_bar
     train(config, callbacks=callbacks)
-    evaluate_run(run_dir)
+    evaluate_run(run_dir, samples=plan.samples)
     write_done(run_dir, _done_payload(plan))
     return True
 
@@ -501,8 +515,8 @@ def collect_metrics(plans: list[PlannedRun], out_dir: Path,
         row: dict[str, Any] = {"run_dir": run_name, "loss": loss}
         if is_baseline:
             row["baseline"] = True
-        row.update({key: metrics.get(key) for key in METRIC_KEYS
-                    if key in metrics or key != "psnr_plausible"})
+        row.update({key: metrics.get(key) for key in METRIC_KEYS  # optional rows: when present
+                    if key in metrics or key not in ("psnr_plausible", *SAMPLE_KEYS)})
         row["unavailable"] = metrics.get("unavailable", {})
         row["notes"] = metrics.get("notes", {})
         table[label] = row

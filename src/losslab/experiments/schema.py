@@ -52,6 +52,7 @@ from pydantic import (
 
 from losslab.core.registry import suggest
 from losslab.core.yaml_io import Positions, load_yaml_with_positions
+from losslab.experiments.evaluate import DEFAULT_SAMPLES
 from losslab.train.config import (
     BatchSize,
     CropSize,
@@ -61,6 +62,7 @@ from losslab.train.config import (
     LossSpec,
     ModelName,
     Options,
+    PositiveInt,
     Seed,
     Steps,
     TaskName,
@@ -213,6 +215,8 @@ class Experiment(_ExperimentModel):
             as written).
         train_options: a partial training config shared by every run.
         notes: free text shown under the settings in the report.
+        samples: samples drawn per validation input when a stochastic entry is evaluated
+            (seeded; :func:`losslab.experiments.evaluate_run`); deterministic entries ignore it.
         entries: the losses to compare, in report order.
         source: the file it was read from (``None`` when built in code; not part of the file).
     """
@@ -236,6 +240,8 @@ class Experiment(_ExperimentModel):
     train_options: TrainSettings = Field(default_factory=TrainSettings, description="any other "
                                          "training config fields (nested), shared by every run")
     notes: Text = Field("", description="shown under the settings in the report")
+    samples: PositiveInt = Field(DEFAULT_SAMPLES, description="samples drawn per validation "
+                                 "input of each stochastic entry at evaluation (seeded)")
     entries: Annotated[list[EntryItem], Field(min_length=1), Expect(
         "a non-empty list of losses, e.g. entries: [{loss: l1}, {loss: mse}]")] = Field(
         description="the losses to compare, in report order")
@@ -285,6 +291,7 @@ class Experiment(_ExperimentModel):
             "perceptual_weights": self.perceptual_weights,
             "train_options": settings_overrides(self.train_options),
             "notes": self.notes,
+            "samples": self.samples if self.samples != DEFAULT_SAMPLES else None,
             "entries": [],
         }
         for entry in self.entries:

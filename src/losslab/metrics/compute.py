@@ -24,6 +24,7 @@ from losslab.metrics._common import check_image_pair
 from losslab.metrics.codes import EncodeFn
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
 from losslab.metrics.perceptual import LpipsNet
+from losslab.metrics.samples import check_samples
 from losslab.metrics.table import (
     DISTRIBUTION_KEYS,
     METRIC_KEYS,
@@ -52,6 +53,7 @@ def compute_image_metrics(
     kid: bool = False,
     encode_fn: EncodeFn | None = None,
     plausible: Tensor | None = None,
+    samples: Tensor | None = None,
     hf_cutoff: float = 0.25,
     seed: int = 0,
 ) -> MetricResult:
@@ -73,6 +75,10 @@ def compute_image_metrics(
             left out (it only makes sense for autoencoders).
         plausible: ``(N, P, 3, H, W)``, every plausible answer of each image (e.g. every
             possible next frame), for ``psnr_plausible``; without it that key is left out.
+        samples: ``(N, S, 3, H, W)``, ``S`` samples per input of a stochastic model, for the
+            sample rows (:data:`~losslab.metrics.table.SAMPLE_KEYS`: best of S, the samples'
+            mean, diversity, mode coverage, spread-skill); without it they are left out.
+            ``outputs`` is then what the image rows score (evaluation: sample 0 of each input).
         hf_cutoff: cutoff of ``hf_ratio`` as a fraction of the Nyquist frequency.
         seed: seed of the retrieval augmentation.
 
@@ -83,17 +89,21 @@ def compute_image_metrics(
     """
     check_image_pair(outputs, targets)
     if metrics is None:
-        present = {"plausible": plausible is not None, "encoder": encode_fn is not None}
+        present = {"plausible": plausible is not None, "encoder": encode_fn is not None,
+                   "samples": samples is not None}
         switches = {"lpips": lpips, "fid": fid, "kid": kid}
         wanted = [
             spec for spec in METRIC_TABLE
             if switches.get(spec.name, not spec.distribution)
-            and (spec.needs is None or present[spec.needs])
+            and all(present[need] for need in spec.requirements)
         ]
     else:
         wanted = [metric_spec(name) for name in metrics]
+    if samples is not None:
+        check_samples(samples, targets)
+        samples = samples.detach()
     inputs = MetricInputs(outputs.detach(), targets.detach(), plausible=plausible,
-                          encode_fn=encode_fn, lpips_net=lpips_net, hf_cutoff=hf_cutoff, seed=seed)
+                          samples=samples, encode_fn=encode_fn, lpips_net=lpips_net, hf_cutoff=hf_cutoff, seed=seed)
     result: MetricResult = {}
     unavailable: dict[str, str] = {}
     notes: dict[str, str] = {}

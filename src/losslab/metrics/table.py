@@ -19,11 +19,20 @@ Each row (:class:`MetricSpec`) holds:
 - ``unavailable_reason``: ``MetricInputs -> str | None``, why it cannot be computed on these
   inputs (missing weights, no encoder, no plausible answers), checked before ``function``;
 - ``note``: ``MetricInputs -> str | None``, a documented fallback to record beside the value
-  (MS-SSIM with fewer scales on small images).
+  (MS-SSIM with fewer scales on small images);
+- ``needs``: the optional inputs a row is computed from (``plausible``, ``encoder``,
+  ``samples``); without them :func:`~losslab.metrics.compute_image_metrics` leaves it out;
+- ``value_range``: ``(low, high)`` of its values where the row states one (``inf`` for
+  unbounded).
+
+Rows with ``needs`` including ``samples`` (:data:`SAMPLE_KEYS`) score a stochastic model's
+``S`` samples per input (:mod:`losslab.metrics.samples`); the image rows are then computed on
+one sample per input (evaluation passes sample 0 of each input's seeded draws as ``outputs``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -43,6 +52,15 @@ from losslab.metrics.fidelity import (
 )
 from losslab.metrics.perceptual import LpipsNet, fid_kid, fid_kid_unavailable_reason, lpips
 from losslab.metrics.plausibility import psnr_plausible
+from losslab.metrics.samples import (
+    CLOSENESS,
+    mode_coverage,
+    plausible_hit_rate,
+    psnr_best_of_samples,
+    sample_diversity,
+    sample_mean,
+    spread_skill,
+)
 from losslab.metrics.sharpness import gradient_magnitude_ratio, high_frequency_ratio
 
 
@@ -57,6 +75,8 @@ class MetricInputs:
     Attributes:
         outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]``, detached, on one device.
         plausible: ``(N, P, 3, H, W)`` plausible answers per image, or ``None``.
+        samples: ``(N, S, 3, H, W)``, ``S`` samples per input of a stochastic model, or
+            ``None``.
         encode_fn: the autoencoder's ``encode``, or ``None``.
         lpips_net: LPIPS backbone (``"alex"``, ``"vgg"``, ``"squeeze"``).
         hf_cutoff: ``hf_ratio`` cutoff as a fraction of Nyquist.
@@ -66,6 +86,7 @@ class MetricInputs:
     outputs: Tensor
     targets: Tensor
     plausible: Tensor | None = None
+    samples: Tensor | None = None
     encode_fn: EncodeFn | None = None
     lpips_net: LpipsNet = "alex"
     hf_cutoff: float = 0.25
@@ -86,6 +107,7 @@ class MetricInputs:
 
 MetricFunction = Callable[[MetricInputs], "float | None"]
 ReasonFunction = Callable[[MetricInputs], "str | None"]
+Need = Literal["plausible", "encoder", "samples"]
 
 
 @dataclass(frozen=True)
@@ -100,15 +122,25 @@ class MetricSpec:
     unavailable_reason: ReasonFunction | None = None
     note: ReasonFunction | None = None
     best_value: float | None = None
-    needs: Literal["plausible", "encoder"] | None = None
+    needs: Need | tuple[Need, ...] | None = None
     distribution: bool = False
+    value_range: tuple[float, float] | None = None
 
     @property
-    def direction(self) -> Literal["max", "min", "one"]:
-        """``"max"`` (higher is better), ``"min"`` (lower) or ``"one"`` (closest to 1)."""
+    def direction(self) -> Literal["max", "min", "one", "none"]:
+        """``"max"`` (higher is better), ``"min"`` (lower), ``"one"`` (closest to 1) or
+        ``"none"`` (a description with no better direction: ``higher_is_better`` and
+        ``best_value`` both ``None``, e.g. the diversity of samples)."""
         if self.higher_is_better is None:
-            return "one"
+            return "one" if self.best_value == 1.0 else "none"
         return "max" if self.higher_is_better else "min"
+
+    @property
+    def requirements(self) -> tuple[Need, ...]:
+        """``needs`` as a tuple (empty: computed from outputs and targets alone)."""
+        if self.needs is None:
+            return ()
+        return (self.needs,) if isinstance(self.needs, str) else tuple(self.needs)
 
     def reason(self, inputs: MetricInputs) -> str | None:
         """Why this metric cannot be computed on ``inputs`` (size first), or ``None``."""
@@ -178,6 +210,44 @@ def _plausible_reason(inputs: MetricInputs) -> str | None:
     return None
 
 
+def _samples(inputs: MetricInputs) -> Tensor:
+    if inputs.samples is None:  # the row's reason says why
+        raise MetricUnavailableError(str(_samples_reason(inputs)))
+    return inputs.samples
+
+
+def _samples_reason(inputs: MetricInputs, at_least: int = 1) -> str | None:
+    if inputs.samples is None:
+        return ("needs samples of a stochastic model (samples=...); this run has one output per "
+                "input.")
+    if inputs.samples.shape[1] < at_least:
+        return (f"needs at least {at_least} samples per input; got {inputs.samples.shape[1]} "
+                f"(losslab evaluate --samples {max(at_least, 8)}).")
+    return None
+
+
+def _pair_reason(inputs: MetricInputs) -> str | None:
+    return _samples_reason(inputs, at_least=2)
+
+
+def _samples_plausible_reason(inputs: MetricInputs) -> str | None:
+    return _samples_reason(inputs) or _plausible_reason(inputs)
+
+
+def _with_plausible(compute: Callable[[Tensor, Tensor], float]) -> MetricFunction:
+    def function(inputs: MetricInputs) -> float:
+        if inputs.plausible is None:  # the row's reason says why
+            raise MetricUnavailableError(str(_plausible_reason(inputs)))
+        return compute(_samples(inputs), inputs.plausible)
+
+    return function
+
+
+def _spread_skill(inputs: MetricInputs) -> float:
+    return inputs.shared("spread_skill", lambda: spread_skill(_samples(inputs),
+                                                              inputs.targets))["ratio"]
+
+
 _COLOUR_LABELS = {
     "err_red": "mean absolute error, red",
     "err_green": "mean absolute error, green",
@@ -209,6 +279,37 @@ METRIC_TABLE: tuple[MetricSpec, ...] = (
     MetricSpec("retrieval_top1", _retrieval, True, None,
                "code retrieval of slightly changed images, top-1",
                unavailable_reason=_retrieval_reason, needs="encoder"),
+    # -- a stochastic model's samples (losslab.metrics.samples): S draws per input --------------
+    MetricSpec("psnr_best_of_n", lambda i: psnr_best_of_samples(_samples(i), i.targets), True,
+               None, "PSNR, dB, pooled, of each input's sample nearest the target (best of S)",
+               unavailable_reason=_samples_reason, needs="samples",
+               value_range=(0.0, math.inf)),
+    MetricSpec("psnr_plausible_best_of_n", _with_plausible(psnr_plausible), True, None,
+               "PSNR, dB, pooled, of each input's sample nearest to any plausible answer "
+               "(best of S)", unavailable_reason=_samples_plausible_reason,
+               needs=("samples", "plausible"), value_range=(0.0, math.inf)),
+    MetricSpec("psnr_sample_mean", lambda i: psnr(sample_mean(_samples(i)), i.targets), True,
+               None, "PSNR, dB, pooled, of the mean of each input's S samples (what MSE "
+               "predicts)", unavailable_reason=_samples_reason, needs="samples",
+               value_range=(0.0, math.inf)),
+    MetricSpec("sample_diversity", lambda i: sample_diversity(_samples(i)), None, None,
+               "mean RMSE between two samples of one input, averaged over inputs (0: "
+               "deterministic; more is not better)", unavailable_reason=_pair_reason,
+               needs="samples", value_range=(0.0, 1.0)),
+    MetricSpec("mode_coverage", _with_plausible(mode_coverage), True, None,
+               f"distinct plausible answers reached by the S samples of one input, mean over "
+               f"inputs (reached: nearest answer and within {CLOSENESS} of its distance to the "
+               "next answer)", unavailable_reason=_samples_plausible_reason,
+               needs=("samples", "plausible"), value_range=(0.0, math.inf)),
+    MetricSpec("plausible_hit_rate", _with_plausible(plausible_hit_rate), True, None,
+               "fraction of samples that reach a plausible answer (sharp and in one plausible "
+               "place)", unavailable_reason=_samples_plausible_reason,
+               needs=("samples", "plausible"), value_range=(0.0, 1.0)),
+    MetricSpec("spread_skill", _spread_skill, None, None,
+               "spread-skill ratio: sqrt((S+1)/S) x sample spread / RMSE of the sample mean "
+               "(Fortin et al. 2014; 1 = calibrated, < 1 over-confident)",
+               unavailable_reason=_pair_reason, needs="samples", best_value=1.0,
+               value_range=(0.0, math.inf)),
     MetricSpec("fid", _distribution("fid"), False, None, "FID (distribution distance)",
                unavailable_reason=lambda i: fid_kid_unavailable_reason(), distribution=True),
     MetricSpec("kid", _distribution("kid"), False, None, "KID (distribution distance)",
@@ -222,8 +323,11 @@ METRICS: Registry[MetricSpec] = Registry("metric")
 for _spec in METRIC_TABLE:
     METRICS.register(_spec.name, _spec)
 
-#: Per-set image metrics, in table order (what ``metrics.json`` holds).
+#: Per-set metrics, in table order (what ``metrics.json`` holds).
 METRIC_KEYS: tuple[str, ...] = tuple(spec.name for spec in METRIC_TABLE if not spec.distribution)
+#: The rows computed from a stochastic model's samples (the report's sample table).
+SAMPLE_KEYS: tuple[str, ...] = tuple(spec.name for spec in METRIC_TABLE
+                                     if "samples" in spec.requirements)
 #: Distribution metrics, computed only when asked for (``fid=True`` / ``kid=True``).
 DISTRIBUTION_KEYS: tuple[str, ...] = tuple(spec.name for spec in METRIC_TABLE if spec.distribution)
 
@@ -238,6 +342,7 @@ __all__ = [
     "METRICS",
     "METRIC_KEYS",
     "METRIC_TABLE",
+    "SAMPLE_KEYS",
     "MetricInputs",
     "MetricSpec",
     "MetricUnavailableError",

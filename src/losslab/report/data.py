@@ -60,8 +60,13 @@ class RunRecord:
     def name(self) -> str:
         return self.run_dir.name
 
-    def predictions(self) -> dict[str, Tensor] | None:
-        """``evaluation/predictions.pt`` (``inputs``, ``outputs``, ``targets``) or ``None``."""
+    @property
+    def stochastic(self) -> bool:
+        """Whether the run was evaluated on samples of a stochastic model (its metrics.json has
+        a ``"samples"`` block)."""
+        return isinstance(self.metrics.get("samples"), dict)
+
+    def _saved(self) -> dict[str, Any] | None:
         path = self.run_dir / "evaluation" / "predictions.pt"
         if not path.is_file():
             return None
@@ -71,7 +76,28 @@ class RunRecord:
                 isinstance(loaded.get(key), Tensor) for key in ("inputs", "outputs", "targets")):
             raise ValueError(f"{str(path)!r} does not hold the tensors inputs, outputs and "
                              "targets; re-run the comparison to evaluate this run again.")
+        return loaded
+
+    def predictions(self) -> dict[str, Tensor] | None:
+        """``evaluation/predictions.pt`` (``inputs``, ``outputs``, ``targets``) or ``None``."""
+        loaded = self._saved()
+        if loaded is None:
+            return None
         return {key: loaded[key].float() for key in ("inputs", "outputs", "targets")}
+
+    def samples(self) -> dict[str, Tensor] | None:
+        """A stochastic run's saved draws, or ``None`` (deterministic, or not evaluated).
+
+        Keys: ``samples`` ``(M, S, 3, H, W)`` (the first ``M`` validation inputs), ``sample_mean``
+        ``(N, 3, H, W)``, ``inputs``, ``outputs`` (sample 0 of each input), ``targets`` and, when
+        the data knows them, ``plausible`` ``(N, P, 3, H, W)``; all in ``[0, 1]``.
+        """
+        loaded = self._saved()
+        if loaded is None or not isinstance(loaded.get("samples"), Tensor) \
+                or not isinstance(loaded.get("sample_mean"), Tensor):
+            return None
+        keys = ("inputs", "outputs", "targets", "samples", "sample_mean", "plausible")
+        return {key: loaded[key].float() for key in keys if isinstance(loaded.get(key), Tensor)}
 
     def spectrum(self) -> dict[str, list[float]] | None:
         return _read_json(self.run_dir / "evaluation" / "spectrum.json")

@@ -426,3 +426,69 @@ def neighbour_strips(runs: Sequence[RunRecord], neighbours: Sequence[dict[str, A
         axes[r][0].set_ylabel(run.label if q == 0 else "", rotation=0, ha="right", va="center",
                               fontsize=8, labelpad=6)
     return _save(figure, path)
+
+
+@dataclass
+class StripRun:
+    """One stochastic run in the sample strip: its label and saved draws.
+
+    Attributes:
+        label: the run's label.
+        samples: ``(M, S, 3, H, W)`` in ``[0, 1]``, the first ``M`` inputs' samples.
+        sample_mean: ``(N, 3, H, W)``, the mean of every input's samples.
+        titles: per shown input, one caption per sample (the answer it reaches, its PSNR).
+    """
+
+    label: str
+    samples: Tensor
+    sample_mean: Tensor
+    titles: dict[int, list[str]]
+
+
+def sample_strip(runs: Sequence[StripRun], inputs: Tensor, targets: Tensor,
+                 plausible: Tensor | None, reference: tuple[str, Tensor] | None, path: Path,
+                 *, shown: Sequence[int] = (0,), count: int = 8) -> Path:
+    """Per shown input: a reference row, then one row of samples per stochastic run.
+
+    The reference row holds the input (as :func:`displayable` shows it), the target, every
+    plausible answer (``plausible`` ``(N, P, 3, H, W)``) and the MSE entry's output
+    (``reference``: label and ``(N, 3, H, W)``); each run's row its first ``count`` samples,
+    titled with ``titles``, and the mean of its samples last.
+    """
+    height, width = targets.shape[-2:]
+    shown_inputs = displayable(inputs, (height, width))
+    rows: list[tuple[str, list[tuple[str, Tensor | None]]]] = []
+    for i in shown:
+        cells: list[tuple[str, Tensor | None]] = [("input", shown_inputs[i]), ("target", targets[i])]
+        if plausible is not None:
+            cells += [(f"answer {p + 1}", plausible[i, p]) for p in range(plausible.shape[1])]
+        if reference is not None:
+            name = reference[0] if reference[0].strip().lower() == "mse" else f"{reference[0]} (MSE)"
+            cells.append((_wrap(name, 14), reference[1][i]))
+        rows.append((f"input {i + 1}", cells))
+        for run in runs:
+            if i >= run.samples.shape[0]:
+                continue
+            draws = run.samples[i, :count]
+            titles = run.titles.get(i, [f"sample {k + 1}" for k in range(draws.shape[0])])
+            cells = [(titles[k], draws[k]) for k in range(draws.shape[0])]
+            cells.append((f"mean of {run.samples.shape[1]}", run.sample_mean[i]))
+            rows.append((_wrap(run.label), cells))
+    columns = max(len(cells) for _, cells in rows)
+    cell = 1.15
+    figure, axes = plt.subplots(len(rows), columns,
+                                figsize=(columns * cell + 1.6, len(rows) * (cell + 0.35)),
+                                squeeze=False, gridspec_kw={"wspace": 0.06, "hspace": 0.55})
+    for r, (label, cells) in enumerate(rows):
+        for c in range(columns):
+            axis = axes[r][c]
+            axis.set_xticks([])
+            axis.set_yticks([])
+            if c >= len(cells) or cells[c][1] is None:
+                axis.axis("off")
+                continue
+            title, image = cells[c]
+            axis.imshow(_to_numpy(image), interpolation="nearest")  # type: ignore[arg-type]
+            axis.set_title(title, fontsize=6.5)
+        axes[r][0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8, labelpad=6)
+    return _save(figure, path)

@@ -19,20 +19,24 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from losslab.metrics.table import METRIC_TABLE
+from losslab.metrics.fidelity import per_image_psnr
+from losslab.metrics.plausibility import per_image_psnr_plausible
+from losslab.metrics.samples import CLOSENESS, ideal_mean_error, reached_answers, rmse_between
+from losslab.metrics.table import METRIC_TABLE, SAMPLE_KEYS
 from losslab.report import figures
 from losslab.report.data import Comparison, RunRecord
 
-Direction = Literal["max", "min", "one"]
+Direction = Literal["max", "min", "one", "none"]
 
 #: Column order of the metrics table and how each metric is read, from the one metric table
 #: (:data:`losslab.metrics.table.METRIC_TABLE`): key -> (direction, label), where direction is
-#: "max" (higher is better), "min" (lower is better) or "one" (closer to 1 is better).
+#: "max" (higher is better), "min" (lower is better), "one" (closer to 1 is better) or "none"
+#: (a description with no better direction: the diversity of samples).
 #: Read only through :func:`metric_columns`.
 METRIC_DIRECTIONS: dict[str, tuple[Direction, str]] = {
     spec.name: (spec.direction, spec.label) for spec in METRIC_TABLE
 }
-_ARROWS: dict[Direction, str] = {"max": "↑", "min": "↓", "one": "→1"}
+_ARROWS: dict[Direction, str] = {"max": "↑", "min": "↓", "one": "→1", "none": ""}
 
 #: What the grid's input row shows, per task (the caption names it).
 _TASK_INPUTS = {
@@ -56,7 +60,8 @@ class MetricColumn:
 
     @property
     def arrow(self) -> str:
-        """``↑`` (higher is better), ``↓`` (lower is better) or ``→1`` (closest to 1 is best)."""
+        """``↑`` (higher is better), ``↓`` (lower is better), ``→1`` (closest to 1 is best) or
+        ``""`` (no better direction)."""
         return _ARROWS[self.direction]
 
 
@@ -83,6 +88,8 @@ def best_per_metric(runs: Sequence[RunRecord]) -> dict[str, set[str]]:
     """
     best: dict[str, set[str]] = {}
     for column in metric_columns():
+        if column.direction == "none":
+            continue
         scored = []
         for run in runs:
             value = run.metrics.get(column.key)
@@ -224,6 +231,7 @@ class ImageGrid:
     input_text: str  # what the input row shows
     crop: int = 0  # side of the enlarged box, pixels
     multi: list[str] = field(default_factory=list)  # runs shown one row per hypothesis
+    stochastic: list[str] = field(default_factory=list)  # runs shown by sample 0 per input
     baselines: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)  # evaluated on other images: left out
     not_evaluated: list[str] = field(default_factory=list)  # no predictions.pt
@@ -252,6 +260,7 @@ def image_grid(comparison: Comparison, out: Path) -> tuple[ImageGrid, Tensor | N
     section.src = path.name
     section.crop = int(facts["crop"])
     section.multi = [r.label for r, _ in usable if r.hypotheses > 1]
+    section.stochastic = [r.label for r, _ in usable if r.stochastic]
     section.baselines = [r.label for r, _ in usable if r.baseline]
     return section, targets
 
@@ -324,8 +333,13 @@ def _hypothesis_tables(runs: Sequence[RunRecord]) -> list[HypothesisTable]:
 
 
 def metrics_section(runs: Sequence[RunRecord]) -> MetricsSection:
-    """The metrics of every run, the best value per column marked, and why values are missing."""
-    columns = [c for c in metric_columns() if any(c.key in run.metrics for run in runs)]
+    """The metrics of every run, the best value per column marked, and why values are missing.
+
+    The sample rows of the metric table (best of S, diversity, ...) are left to the samples
+    section (:func:`samples_section`); a stochastic run's cells here are its single-sample scores.
+    """
+    columns = [c for c in metric_columns() if c.key not in SAMPLE_KEYS
+               and any(c.key in run.metrics for run in runs)]
     best = best_per_metric(runs)
     rows = []
     for run in runs:
@@ -351,6 +365,140 @@ def metrics_section(runs: Sequence[RunRecord]) -> MetricsSection:
     return MetricsSection(columns=columns, rows=rows,
                           has_plausible=any("psnr_plausible" in run.metrics for run in runs),
                           hypotheses=_hypothesis_tables(runs), unavailable=reasons, notes=notes)
+
+
+# -- samples of stochastic runs ---------------------------------------------------------------------
+
+
+@dataclass
+class SampleRow:
+    """One stochastic run in the sample metrics table."""
+
+    label: str
+    count: int  # S, samples per input
+    seed: int
+    cells: list[MetricCell]  # one per SamplesSection.columns
+    per_sample: str  # "a – b": min and max over k of psnr_plausible (else psnr) of sample k
+    per_sample_key: str  # which metric per_sample shows
+    to_mse: float | None  # RMSE between the mean of its samples and the MSE entry's output
+    to_exact_mean: float | None  # RMSE between the mean of its samples and the answers' mean
+    ideal: float | None  # expected RMSE of an ideal sampler's S-sample mean to the exact mean
+
+
+@dataclass
+class SamplesSection:
+    """The samples of the stochastic runs: strip figure, sample metrics table, MSE comparison."""
+
+    shown: bool  # some run was evaluated on samples
+    src: str | None = None  # samples.png (None: no saved samples)
+    columns: list[MetricColumn] = field(default_factory=list)
+    rows: list[SampleRow] = field(default_factory=list)
+    reference: str = ""  # the MSE entry's label ("" when the comparison has none)
+    mse_to_exact_mean: float | None = None  # RMSE of MSE's output to the answers' exact mean
+    inputs: list[int] = field(default_factory=list)  # 1-based numbers of the inputs shown
+    has_plausible: bool = False
+    closeness: float = CLOSENESS
+    definition: str = ""  # the single-sample note of metrics.json
+
+
+def _mse_reference(runs: Sequence[RunRecord]) -> RunRecord | None:
+    """The comparison's plain MSE entry (loss ``mse``, one output), if it has one."""
+    for run in runs:
+        if run.loss.strip() == "mse" and run.hypotheses == 1 and not run.baseline \
+                and not run.stochastic:
+            return run
+    return None
+
+
+def _sample_titles(samples: Tensor, plausible: Tensor | None, target: Tensor,
+                   count: int) -> list[str]:
+    """Per sample of one input ``(S, 3, H, W)``: which answer it reaches and its PSNR."""
+    draws = samples[:count]
+    if plausible is None:
+        values = per_image_psnr(draws, target.expand_as(draws))
+        return [f"sample {k + 1}\n{float(v):.1f} dB" for k, v in enumerate(values)]
+    reached = reached_answers(draws.unsqueeze(0), plausible.unsqueeze(0))[0].tolist()
+    values = per_image_psnr_plausible(draws, plausible.unsqueeze(0).expand(
+        draws.shape[0], *plausible.shape))
+    titles = []
+    for k, (answer, value) in enumerate(zip(reached, values.tolist(), strict=True)):
+        where = f"answer {answer + 1}" if answer >= 0 else "no answer"
+        shown = "exact" if not math.isfinite(value) else f"{value:.1f} dB"
+        titles.append(f"{k + 1}: {where}\n{shown}")
+    return titles
+
+
+def samples_section(runs: Sequence[RunRecord], out: Path, *, inputs: int = 2,
+                    count: int = 8) -> SamplesSection:
+    """Draw ``out/samples.png`` and gather the sample metrics of the stochastic runs.
+
+    ``inputs``: how many validation inputs the strip shows (the first ones); ``count``: samples
+    per input shown (at most the ``S`` drawn). Each sample's title names the plausible answer
+    it reaches (:func:`losslab.metrics.samples.reached_answers`) and its PSNR to the nearest
+    answer (to the target when the data knows no answers).
+    """
+    stochastic = [run for run in runs if run.stochastic]
+    if not stochastic:
+        return SamplesSection(shown=False)
+    reference = _mse_reference(runs)
+    reference_outputs = None
+    if reference is not None:
+        saved = reference.predictions()
+        reference_outputs = saved["outputs"] if saved and saved["outputs"].dim() == 4 else None
+    columns = [c for c in metric_columns() if c.key in SAMPLE_KEYS
+               and any(c.key in run.metrics for run in stochastic)]
+    section = SamplesSection(shown=True, columns=columns,
+                             reference=reference.label if reference_outputs is not None else "")
+    best = best_per_metric(stochastic)
+    strip_runs: list[figures.StripRun] = []
+    first: dict[str, Tensor] | None = None
+    for run in stochastic:
+        block = run.metrics["samples"]
+        unavailable = run.metrics.get("unavailable") or {}
+        cells = []
+        for column in columns:
+            value = run.metrics.get(column.key)
+            if _number(value):
+                cells.append(MetricCell(value, best=run.label in best.get(column.key, ())))
+            else:
+                cells.append(MetricCell(None, reason=str(unavailable.get(column.key,
+                                                                         "not computed"))))
+        per = block.get("per_sample") or {}
+        key = "psnr_plausible" if per.get("psnr_plausible") else "psnr"
+        values = [v for v in per.get(key) or [] if _number(v)]
+        spread = (f"{min(values):.2f} – {max(values):.2f}" if values else
+                  "exact" if per.get(key) else "—")
+        row = SampleRow(run.label, int(block.get("count", 0)), int(block.get("seed", 0)), cells,
+                        spread, key, None, None, None)
+        saved = run.samples()
+        if saved is not None:
+            first = first or saved
+            plausible = saved.get("plausible")
+            if reference_outputs is not None \
+                    and reference_outputs.shape == saved["sample_mean"].shape:
+                row.to_mse = rmse_between(saved["sample_mean"], reference_outputs)
+            if plausible is not None:
+                row.to_exact_mean = rmse_between(saved["sample_mean"], plausible.mean(dim=1))
+                row.ideal = ideal_mean_error(plausible, row.count)
+            shown = range(min(inputs, saved["samples"].shape[0]))
+            strip_runs.append(figures.StripRun(run.label, saved["samples"], saved["sample_mean"], {
+                i: _sample_titles(saved["samples"][i], None if plausible is None else plausible[i],
+                                  saved["targets"][i], count) for i in shown}))
+        section.rows.append(row)
+    section.definition = str((stochastic[0].metrics.get("notes") or {}).get("all", ""))
+    if first is not None:
+        plausible = first.get("plausible")
+        section.has_plausible = plausible is not None
+        if plausible is not None and reference_outputs is not None \
+                and reference_outputs.shape == first["targets"].shape:
+            section.mse_to_exact_mean = rmse_between(reference_outputs, plausible.mean(dim=1))
+        section.inputs = [i + 1 for i in range(min(inputs, first["samples"].shape[0]))]
+        path = figures.sample_strip(
+            strip_runs, first["inputs"], first["targets"], plausible,
+            (section.reference, reference_outputs) if reference_outputs is not None else None,
+            out / "samples.png", shown=[i - 1 for i in section.inputs], count=count)
+        section.src = path.name
+    return section
 
 
 # -- figures drawn from metrics and logs ------------------------------------------------------------
@@ -496,6 +644,7 @@ class ReportPage:
     runs: list[RunRow]
     grid: ImageGrid
     metrics: MetricsSection
+    samples: SamplesSection
     spread: str | None
     colour: str | None
     spectrum: str | None
@@ -518,6 +667,7 @@ def report_page(comparison: Comparison, out: Path) -> ReportPage:
         runs=run_rows(comparison),
         grid=grid,
         metrics=metrics_section(runs),
+        samples=samples_section(runs, out),
         spread=psnr_spread(runs, out),
         colour=colour_errors(runs, out),
         spectrum=spectra(runs, out),

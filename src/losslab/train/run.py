@@ -28,6 +28,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from losslab.models.stochastic import draw_samples
 from losslab.train.callbacks import (
     ApplyLearningRate,
     CheckpointOnInterrupt,
@@ -343,6 +344,29 @@ class LoadedRun:
                 outputs.append(self.model(model_input))
                 targets.append(target)
         return torch.cat(inputs), torch.cat(outputs), torch.cat(targets)
+
+    def sample(self, count: int, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
+        """``(inputs, samples, targets)``: ``count`` draws of a stochastic :attr:`model` per
+        fixed validation item (:func:`losslab.models.stochastic.draw_samples`).
+
+        Item ``i`` (its position in :meth:`validation_indices`) is drawn on its own with a
+        generator seeded ``seed + i``, so its samples do not depend on the batch size or on
+        which other items are evaluated. ``samples`` is ``(N, count, 3, H, W)``; ``inputs`` and
+        ``targets`` as in :meth:`predict`; all on the CPU.
+
+        Raises:
+            TypeError: the model is deterministic (it has no ``sample``).
+            ValueError: ``count < 1``.
+        """
+        task, indices = self.task, self.validation_indices()
+        inputs, samples, targets = [], [], []
+        with torch.no_grad():
+            for position, index in enumerate(indices):
+                model_input, target = task.split(self.val_set[index].unsqueeze(0))
+                inputs.append(model_input)
+                samples.append(draw_samples(self.model, model_input, count, seed=seed + position))
+                targets.append(target)
+        return torch.cat(inputs), torch.cat(samples), torch.cat(targets)
 
     def plausible(self) -> Tensor | None:
         """Every plausible target of the fixed validation items, ``(N, P, 3, H, W)`` in

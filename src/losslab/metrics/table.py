@@ -288,7 +288,7 @@ METRIC_TABLE: tuple[MetricSpec, ...] = (
                "PSNR, dB, pooled, of each input's sample nearest to any plausible answer "
                "(best of S)", unavailable_reason=_samples_plausible_reason,
                needs=("samples", "plausible"), value_range=(0.0, math.inf)),
-    MetricSpec("psnr_sample_mean", lambda i: psnr(sample_mean(_samples(i)), i.targets), True,
+    MetricSpec("psnr_sample_mean", lambda i: pooled_psnr(sample_mean(_samples(i)), i.targets), True,
                None, "PSNR, dB, pooled, of the mean of each input's S samples (what MSE "
                "predicts)", unavailable_reason=_samples_reason, needs="samples",
                value_range=(0.0, math.inf)),

@@ -63,7 +63,7 @@ from torch import Tensor
 
 from losslab.losses.multi_hypothesis import best_hypothesis, select_hypothesis
 from losslab.metrics._common import check_image_pair
-from losslab.metrics.fidelity import psnr
+from losslab.metrics.fidelity import pooled_psnr
 
 #: A sample reaches a plausible answer when its RMSE to it is below this fraction of the RMSE
 #: between that answer and its nearest other answer (module docstring).
@@ -115,7 +115,7 @@ def best_of_samples(samples: Tensor, targets: Tensor) -> Tensor:
 def psnr_best_of_samples(samples: Tensor, targets: Tensor) -> float:
     """Pooled PSNR (dB) of :func:`best_of_samples` against the targets; ``inf`` when every
     input has an exact sample."""
-    return psnr(best_of_samples(samples, targets), targets.detach().float())
+    return pooled_psnr(best_of_samples(samples, targets), targets.detach().float())
 
 
 def sample_mean(samples: Tensor) -> Tensor:

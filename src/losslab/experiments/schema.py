@@ -60,7 +60,9 @@ from losslab.train.config import (
     LearningRate,
     LossSpec,
     ModelName,
+    NonNegativeInt,
     Options,
+    PositiveInt,
     Seed,
     Steps,
     TaskName,
@@ -153,6 +155,46 @@ _SHARED_HINT = ("crop_size and seed are shared by all entries (they decide the v
                 "images): set them in budget.")
 
 
+class Launcher(_ExperimentModel):
+    """Where and how many of a comparison's runs train at once (``launcher:`` in the file; the
+    CLI's ``--launcher``, ``--jobs``, ``--devices-per-job``, ``--partition``, ``--time``,
+    ``--gpus-per-job``, ``--mem`` override it). It never changes what a run learns, so finished
+    runs are reused whatever launcher started them (see :mod:`losslab.experiments.parallel`).
+
+    Attributes:
+        name: ``local`` (this machine) or ``slurm`` (one job per run through ``submitit``).
+        jobs: ``local`` only: runs at once (1 = one after another in this process, as before;
+            N > 1 = N worker processes, the CPU cores shared by the thread rule, or
+            ``devices_per_job`` GPUs each).
+        devices_per_job: ``local`` with GPUs: GPUs each job sees (``CUDA_VISIBLE_DEVICES``).
+        partition: ``slurm``: the partition (``None``: the cluster's default).
+        time: ``slurm``: time limit per job, minutes.
+        gpus_per_job: ``slurm``: GPUs per job (0 = CPU only).
+        cpus_per_job: ``slurm``: CPU cores per job.
+        mem_gb: ``slurm``: memory per job, GB (``None``: the cluster's default).
+        folder: ``slurm``: where submitit keeps job scripts and logs (``None``:
+            ``DIR/slurm``, relative paths under ``DIR``).
+    """
+
+    name: Literal["local", "slurm"] = Field("local", description="local (this machine) or slurm "
+                                            "(one job per run, through submitit)")
+    jobs: PositiveInt = Field(1, description="local: runs at once (1 = one after another)")
+    devices_per_job: PositiveInt = Field(1, description="local with GPUs: GPUs per job")
+    partition: Annotated[str, Field(min_length=1), Expect("a partition name")] | None = Field(
+        None, description="slurm: partition (default: the cluster's)")
+    time: PositiveInt = Field(60, description="slurm: time limit per job, minutes")
+    gpus_per_job: NonNegativeInt = Field(0, description="slurm: GPUs per job")
+    cpus_per_job: PositiveInt = Field(2, description="slurm: CPU cores per job")
+    mem_gb: PositiveInt | None = Field(None, description="slurm: memory per job in GB (default: "
+                                       "the cluster's)")
+    folder: Annotated[str, Field(min_length=1), Expect("a folder path")] | None = Field(
+        None, description="slurm: submitit's job scripts and logs (default: DIR/slurm)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the fields that differ from the defaults."""
+        return self.model_dump(exclude_defaults=True)
+
+
 class Entry(_ExperimentModel):
     """One loss of an experiment: its label, loss spec and per-entry overrides.
 
@@ -213,6 +255,11 @@ class Experiment(_ExperimentModel):
             as written).
         train_options: a partial training config shared by every run.
         notes: free text shown under the settings in the report.
+        seeds: training seeds: every entry is trained once per seed, all on the validation set
+            of ``budget.seed`` (see :mod:`losslab.experiments.seeds`); ``None`` = one run per
+            entry with ``budget.seed``, as before.
+        launcher: how the runs are started (:class:`Launcher`: here one at a time, ``local``
+            processes side by side, or ``slurm`` jobs).
         entries: the losses to compare, in report order.
         source: the file it was read from (``None`` when built in code; not part of the file).
     """
@@ -236,6 +283,12 @@ class Experiment(_ExperimentModel):
     train_options: TrainSettings = Field(default_factory=TrainSettings, description="any other "
                                          "training config fields (nested), shared by every run")
     notes: Text = Field("", description="shown under the settings in the report")
+    seeds: Annotated[list[Seed], Field(min_length=1), Expect(
+        "a non-empty list of distinct seeds such as [0, 1, 2]")] | None = Field(
+        None, description="train every entry once per seed (same validation set: budget.seed's); "
+        "omitted = one run with budget.seed")
+    launcher: Launcher = Field(default_factory=lambda: Launcher(), description="where the runs "
+                               "train: one at a time here (default), local processes or slurm")
     entries: Annotated[list[EntryItem], Field(min_length=1), Expect(
         "a non-empty list of losses, e.g. entries: [{loss: l1}, {loss: mse}]")] = Field(
         description="the losses to compare, in report order")
@@ -247,6 +300,20 @@ class Experiment(_ExperimentModel):
     def _weights_choice_or_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         base_dir = (info.context or {}).get("base_dir")
         return None if value is None else check_perceptual_weights(value, base_dir)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            repeated = sorted({seed for seed in value if value.count(seed) > 1})
+            raise ValueError(f"must be distinct; {', '.join(map(str, repeated))} is given "
+                             "twice.")
+        return value
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The seeds every entry trains with (``seeds``, or ``[budget.seed]``)."""
+        return list(self.seeds) if self.seeds else [self.budget.seed]
 
     @model_validator(mode="after")
     def _distinct_names(self) -> Experiment:
@@ -285,6 +352,8 @@ class Experiment(_ExperimentModel):
             "perceptual_weights": self.perceptual_weights,
             "train_options": settings_overrides(self.train_options),
             "notes": self.notes,
+            "seeds": list(self.seeds) if self.seeds else None,
+            "launcher": self.launcher.to_dict(),
             "entries": [],
         }
         for entry in self.entries:

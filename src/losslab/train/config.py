@@ -137,6 +137,10 @@ class DataConfig(_Section):
         val_items: how many validation items form the fixed validation set (the first ones).
         sample_count: how many validation items appear in each sample grid PNG.
         options: extra keyword arguments for ``build_datasets`` (e.g. ``{path: photos/}``).
+        seed: the data sets' seed (training crops and the fixed validation items); ``None`` =
+            the run's ``seed``. A comparison over several seeds sets it to the experiment's
+            seed, so every seed of an entry is judged on the same validation images while its
+            own ``seed`` changes the model initialisation and the batch order.
     """
 
     name: DatasetName = Field("bundled", description="data set name for losslab.data.build_datasets "
@@ -152,6 +156,8 @@ class DataConfig(_Section):
     sample_count: PositiveInt = Field(6, description="validation items in each sample grid PNG")
     options: Options = Field(default_factory=dict, description="extra build_datasets options, "
                              "e.g. {path: photos/}")
+    seed: Seed | None = Field(None, description="seed of the training crops and the validation "
+                              "items; null = the run's seed")
 
 
 class ModelConfig(_Section):
@@ -403,7 +409,10 @@ class TrainConfig(TrainSettings):
 
     def identity(self) -> dict[str, Any]:
         """The fields that change what is trained (all but :data:`RESUME_SAFE_FIELDS`), flat."""
-        return {k: v for k, v in flatten(self.to_dict()).items() if k not in RESUME_SAFE_FIELDS}
+        flat = {k: v for k, v in flatten(self.to_dict()).items() if k not in RESUME_SAFE_FIELDS}
+        if flat.get("data.seed") is None:  # the default (the run's seed): checkpoints written
+            flat.pop("data.seed", None)     # before the field existed keep their fingerprint
+        return flat
 
     def fingerprint(self) -> str:
         """Hash of :meth:`identity`; stored in checkpoints to refuse resuming another config."""

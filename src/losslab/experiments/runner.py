@@ -91,6 +91,7 @@ from losslab.losses import loss as build_loss
 from losslab.synthesis import load_image, minimum_size, write_metamers
 from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
 from losslab.train.checkpointing import read_checkpoint_info
+from losslab.train.config_errors import validated
 from losslab.train.tasks import get_task_class
 from losslab.weights import WeightsUnavailableError, get_weights_info
 
@@ -797,10 +798,8 @@ def resolve_launcher(experiment: Experiment, launcher: Launcher | Mapping[str, A
         values.update({key: value for key, value in launcher.items() if value is not None})
     if jobs is not None:
         values["jobs"] = jobs
-    try:
-        return Launcher.model_validate(values)
-    except ValueError as error:
-        raise ExperimentError(f"launcher: {error}".splitlines()[0]) from None
+    return validated(Launcher, values, what="launcher", origin="launcher options",
+                     error=ExperimentError)
 
 
 def _entry_json(group: Sequence[PlannedRun], weights: Mapping[str, list[str]],

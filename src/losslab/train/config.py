@@ -389,8 +389,15 @@ class TrainConfig(TrainSettings):
 
     # -- (de)serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists, not tuples) suitable for YAML/JSON, in field order."""
-        return plain_data(self.model_dump())
+        """Plain nested dict (lists, not tuples) suitable for YAML/JSON, in field order.
+
+        ``data.seed`` is written only when set: a run's config (and so its checkpoints'
+        fingerprint) is the same as before the field existed when it is left at ``None``.
+        """
+        values = plain_data(self.model_dump())
+        if values["data"].get("seed") is None:
+            values["data"].pop("seed", None)
+        return values
 
     @classmethod
     def from_dict(cls, values: Any, *, origin: str | None = None,
@@ -409,10 +416,7 @@ class TrainConfig(TrainSettings):
 
     def identity(self) -> dict[str, Any]:
         """The fields that change what is trained (all but :data:`RESUME_SAFE_FIELDS`), flat."""
-        flat = {k: v for k, v in flatten(self.to_dict()).items() if k not in RESUME_SAFE_FIELDS}
-        if flat.get("data.seed") is None:  # the default (the run's seed): checkpoints written
-            flat.pop("data.seed", None)     # before the field existed keep their fingerprint
-        return flat
+        return {k: v for k, v in flatten(self.to_dict()).items() if k not in RESUME_SAFE_FIELDS}
 
     def fingerprint(self) -> str:
         """Hash of :meth:`identity`; stored in checkpoints to refuse resuming another config."""

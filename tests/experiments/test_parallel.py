@@ -44,6 +44,7 @@ def test_device_groups_hand_out_distinct_gpus_and_refuse_too_few() -> None:
         visible_device_groups(3, 2, available=4)
 
 
+@pytest.mark.slow  # starts the worker server, which imports torch and Lightning once
 def test_a_failed_job_does_not_stop_the_others_and_each_job_sees_its_own_gpus() -> None:
     messages: list[Any] = []
     jobs = [Job(str(v), _job, (v,)) for v in (1, -1, 2, 3)]

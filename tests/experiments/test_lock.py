@@ -54,7 +54,7 @@ def test_a_live_holder_refuses_and_a_dead_one_is_stale(tmp_path: Path, holder) -
 
 def test_a_lock_from_another_host_is_not_second_guessed(tmp_path: Path) -> None:
     _write_lock(tmp_path, 1, host="elsewhere.example")
-    with pytest.raises(ComparisonLocked, match="process 1 on host elsewhere.example"):
+    with pytest.raises(ComparisonLocked, match=r"process 1 on host elsewhere\.example"):
         ComparisonLock(tmp_path).acquire()
 
 

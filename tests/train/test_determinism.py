@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from train_helpers import tiny_config
 
 from losslab.train import train
 from losslab.train.checkpointing import load_checkpoint
-from train_helpers import tiny_config
 
 pytestmark = pytest.mark.slow
 

@@ -118,6 +118,7 @@ class PlannedRun:
     config: dict[str, Any]
     seed: int = 0
     entry_run_name: str = ""
+    metamer: bool = True
 
     @property
     def display(self) -> str:
@@ -267,7 +268,7 @@ def plan_runs(experiment: Experiment, out_dir: str | Path,
                 seeded["out"] = str(out_dir / "runs" / name)
             plans.append(PlannedRun(entry.name, name, entry.loss, entry.hypotheses, entry.note,
                                     seeded, seed=seed if name != run_name else values["seed"],
-                                    entry_run_name=run_name))
+                                    entry_run_name=run_name, metamer=entry.metamer))
     return plans
 
 
@@ -681,7 +682,10 @@ def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int)
         if plan.hypotheses > 1 and spec is not None:
             note = (f"shown for its per-hypothesis loss {spec!r} (a winner-takes-all minimum over "
                     f"{plan.hypotheses} outputs has no single image to synthesise)")
-        if spec is None:
+        if not plan.metamer:
+            spec, note = None, ("no row: left out by the experiment file (metamer: false; see "
+                                "the entry's note)")
+        elif spec is None:
             note = ("no row: its only term is adversarial, a discriminator trained with the "
                     "generator, not a fixed function of (image, target)")
         elif spec != plan.loss and plan.hypotheses == 1:

@@ -56,6 +56,7 @@ from losslab.train.config import (
     BatchSize,
     CropSize,
     DatasetName,
+    Flag,
     HypothesisCount,
     LearningRate,
     LossSpec,
@@ -203,6 +204,8 @@ class Entry(_ExperimentModel):
         loss: the loss spec, e.g. ``"l1(luma)"`` or ``"mse + 0.001*adversarial"``.
         hypotheses: ``K > 1`` trains a multi-hypothesis head (winner-takes-all over ``loss``).
         note: one sentence shown beside the entry in the report.
+        metamer: ``False`` leaves the entry out of the report's metamer rows (a row that costs
+            minutes and shows nothing another row does not; say why in ``note``).
         steps, batch_size, lr: override the shared budget for this entry only.
         model_options: merged over the experiment's ``model_options`` for this entry.
         train_options: a partial training config merged over the experiment's ``train_options``
@@ -216,6 +219,8 @@ class Entry(_ExperimentModel):
     loss: LossSpec = Field(description="a loss spec such as 'l1(luma)'; see losslab losses")
     hypotheses: HypothesisCount = Field(1, description="K outputs, winner-takes-all (1 = one)")
     note: Text = Field("", description="one sentence shown beside the entry in the report")
+    metamer: Flag = Field(True, description="false = no metamer row for this entry (say why in "
+                          "note)")
     steps: Steps | None = Field(None, description="this entry's steps (default: budget.steps)")
     batch_size: BatchSize | None = Field(None, description="this entry's batch size (default: "
                                          "budget.batch_size)")
@@ -362,6 +367,8 @@ class Experiment(_ExperimentModel):
                 item["hypotheses"] = entry.hypotheses
             if entry.note:
                 item["note"] = entry.note
+            if not entry.metamer:
+                item["metamer"] = False
             for key in ("steps", "batch_size", "lr"):
                 if getattr(entry, key) is not None:
                     item[key] = getattr(entry, key)

@@ -269,7 +269,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hash every present file against its expected SHA-256 (slower)")
     p.set_defaults(handler=_cmd_weights)
 
-    p = sub.add_parser("train", parents=[common], help="train one model under one loss spec")
+    threads = argparse.ArgumentParser(add_help=False)
+    threads.add_argument("--threads", type=int, metavar="N",
+                         help="fix torch's CPU threads per training at N (sets LOSSLAB_THREADS; "
+                              "the thread rule then stays off): runs repeat bit for bit across "
+                              "machine loads (docs/reproducibility.md)")
+    p = sub.add_parser("train", parents=[common, threads],
+                       help="train one model under one loss spec")
     p.add_argument("--config", help="YAML config (command-line options override it)")
     p.add_argument("--task", help="the task (default reconstruct); `losslab schema train` lists "
                                   "every value of every field")
@@ -364,7 +370,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
     p.set_defaults(handler=_cmd_mad)
 
-    p = sub.add_parser("compare", parents=[common], help="train one model per loss and write an HTML report")
+    p = sub.add_parser("compare", parents=[common, threads], help="train one model per loss and write an HTML report")
     p.add_argument("experiment", nargs="?", help="experiment YAML or a shipped name (colors, blur, ...)")
     p.add_argument("--out", help="output folder (default: runs/<experiment name>)")
     p.add_argument("--steps", type=int, help="override every run's step budget")
@@ -466,6 +472,16 @@ def describe_error(error: BaseException) -> str:
             "traceback, and report it.")
 
 
+def _fix_threads(threads: int | None) -> None:
+    """``--threads N``: ``LOSSLAB_THREADS=N`` for this process and the workers and jobs it
+    starts (the thread rule reads it, see ``losslab.train.threads``)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be a positive integer; got {threads}.")
+    os.environ["LOSSLAB_THREADS"] = str(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a ``losslab`` command; returns the exit status.
 
@@ -476,6 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _fix_threads(getattr(args, "threads", None))
         return int(args.handler(args))
     except BrokenPipeError:  # `losslab losses | head` closed the pipe: not an error
         sys.stderr.close()

@@ -67,3 +67,16 @@ def test_a_second_compare_on_the_same_out_exits_with_one_line(
     assert len(error.splitlines()) == 1
     assert f"is in use by losslab process {holder.pid}" in error
     assert not (tmp_path / "runs").exists()  # nothing trained
+
+
+def test_a_ddp_rank_started_by_the_locked_command_takes_no_lock(
+        tmp_path: Path, holder, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Lightning starts ranks 1.. by running the parent's command again, under its lock."""
+    path = _write_lock(tmp_path, holder.pid)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with ComparisonLock(tmp_path) as lock:
+        assert not lock.held
+    assert json.loads(path.read_text())["pid"] == holder.pid  # the parent's lock is kept
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    with pytest.raises(ComparisonLocked):
+        ComparisonLock(tmp_path).acquire()

@@ -60,15 +60,17 @@ def test_a_failed_job_does_not_stop_the_others_and_each_job_sees_its_own_gpus() 
 
 
 @pytest.mark.slow
-def test_jobs_give_the_numbers_of_one_at_a_time_and_a_failure_is_listed(tmp_path: Path) -> None:
+def test_jobs_give_the_numbers_of_one_at_a_time_ddp_runs_inside_and_a_failure_is_listed(tmp_path: Path) -> None:
     entries = [{"loss": "l1"}, {"loss": "l1(luma)"}]
     run_comparison(_experiment(entries), tmp_path / "serial", probe=False, metamers=False,
                    progress=False)
     # an entry that passes the preflight but fails when its data are built
     broken = {"name": "broken", "loss": "l1",
               "train_options": {"data": {"options": {"val_size": 0}}}}
+    # a run that uses DDP inside its job (2 CPU processes), as it may alone
+    ddp = {"name": "ddp", "loss": "l1", "train_options": {"strategy": "ddp", "devices": 2}}
     with pytest.raises(RunsFailedError) as caught:
-        run_comparison(_experiment([*entries, broken]), tmp_path / "jobs", jobs=2,
+        run_comparison(_experiment([*entries, broken, ddp]), tmp_path / "jobs", jobs=2,
                        probe=False, metamers=False, progress=False)
     assert list(caught.value.failures) == ["broken"]
     assert "\n" not in caught.value.failures["broken"]
@@ -76,6 +78,8 @@ def test_jobs_give_the_numbers_of_one_at_a_time_and_a_failure_is_listed(tmp_path
     parallel = json.loads((tmp_path / "jobs" / "metrics.json").read_text())
     for label in ("l1", "l1(luma)"):  # same threads, same seed: the same numbers, bit for bit
         assert parallel[label]["psnr"] == serial[label]["psnr"]
+    # DDP takes the same global batches: the numbers of one process, up to summation order
+    assert parallel["ddp"]["psnr"] == pytest.approx(serial["l1"]["psnr"], rel=1e-5)
     summary = json.loads((tmp_path / "jobs" / "comparison.json").read_text())
     assert list(summary["failed"]) == ["broken"]
     assert parallel["broken"]["psnr"] is None  # listed, without numbers

@@ -38,6 +38,10 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _ddp_child() -> bool:
+    return any(os.environ.get(name, "0") not in ("", "0") for name in ("LOCAL_RANK", "NODE_RANK"))
+
+
 class ComparisonLock:
     """Context manager holding ``DIR/.lock`` while a comparison trains into ``DIR``.
 
@@ -58,7 +62,13 @@ class ComparisonLock:
         return holder if isinstance(holder, dict) else None
 
     def acquire(self) -> None:
-        """Take the lock, removing a stale one first (see the module doc)."""
+        """Take the lock, removing a stale one first (see the module doc).
+
+        A DDP rank other than 0 (``LOCAL_RANK`` or ``NODE_RANK`` set and not 0) takes no lock:
+        Lightning starts it by running the locked command again, under its parent's lock.
+        """
+        if _ddp_child():
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         payload = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
                               "started": time.strftime("%Y-%m-%dT%H:%M:%S")})

@@ -37,7 +37,9 @@ import contextlib
 import copy
 import json
 import math
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -91,6 +93,7 @@ from losslab.losses import loss as build_loss
 from losslab.synthesis import load_image, minimum_size, write_metamers
 from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
 from losslab.train.checkpointing import read_checkpoint_info
+from losslab.train.config import save_config
 from losslab.train.config_errors import validated
 from losslab.train.tasks import get_task_class
 from losslab.weights import WeightsUnavailableError, get_weights_info
@@ -421,7 +424,8 @@ def write_done(run_dir: Path, payload: Mapping[str, Any]) -> None:
 
 def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
                        progress_bar: bool | None = None,
-                       timings: dict[str, float] | None = None) -> bool:
+                       timings: dict[str, float] | None = None,
+                       own_process: bool = False) -> bool:
     """Train (or resume) one run, evaluate it and mark it done; ``False`` if it was reused.
 
     Args:
@@ -429,6 +433,8 @@ def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
         progress_bar: override the run's ``progress_bar`` setting (a resume-safe field, so it
             does not change what the run is); ``None`` keeps the plan's.
         timings: when given, receives ``training`` and ``evaluation`` wall-clock seconds.
+        own_process: a DDP run trains through ``losslab train --config`` in a child process
+            (for worker processes and cluster jobs, see :func:`_train_ddp_in_own_process`).
     """
     run_dir = Path(plan.config["out"])
     if (run_dir / DONE_FILE).is_file() and _check_reusable(run_dir, plan):
@@ -437,7 +443,10 @@ def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
     if progress_bar is not None:
         config.progress_bar = progress_bar
     started = time.perf_counter()
-    train(config, callbacks=callbacks)
+    if own_process and config.strategy == "ddp":
+        _train_ddp_in_own_process(config)
+    else:
+        train(config, callbacks=callbacks)
     trained = time.perf_counter()
     evaluate_run(run_dir)
     if timings is not None:
@@ -445,6 +454,24 @@ def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
         timings["evaluation"] = time.perf_counter() - trained
     write_done(run_dir, _done_payload(plan))
     return True
+
+
+def _train_ddp_in_own_process(config: Any) -> None:
+    """Train a DDP run as ``python -m losslab.cli train --config FILE`` in a child process.
+
+    Lightning starts the other DDP ranks by running the command that started this process
+    again; a worker process of ``--jobs`` or a submitit job has no such command (its
+    ``sys.argv`` is the worker's), so the run gets a process of its own that has one.
+    """
+    with tempfile.TemporaryDirectory(prefix="losslab-ddp-") as folder:
+        path = Path(folder) / "config.yaml"
+        save_config(config, path)
+        done = subprocess.run([sys.executable, "-m", "losslab.cli", "train", "--config",
+                               str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise RuntimeError(f"DDP training of {config.out} exited with {done.returncode}: "
+                           + (lines[-1] if lines else "no message"))
 
 
 @dataclass
@@ -472,7 +499,8 @@ def run_plan_job(plan: PlannedRun, *, env: Mapping[str, str],
     timings: dict[str, float] = {}
     callbacks = [StepReporter(report)] if messages is not None else []
     with quiet_lightning(True):
-        fresh = train_and_evaluate(plan, callbacks=callbacks, progress_bar=False, timings=timings)
+        fresh = train_and_evaluate(plan, callbacks=callbacks, progress_bar=False, timings=timings,
+                                   own_process=True)
     return RunOutcome(plan.run_name, fresh, timings)
 
 

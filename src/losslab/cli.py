@@ -214,7 +214,9 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     # are siblings and do not import each other).
     started = time.perf_counter()
     index = build_report(directory)
-    print(f"report: {index} (built in {time.perf_counter() - started:.0f} s)")
+    print(f"report: {index}")
+    print(f"losslab compare: report built in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)  # beside the runner's time line (stdout keeps the path alone)
     if failed is not None:
         print(f"losslab compare: {len(failed.failures)} run(s) failed:", file=sys.stderr)
         for name, error_line in failed.failures.items():

@@ -29,6 +29,12 @@ recomputed on every call.
 It is restartable: a run whose ``DONE`` marker exists is reused (after checking that it was
 trained with the same settings), a run that was interrupted resumes from its last checkpoint
 (``train``'s own resume), and only the missing runs train.
+
+Seeds (``seeds:`` / ``--seeds``): one run per entry and seed, the experiment's own seed at the
+entry's usual directory, seed ``k`` at ``runs/<entry>/seed-<k>``; the tables get means and
+spreads (:mod:`losslab.experiments.seeds`). Runs train one at a time here, or side by side in
+worker processes or cluster jobs (:mod:`losslab.experiments.parallel`); one comparison per
+directory at a time (:mod:`losslab.experiments.lock`).
 """
 
 from __future__ import annotations

@@ -175,7 +175,11 @@ def submitit_executor(folder: str | Path, launcher: Any, *, cluster: str = "slur
     ``cluster="local"`` gives submitit's ``LocalExecutor`` (tests, a machine without SLURM);
     the slurm-only options (partition) are then ignored by submitit.
     """
-    import submitit  # heavy and only needed for cluster launches
+    try:
+        import submitit  # an optional dependency, only needed for cluster launches
+    except ImportError:
+        raise ValueError("--launcher slurm needs the submitit package: pip install "
+                         "'losslab[slurm]' (or pip install submitit).") from None
 
     executor = submitit.AutoExecutor(folder=str(folder), cluster=cluster)
     parameters: dict[str, Any] = {

@@ -12,7 +12,10 @@ built or called is skipped with the reason), on a ``(16, 3, 128, 128)`` batch:
 - ``checks``: the same with :func:`losslab.losses.set_value_checks` on (extra cost in percent),
 - ``reference``: a hand-written minimal PyTorch version of the same formula, in this file,
 - ``package``: the published implementation where one is installed (pytorch_msssim for SSIM and
-  MS-SSIM, piq for GMSD, MS-GMSD, HaarPSI and MDSI, plenoptic for NLPD), value-checked too,
+  MS-SSIM, piq for GMSD, MS-GMSD, HaarPSI and MDSI, plenoptic for NLPD, colour-science for
+  CIEDE2000 and ΔE*76, NVIDIA's flip_evaluator for FLIP), value-checked too; colour-science and
+  flip_evaluator are numpy/compiled CPU code without gradients, so their time is a forward pass
+  on the CPU (losslab's is still forward + backward, on ``--device``),
 - ratios ``losslab / reference`` (target <= 1.10 with checks off) and ``losslab / package``
   (target <= 1.0),
 - peak extra memory of one forward + backward (CUDA only).
@@ -31,6 +34,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -39,6 +43,9 @@ import losslab
 from losslab.losses import available_losses, get_loss_entry, set_value_checks
 
 LossFunction = Callable[[Tensor, Tensor], Tensor]
+#: Published references without gradients (numpy / compiled CPU code): timed as a forward pass,
+#: beside which the table also gives losslab's forward pass alone.
+FORWARD_ONLY_PACKAGES = ("colour-science", "flip_evaluator")
 BATCH = (16, 3, 128, 128)
 MS_SSIM_BATCH = (16, 3, 176, 176)
 
@@ -109,7 +116,37 @@ REFERENCES: dict[str, LossFunction] = {
     "ms_ssim": reference_ms_ssim,
     "gdl": reference_gdl,
     "frequency": reference_frequency,
+    # robust's default (alpha = 1, scale = 0.05): pseudo-Huber in the scaled difference
+    "robust": lambda x, y: (torch.sqrt(((x - y) / 0.05) ** 2 + 1) - 1).mean(),
 }
+
+
+def _numpy_images(x: Tensor) -> np.ndarray:
+    return x.detach().cpu().permute(0, 2, 3, 1).double().numpy()
+
+
+def _colour_science(kind: str) -> LossFunction:
+    """colour-science's sRGB -> XYZ -> Lab and its ΔE (numpy, CPU, no gradient)."""
+    import colour
+
+    difference = {"ciede2000": colour.difference.delta_E_CIE2000,
+                  "delta_e76": colour.difference.delta_E_CIE1976}[kind]
+
+    def evaluate(x: Tensor, y: Tensor) -> Tensor:
+        lab_x, lab_y = (colour.XYZ_to_Lab(colour.sRGB_to_XYZ(_numpy_images(v))) for v in (x, y))
+        return torch.tensor(float(difference(lab_y, lab_x).mean()))
+
+    return evaluate
+
+
+def _flip_evaluator(x: Tensor, y: Tensor) -> Tensor:
+    """NVIDIA's flip-evaluator (compiled, CPU, one image per call, no gradient): mean FLIP."""
+    import flip_evaluator
+
+    values = [flip_evaluator.evaluate(reference.astype("float32"), test.astype("float32"), "LDR",
+                                      applyMagma=False)[1]
+              for reference, test in zip(_numpy_images(y), _numpy_images(x), strict=True)]
+    return torch.tensor(sum(values) / len(values))
 
 
 def _nlpd_plenoptic(x: Tensor, y: Tensor) -> Tensor:
@@ -143,6 +180,12 @@ def _package_reference(spec: str) -> tuple[str, LossFunction] | None:
             import plenoptic  # noqa: F401  (imported here only to see that it is installed)
 
             return "plenoptic", _nlpd_plenoptic
+        if spec in ("ciede2000", "delta_e76"):
+            return "colour-science", _colour_science(spec)
+        if spec == "flip":
+            import flip_evaluator  # noqa: F401  (imported here only to see that it is installed)
+
+            return "flip_evaluator", _flip_evaluator
     except ImportError:
         return None
     return None
@@ -170,7 +213,9 @@ def _sync(device: torch.device) -> None:
 
 def _step(function: LossFunction, prediction: Tensor, target: Tensor) -> None:
     prediction.grad = None
-    function(prediction, target).backward()
+    value = function(prediction, target)
+    if value.requires_grad:  # numpy references (colour-science, flip_evaluator): forward only
+        value.backward()
 
 
 def _peak_mib(function: LossFunction, prediction: Tensor, target: Tensor) -> float | None:
@@ -285,6 +330,15 @@ def benchmark(
         if package is not None:
             row.package, package_function = package
             candidates["package"] = lambda f=package_function, p=prediction, t=target: _step(f, p, t)
+            if row.package in FORWARD_ONLY_PACKAGES:  # also time losslab's forward pass alone
+
+                def forward_only(c: torch.nn.Module = criterion, p: Tensor = prediction,
+                                 t: Tensor = target, k: Tensor | None = condition) -> None:
+                    set_value_checks(False)
+                    with torch.no_grad():
+                        c(p, t, k)
+
+                candidates["forward"] = forward_only
             with torch.no_grad():
                 expected = float(package_function(prediction, target))
                 got = float(criterion(prediction, target, condition))
@@ -294,6 +348,9 @@ def benchmark(
                 row.note = ""
         times = _time_round_robin(candidates, repeats, device, statistic)
         set_value_checks(False)
+        if "forward" in times and times.get("package"):
+            row.note = (f"{row.note} forward only: {times['forward']:.2f} ms, x pkg "
+                        f"{times['forward'] / times['package']:.2f}").strip()
         row.losslab_ms, row.checks_ms = times["losslab"], times["checks"]
         row.reference_ms, row.package_ms = times.get("reference"), times.get("package")
         if device.type == "cuda":

@@ -45,7 +45,8 @@ import torch
 from losslab.synthesis import load_image, mad, metamers
 
 TIMED_SPECS = ("mse", "l1", "l1(luma)", "l1(red)", "charbonnier", "ssim", "gdl", "frequency",
-               "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi", "swd")
+               "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi", "swd", "ciede2000", "delta_e76",
+               "flip", "ms_flip", "robust")
 VGG_SPECS = ("perceptual(layers=relu1_2,relu2_2, weights=random)",
              "perceptual(weights=random)")
 

@@ -115,7 +115,7 @@ def test_only_rank_zero_reports_the_finished_run(
     import losslab.train
     from losslab.train import RunResult
 
-    def fake_train(config):  # a DDP worker process returns the same result as rank 0
+    def fake_train(config, **_):  # a DDP worker process returns the same result as rank 0
         return RunResult(run_dir=Path(config.out), metrics={}, best_checkpoint=None,
                          last_checkpoint=Path(config.out) / "last.ckpt", global_step=1,
                          resumed_from_step=None, processes=2)
@@ -315,3 +315,12 @@ def test_compare_passes_seeds_jobs_launcher_and_threads(
     assert "seeds must be comma-separated integers" in capsys.readouterr().err
     assert main(["compare", "colors", "--threads", "0"]) == 2
     assert "--threads must be a positive integer" in capsys.readouterr().err
+
+
+def test_cli_lists_every_loss(capsys: pytest.CaptureFixture[str]) -> None:
+    from losslab.losses import available_losses
+
+    assert main(["losses"]) == 0
+    printed = capsys.readouterr().out
+    for name in available_losses():
+        assert name in printed

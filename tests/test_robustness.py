@@ -137,6 +137,32 @@ def _experiment_bad_yaml(tmp_path: Path) -> list[str]:
             "--out", str(tmp_path / "cmp")]
 
 
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """YAML lines defining ``a0`` .. ``a8``, each a list of 9 aliases of the one before (9 ** 9
+    values once expanded)."""
+    lines = [f"a0: &a0 [{', '.join(['x'] * width)}]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * width)}]" for i in range(1, levels)]
+    return "\n".join(lines) + "\n"
+
+
+def _experiment_alias_bomb(tmp_path: Path) -> list[str]:
+    text = (f"{_alias_bomb()}name: x\nquestion: q\ntask: reconstruct\ndata: bundled\n"
+            "budget: {steps: 2}\nentries:\n  - loss: l1\n    notes: *a8\n")
+    return ["compare", _write(tmp_path, "e.yaml", text), "--out", str(tmp_path / "cmp")]
+
+
+def _config_alias_bomb(tmp_path: Path) -> list[str]:
+    return ["train", "--config", _write(tmp_path, "c.yaml", f"{_alias_bomb()}loss: l1\n")]
+
+
+def _loss_with_a_bad_input_range(_: Path) -> None:
+    losslab.loss("l1", input_range=5)  # type: ignore[arg-type]
+
+
+def _weights_add_a_directory(tmp_path: Path) -> list[str]:
+    return ["weights", "add", str(tmp_path)]
+
+
 def _out_is_a_file(tmp_path: Path) -> list[str]:
     return ["train", "--out", _write(tmp_path, "a_file", ""), "--steps", "1"]
 
@@ -216,6 +242,13 @@ CASES: list[Case] = [
     Case("command line", "experiment file with a YAML syntax error",
          "exit 2: `is not valid YAML (line 4, column`", "cli", "is not valid YAML (line 4, column",
          _experiment_bad_yaml),
+    Case("command line", "experiment file that is a YAML alias bomb (9 levels of 9 aliases; "
+         "`compare` hung for over 5 minutes)", "exit 2 at once, before anything walks the data: "
+         "`expands to more than 100000 YAML values through its aliases`", "cli",
+         "expands to more than 100000 YAML values through its aliases", _experiment_alias_bomb),
+    Case("command line", "config file that is a YAML alias bomb",
+         "exit 2 at once: `expands to more than 100000 YAML values`", "cli",
+         "expands to more than 100000 YAML values", _config_alias_bomb),
     Case("command line", "config file with a typo'd key (`data: {crop_sise: 32}`)",
          "exit 2, one line with the file, line and column, and the closest key: `line 2, column "
          "8: unknown config key 'data.crop_sise'. Did you mean 'crop_size'`", "cli",
@@ -236,6 +269,9 @@ CASES: list[Case] = [
          ["train", "--set", "data.options={a: [}"]),
     Case("command line", "`--out` naming a file", "exit 2: `is a file, not a folder`", "cli",
          "is a file, not a folder", _out_is_a_file),
+    Case("command line", "`weights add DIR` of a directory that exists (said \"no such file\")",
+         "exit 2, naming the file to pass: `it is a directory; pass the weights file itself`",
+         "cli", "it is a directory; pass the weights file itself", _weights_add_a_directory),
     Case("command line", "`--accelerator gpu` on a machine without a GPU",
          "exit 2: Lightning's reason and `Use --accelerator cpu`", "cli", "Use --accelerator cpu",
          ["train", "--accelerator", "gpu", "--steps", "1"]),
@@ -262,6 +298,11 @@ CASES: list[Case] = [
          "one progress display (run k of n, step, loss, time left), one line per finished run; "
          "Lightning's output only with `--verbose`", "test",
          "tests/train/test_console.py::test_compare_prints_one_line_per_run_and_no_lightning_output"),
+    Case("command line", "`losslab train` (Lightning's training and validation bars, though "
+         "its messages are hidden unless `--verbose`)", "one progress line (step, loss, last "
+         "validation loss, time left) and `run finished`; Lightning's bars only with `--verbose`",
+         "test", "tests/train/test_console.py::"
+         "test_losslab_train_shows_one_progress_line_and_no_lightning_bars"),
     Case("command line", "two losslab trainings at once on a 2-core machine (each ran 7x slower)",
          "each takes its share of the cores; measured under other load: 0.36 s/step each "
          "instead of 3.12 (`benchmarks/concurrency.py`)", "test",
@@ -287,6 +328,9 @@ CASES: list[Case] = [
          "conditional must be true or false", "adversarial(conditional=none)"),
     Case("loss values", "`l1(input_range=5)`", "SpecError: `input_range must be a pair (low, high)`",
          "loss", "input_range must be a pair (low, high)", "l1(input_range=5)"),
+    Case("loss values", "`losslab.loss(\"l1\", input_range=5)` (was `'int' object is not "
+         "iterable`)", "ValueError, the spec form's message: `input_range must be a pair (low, "
+         "high)`", "call", "input_range must be a pair (low, high)", _loss_with_a_bad_input_range),
     Case("loss values", "`ms_ssim(scales=1e400)`", "SpecError: `scales must be an integer from 1 to 5`",
          "loss", "scales must be an integer from 1 to 5", "ms_ssim(scales=1e400)"),
     Case("loss values", "`adversarial(lr_d=1e400)`", "SpecError: `lr_d must be a finite number > 0`",

@@ -195,6 +195,18 @@ def test_add_weights_missing_source_is_a_clear_error(tmp_path: Path) -> None:
         add_weights(tmp_path / "absent.pth")
 
 
+def test_add_weights_of_a_directory_says_so_and_names_the_file_to_pass(tmp_path: Path) -> None:
+    known = sorted(info.file_name for info in list_weights())
+    with pytest.raises(WeightsError, match=r"it is a directory; pass the weights file itself") as empty:
+        add_weights(tmp_path)
+    assert "no such file" not in str(empty.value)
+    assert all(name in str(empty.value) for name in known)
+    (tmp_path / known[-1]).write_bytes(b"x")  # a directory holding a known file name: named
+    with pytest.raises(WeightsError) as holding:
+        add_weights(tmp_path)
+    assert f"losslab weights add {tmp_path / known[-1]}" in str(holding.value)
+
+
 def test_failed_copy_leaves_neither_a_partial_file_nor_a_temp_file(
     torch_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

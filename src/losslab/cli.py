@@ -55,7 +55,7 @@ def _cmd_weights(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from losslab.train import config_from_overrides, quiet_lightning, train
+    from losslab.train import StepProgress, config_from_overrides, quiet_lightning, train
 
     overrides = {
         key: value
@@ -94,8 +94,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ValueError(f"--set takes KEY=VALUE (e.g. --set task_options.scale=4); got {assignment!r}.")
         overrides[key.strip()] = value.strip()
     config = config_from_overrides(args.config, overrides)
+    callbacks: list[StepProgress] = []
+    if config.progress_bar and not args.verbose:  # one display of losslab's, not Lightning's bars
+        config.progress_bar = False  # a field that may change on resume
+        callbacks.append(StepProgress(Path(config.out).name))
     with quiet_lightning(not args.verbose):
-        result = train(config)
+        result = train(config, callbacks=callbacks)
     if os.environ.get("LOCAL_RANK", "0") == "0" and os.environ.get("NODE_RANK", "0") == "0":
         print(f"run finished: {result.run_dir}")  # once, not once per DDP process
     return 0
@@ -298,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="any other config field, e.g. --set task_options.scale=4 (repeatable)")
     p.add_argument("--verbose", action="store_true",
-                   help="show Lightning's own messages and warnings (hidden by default)")
+                   help="show Lightning's own progress bars, messages and warnings (by default: "
+                        "one progress line, step, loss and time left)")
     p.set_defaults(handler=_cmd_train)
 
     p = sub.add_parser("evaluate", parents=[common], help="metrics of a trained run (JSON and CSV in the run dir)")
@@ -309,13 +314,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("specs", nargs="*",
                    help="loss specs (default: the pixel losses, ssim and every loss that needs "
                         "no downloaded weights: swd, nlpd, gmsd, ms_gmsd, haarpsi, mdsi, "
+                        "ciede2000, delta_e76, flip, ms_flip, robust, "
+                        "energy_score, crps, "
                         "perceptual(weights=random) with mse and swd distances)")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
     p.add_argument("--perturbations",
                    help="comma-separated subset (default: all): hue, saturation, brightness, "
                         "channel_red, channel_green, channel_blue, blur, noise, jpeg, contrast, "
-                        "shift, mean_of_two")
+                        "shift, mean_of_two, mean_of_two_noise")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", help="write the results as JSON")
     p.add_argument("--csv", help="write the results as CSV")

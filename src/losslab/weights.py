@@ -351,10 +351,21 @@ def add_weights(path: str | os.PathLike[str]) -> Path:
         The destination path (for the CLI to print).
 
     Raises:
-        WeightsError: the file is missing or its hash matches no known weights (the message lists
+        WeightsError: the file is missing or a directory, or its hash matches no known weights (the message lists
             every expected name and hash).
     """
     source = Path(path)
+    if source.is_dir():
+        # Name the files in it that look like known weights, so the fix is one copy-paste away.
+        known = {info.file_name for info in list_weights()}
+        present = sorted(str(source / name) for name in known if (source / name).is_file())
+        example = present[0] if present else str(source / sorted(known)[0])
+        raise WeightsError(
+            f"cannot add {str(source)!r}: it is a directory; pass the weights file itself, e.g. "
+            f"losslab weights add {example}"
+            + (f" (files there with known names: {', '.join(present)})." if present else
+               f" (known file names: {', '.join(sorted(known))}).")
+        )
     if not source.is_file():
         raise WeightsError(f"cannot add {str(source)!r}: no such file.")
     digest = sha256_of(source)

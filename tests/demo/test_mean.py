@@ -40,7 +40,8 @@ def test_wta_and_mdn_find_the_modes(one_d) -> None:
 def test_image_demo_mse_ghost_and_wta_sharp() -> None:
     import math
 
-    metrics = run_image_demo(seed=0)["metrics"]
+    result = run_image_demo(seed=0)
+    metrics = result["metrics"]
     mse = metrics["mse"]
     assert 0.3 < mse["left_centre"][0] < 0.7 and 0.3 < mse["right_centre"][0] < 0.7
     left, right = metrics["wta"]["left_centre"], metrics["wta"]["right_centre"]
@@ -53,6 +54,9 @@ def test_image_demo_mse_ghost_and_wta_sharp() -> None:
                             metrics["wta"]["error_to_nearest_target"], strict=True):
         assert value is None or value > ghost + 7
         assert value is None or value == pytest.approx(-10 * math.log10(error), abs=0.05)
+    # The VGG-feature energy-score sampler commits: most draws near a disk, both disks drawn.
+    near = result["sampler"]["near_target"]
+    assert min(near) > 0.15 and sum(near) > 0.6
 
 
 def test_angular_error_folds_the_symmetry() -> None:
@@ -82,6 +86,54 @@ def test_run_mean_demo_writes_figures_and_json(tmp_path) -> None:
     data = json.loads(write_mean_demo_json(result, tmp_path / "mean.json").read_text())
     assert set(data["sample"]) == {"mean", "median", "modes"}
     assert set(data["predictions"]) == {"mse", "mae", "wta", "mdn"}
+    assert len(data["sampler"]["mode_fractions"]) == 3
+    assert set(data["image_sampler"]) == {"spec", "near_target", "near_none"}
+    assert "energy-score sampler" in format_mean_demo(result)
     assert len(data["predictions"]["wta"]) == 3
     assert "MSE predicts" in format_mean_demo(result)
-    assert result["seconds"] < 60
+
+
+def test_energy_score_sampler_draws_near_the_modes_with_their_weights(one_d) -> None:
+    """The sampler's draws: most within 2 sd of a mode (the data: 95 %), each mode about as often
+    as the data (weights 0.45 / 0.35 / 0.2), unlike MSE's one value between the modes."""
+    sampler = one_d["sampler"]
+    drawn, data = sampler["mode_fractions"], sampler["data_mode_fractions"]
+    assert sum(data) > 0.94
+    assert sum(drawn) > 0.75
+    assert sampler["histogram_distance"] < 0.2
+    shares = [value / sum(drawn) for value in drawn]
+    assert shares == pytest.approx([0.45, 0.35, 0.2], abs=0.08)
+    assert one_d["sampler"]["samples"].std() > 2.0  # it spreads over the modes, not one value
+
+
+def test_mode_fractions_count_values_within_three_sd_of_each_mode() -> None:
+    import torch
+
+    from losslab.demo.mean_1d import mode_fractions
+
+    values = torch.tensor([-3.0, -2.3, 0.5, 1.2, 3.5, 3.5, -1.2, 1.5])
+    # -2.3 is 0.7 from -3 (< 0.8: near); 1.2 is 0.7 from 0.5 (near); -1.2 and 1.5 are in gaps.
+    assert mode_fractions(values) == pytest.approx([2 / 8, 2 / 8, 2 / 8])
+
+
+def test_histogram_distance_is_total_variation() -> None:
+    import torch
+
+    from losslab.demo.mean_1d import histogram_distance
+
+    values = torch.tensor([0.05, 0.1, 2.05, 2.1])
+    assert histogram_distance(values, values) == 0.0
+    assert histogram_distance(values, torch.tensor([4.05, 4.1, 2.05, 2.1])) == pytest.approx(0.5)
+    assert histogram_distance(values, torch.tensor([9.0, 9.0, 9.0, 9.0])) == pytest.approx(1.0)
+
+
+def test_committed_fractions_sort_draws_by_the_target_they_are_near() -> None:
+    import torch
+
+    from losslab.demo.mean_image import committed_fractions
+
+    targets = torch.zeros(2, 3, 4, 4)
+    targets[0, :, :, :2] = 1.0
+    targets[1, :, :, 2:] = 1.0
+    draws = torch.stack([targets[0], targets[0] + 0.05, targets[1], targets.mean(dim=0)])
+    assert committed_fractions(draws, targets) == pytest.approx([0.5, 0.25])

@@ -11,16 +11,13 @@ import pytorch_msssim
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+import losslab.metrics
 from losslab.losses import MSSSIMLoss, SSIMLoss
 from losslab.losses.structural import ms_ssim_min_size, ms_ssim_weights
-from losslab.metrics import (
-    ms_ssim,
-    ms_ssim_scales,
-    per_image_psnr,
-    psnr,
-    psnr_from_mse,
-    ssim,
-)
+from losslab.metrics import mean_ms_ssim as ms_ssim
+from losslab.metrics import mean_ssim as ssim
+from losslab.metrics import ms_ssim_scales, per_image_psnr, psnr_from_mse
+from losslab.metrics import pooled_psnr as psnr
 
 
 @pytest.fixture()
@@ -135,3 +132,14 @@ def test_too_small_and_mismatched_inputs_raise() -> None:
         ms_ssim(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8))
     with pytest.raises(ValueError, match="same shape"):
         psnr(torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 9))
+
+
+@pytest.mark.parametrize(("old", "new"), [("psnr", "pooled_psnr"), ("ssim", "mean_ssim"),
+                                          ("ms_ssim", "mean_ms_ssim")])
+def test_the_old_float_names_warn_and_give_the_same_value(
+    old: str, new: str, photo_batch: torch.Tensor, noisy: torch.Tensor
+) -> None:
+    with pytest.warns(DeprecationWarning, match=rf"losslab.metrics.{old} is now "
+                                                rf"losslab.metrics.{new} .*losslab.functional.{old}"):
+        value = getattr(losslab.metrics, old)(noisy, photo_batch)
+    assert value == getattr(losslab.metrics, new)(noisy, photo_batch)

@@ -12,9 +12,9 @@ from losslab.metrics import (
     best_plausible_hypothesis,
     nearest_plausible,
     plausible_per_hypothesis,
-    psnr,
     psnr_plausible,
 )
+from losslab.metrics import pooled_psnr as psnr
 
 
 @pytest.fixture(scope="module")

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import json
-
 import pytest
 import torch
 
 from losslab.probe import (
     MATCHED_PERTURBATIONS,
-    PERTURBATIONS,
-    format_probe_table,
     perturb,
-    plot_probe_heatmap,
     run_probe,
-    write_probe_csv,
-    write_probe_json,
 )
 from losslab.probe.perturbations import clip_keep_luma
 
@@ -102,20 +94,6 @@ def test_perturb_is_deterministic_and_in_range(images) -> None:
     assert first.min() >= 0 and first.max() <= 1
 
 
-def test_writers(result, tmp_path) -> None:
-    data = json.loads(write_probe_json(result, tmp_path / "probe.json").read_text())
-    assert list(data) == SPECS
-    assert list(data["mse"]) == list(PERTURBATIONS)
-    assert set(data["mse"]["hue"]) == {"raw", "normalised"}
-    rows = list(csv.DictReader(write_probe_csv(result, tmp_path / "probe.csv").open()))
-    assert len(rows) == len(SPECS) * len(PERTURBATIONS)
-    assert float(rows[0]["raw"]) == pytest.approx(result.raw(rows[0]["spec"], rows[0]["perturbation"]))
-    figure = plot_probe_heatmap(result, tmp_path / "figures" / "probe.png")
-    assert figure.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    table = format_probe_table(result)
-    assert "l1(luma)" in table and "mean_of_two" in table
-
-
 def test_bad_input_errors(images) -> None:
     with pytest.raises(ValueError, match="Did you mean 'blur'"):
         run_probe(["mse"], images, perturbations=["blurr"])
@@ -172,7 +150,8 @@ def test_default_specs_build_offline_and_cover_the_weight_free_losses() -> None:
     for spec in DEFAULT_PROBE_SPECS:
         losslab.loss(spec)  # no downloads: every default builds here
     names = {spec.split("(")[0] for spec in DEFAULT_PROBE_SPECS}
-    assert {"swd", "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi", "perceptual"} <= names
+    assert {"swd", "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi", "perceptual", "ciede2000",
+            "delta_e76", "flip", "ms_flip", "robust"} <= names
 
 
 def test_distribution_losses_prefer_the_shift_computed_like_any_row(images) -> None:
@@ -187,3 +166,42 @@ def test_distribution_losses_prefer_the_shift_computed_like_any_row(images) -> N
         assert probe.raw(spec, "shift") < 0.5 * probe.raw(spec, "mean_of_two"), spec
     for spec in specs[3:]:
         assert probe.prefers(spec) == "mean_of_two", spec
+
+
+def test_mean_of_two_noise_shows_a_distributional_loss_blind_spot(images) -> None:
+    """MSE charges the blur plus matched noise what it charges a sharp answer (its expectation is
+    the mean of the two shifts' MSE, and both shifts cost the same); the energy score and the
+    CRPS, given independent draws, charge it less than both the shift and the plain blur: a
+    sampler trained by them can learn noise instead of committing to an answer."""
+    specs = ["mse", "energy_score", "crps"]
+    probe = run_probe(specs, images[:2], perturbations=["noise", "shift", "mean_of_two",
+                                                         "mean_of_two_noise"])
+    assert probe.raw("mse", "mean_of_two_noise") == pytest.approx(probe.raw("mse", "shift"), rel=0.02)
+    for spec in ("energy_score", "crps"):
+        assert probe.raw(spec, "mean_of_two_noise") < 0.9 * probe.raw(spec, "mean_of_two"), spec
+        assert probe.raw(spec, "mean_of_two_noise") < 0.9 * probe.raw(spec, "shift"), spec
+    table = format_probe_table(probe)
+    assert "mean2+n" in table and "energy_score" in table
+    # The pair preference ignores the third natural change, and works without it.
+    subset = run_probe(["mse"], images[:1], perturbations=["noise", "shift", "mean_of_two"])
+    assert subset.prefers("mse") == "mean_of_two"
+
+
+def test_sample_based_losses_get_draws_and_deterministic_changes_as_copies(
+        images, monkeypatch: pytest.MonkeyPatch) -> None:
+    from losslab.losses import EnergyScoreLoss
+    from losslab.probe import probe as probe_module
+    from losslab.probe.probe import PROBE_DRAWS
+
+    seen: list[tuple[tuple[int, ...], bool]] = []  # (shape, whether the draws differ)
+
+    class Recording(EnergyScoreLoss):
+        def compute(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            seen.append((tuple(prediction.shape), not bool((prediction[:, 0] == prediction[:, 1]).all())))
+            return super().compute(prediction, target)
+
+    monkeypatch.setattr(probe_module, "build", lambda spec, check_values=None: Recording())
+    run_probe(["recorded"], images[:1, :, :32, :32],
+              perturbations=["blur", "noise", "shift", "mean_of_two_noise"])
+    full, interior = (1, PROBE_DRAWS, 3, 32, 32), (1, PROBE_DRAWS, 3, 32, 30)
+    assert seen == [(full, False), (full, True), (interior, False), (interior, True)]

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import losslab
-from losslab.metrics import ssim as ssim_metric
+from losslab.metrics import mean_ssim as ssim_metric
 from losslab.synthesis import MAD_IMAGES, load_image, mad
 
 

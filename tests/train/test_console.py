@@ -57,3 +57,36 @@ def test_compare_prints_one_line_per_run_and_no_lightning_output(
     finished = [line for line in output.replace("\r", "\n").splitlines() if line.startswith("[")]
     assert [line.split(":")[0] for line in finished] == ["[1/2] l1", "[2/2] mse"]
     assert "GPU available" not in output and "Epoch 0" not in output and "Tip" not in output
+
+
+def test_losslab_train_shows_one_progress_line_and_no_lightning_bars(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from losslab.cli import main
+
+    out = tmp_path / "tiny"
+    argv = ["train", "--steps", "4", "--out", str(out), "--crop-size", "32", "--batch-size", "4",
+            "--accelerator", "cpu", "--set", "val_every=2", "--set", "sample_every=0",
+            "--set", "grad_share_every=0", "--set", "data.val_items=4",
+            "--set", "data.options={val_size: 4}", "--set", "model.options={width: 8, depth: 2}"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    output = (captured.out + captured.err).replace("\r", "\n")
+    for lightning in ("Epoch 0", "Validation", "Sanity Checking", "GPU available", "v_num"):
+        assert lightning not in output, output
+    assert "tiny 100%" in output and "step 4/4 loss" in output and " val " in output, output
+    assert captured.out.strip().splitlines() == [f"run finished: {out}"]
+
+
+def test_step_progress_starts_a_resumed_run_at_its_step(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from losslab.train import StepProgress
+
+    train(tiny_config(tmp_path / "run", steps=2, val_every=2))
+    capsys.readouterr()
+    train(tiny_config(tmp_path / "run", steps=4, val_every=2), callbacks=[StepProgress("again")])
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    drawn = [line for line in lines if line.startswith("again")]
+    assert any(" 50%" in line and "step 2/4" in line for line in drawn), lines  # resumed at 2
+    assert "step 4/4" in drawn[-1], lines

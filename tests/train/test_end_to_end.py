@@ -177,19 +177,25 @@ def test_sigterm_saves_a_checkpoint_and_exits_non_zero_with_a_message(
     assert max(_train_steps(csv_path)) == saved - 1  # every step done is in the checkpoint
 
 
-def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path: Path) -> None:
-    steps = {"steps": 6, "val_every": 6, "batch_size": 8}
+@pytest.mark.parametrize("loss", ["l1", "robust(learn_alpha=true, learn_scale=true)"])
+def test_ddp_on_two_cpu_processes_matches_one_process(tmp_path: Path, loss: str) -> None:
+    # The robust loss's learned alpha and scale are optimised with the model: DDP must average
+    # their gradients too (they are not in the ignore list), or the ranks would drift apart.
+    steps = {"steps": 6, "val_every": 6, "batch_size": 8, "loss": loss}
     ddp = _run_script(tmp_path, _cli_overrides(tmp_path / "ddp", strategy="ddp", devices=2, **steps))
     result = _result(ddp, timeout=240)
     assert (result["global_step"], result["processes"]) == (6, 2)
     single = train(tiny_config(tmp_path / "single", **{k: v for k, v in _cli_overrides(
         tmp_path / "single", **steps).items() if k not in ("task", "out")}))
-    ddp_weights = load_module(tmp_path / "ddp", "last").model.state_dict()
-    single_weights = load_module(single.run_dir, "last").model.state_dict()
-    assert single.processes == 1 and ddp_weights.keys() == single_weights.keys()
-    for key, value in single_weights.items():
-        # Same global batches and averaged gradients: only float summation order differs.
-        torch.testing.assert_close(ddp_weights[key], value, rtol=1e-4, atol=1e-5)
+    ddp_module, single_module = load_module(tmp_path / "ddp", "last"), load_module(single.run_dir,
+                                                                                  "last")
+    for part in ("model", "loss"):
+        ddp_weights = getattr(ddp_module, part).state_dict()
+        single_weights = getattr(single_module, part).state_dict()
+        assert single.processes == 1 and ddp_weights.keys() == single_weights.keys()
+        for key, value in single_weights.items():
+            # Same global batches and averaged gradients: only float summation order differs.
+            torch.testing.assert_close(ddp_weights[key], value, rtol=1e-4, atol=1e-5)
 
 
 def _future_errors(run_dir: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

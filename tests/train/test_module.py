@@ -55,14 +55,14 @@ def test_generator_last_layer_is_passed_to_the_loss_on_every_call(tmp_path: Path
     seen = []
     original = type(discriminator.term).evaluate
 
-    def evaluate(self, *args: object, **kwargs: object) -> torch.Tensor:  # type: ignore[no-untyped-def]
-        seen.append(kwargs.get("last_layer"))
-        return original(self, *args, **kwargs)
+    def evaluate(self, prediction, target, context):  # type: ignore[no-untyped-def]
+        seen.append(context.last_layer)
+        return original(self, prediction, target, context)
 
     monkeypatch.setattr(type(discriminator.term), "evaluate", evaluate)
     batch = torch.stack([module.train_set[i] for i in range(2)])
     inputs, target = module.task.split(batch)
-    module.compute_loss(module.model(inputs), target, inputs, 0)
+    module.compute_loss(module.model(inputs), target, module.loss_context(inputs), 0)
     assert seen == [last]
     plain = TaskModule(tiny_config(tmp_path / "y", loss="l1 + 0.1*adversarial(width=8, depth=2)"))
     assert plain.last_layer() is None  # no adaptive term: nothing to pass
@@ -79,3 +79,42 @@ def test_a_conditional_discriminator_is_built_at_setup_from_an_example_input(tmp
     # Built before DDP wraps the module: its parameters are kept out of the generator's reducer.
     assert set(d_names) <= set(module._ddp_params_and_buffers_to_ignore)
     assert not [n for n in module._ddp_params_and_buffers_to_ignore if n.startswith("model.")]
+
+
+ROBUST = "robust(learn_alpha=true, learn_scale=true)"
+
+
+def _robust_parameters(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in state.items() if k.endswith(("alpha_latent", "scale_latent"))}
+
+
+def test_learned_loss_parameters_are_optimised_checkpointed_and_resumed(tmp_path: Path) -> None:
+    out = tmp_path / "robust"
+    module = TaskModule(tiny_config(out, loss=ROBUST))
+    initial = _robust_parameters(module.state_dict())
+    assert sorted(k.rsplit(".", 1)[1] for k in initial) == ["alpha_latent", "scale_latent"]
+    optimizer = module.configure_optimizers()
+    assert len(optimizer.param_groups) == 2  # model, then the loss's two parameters
+    assert {id(p) for p in optimizer.param_groups[1]["params"]} == {
+        id(p) for p in module.loss.parameters()}
+    ignored = set(module._ddp_params_and_buffers_to_ignore)
+    assert not ignored & set(initial)  # DDP averages their gradients
+
+    first = train(tiny_config(out, loss=ROBUST, steps=4, val_every=2))
+    saved = torch.load(first.last_checkpoint, map_location="cpu", weights_only=False)
+    trained = _robust_parameters(saved["state_dict"])
+    for key, value in initial.items():
+        assert not torch.equal(trained[key], value), f"{key} did not move in training"
+    # resumed: the run continues from the saved values and Adam moments, as an uninterrupted run
+    resumed = train(tiny_config(out, loss=ROBUST, steps=6, val_every=2))
+    assert (resumed.resumed_from_step, resumed.global_step) == (4, 6)
+    straight = train(tiny_config(tmp_path / "straight", loss=ROBUST, steps=6, val_every=2))
+    after = torch.load(resumed.last_checkpoint, map_location="cpu", weights_only=False)
+    reference = torch.load(straight.last_checkpoint, map_location="cpu", weights_only=False)
+    for key, value in _robust_parameters(reference["state_dict"]).items():
+        torch.testing.assert_close(after["state_dict"][key], value, rtol=0, atol=0)
+
+
+def test_runs_without_learned_loss_parameters_keep_one_optimizer_group(tmp_path: Path) -> None:
+    module = TaskModule(tiny_config(tmp_path / "plain", loss="l1 + robust"))
+    assert len(module.configure_optimizers().param_groups) == 1

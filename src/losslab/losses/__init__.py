@@ -12,7 +12,10 @@ from losslab.losses.adversarial import (
     adversarial_terms,
     link_feature_matching,
 )
-from losslab.losses.base import Loss, WeightedSum, WeightSchedule
+from losslab.losses.base import Loss
+from losslab.losses.color_difference import CIEDE2000Loss, DeltaE76Loss
+from losslab.losses.context import LossContext
+from losslab.losses.flip import FLIPLoss, MSFLIPLoss
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
@@ -31,6 +34,9 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.robust import RobustLoss
+from losslab.losses.schedule import WeightSchedule
+from losslab.losses.scoring import CRPSLoss, EnergyScoreLoss, KernelScoreLoss, ScoringRuleLoss
 from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
@@ -46,14 +52,20 @@ from losslab.losses.views import (
     resolve_view,
     ycbcr_matrix,
 )
+from losslab.losses.weighted_sum import WeightedSum
 
 __all__ = [
     "AdversarialLoss",
+    "CIEDE2000Loss",
+    "CRPSLoss",
     "ChannelView",
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "DeltaE76Loss",
     "DiscriminatorCollapseWarning",
+    "EnergyScoreLoss",
+    "FLIPLoss",
     "FeatureMatchingLoss",
     "FrequencyLoss",
     "GMSDLoss",
@@ -61,13 +73,16 @@ __all__ = [
     "HaarPSILoss",
     "HuberLoss",
     "IdentityView",
+    "KernelScoreLoss",
     "L1Loss",
     "LDLLoss",
     "LPIPSLoss",
     "Loss",
+    "LossContext",
     "LumaView",
     "MDSILoss",
     "MSELoss",
+    "MSFLIPLoss",
     "MSGMSDLoss",
     "MSSSIMLoss",
     "MultiHypothesisLoss",
@@ -75,7 +90,9 @@ __all__ = [
     "PerceptualLoss",
     "PixelLoss",
     "RangeMixupWarning",
+    "RobustLoss",
     "SSIMLoss",
+    "ScoringRuleLoss",
     "SlicedWassersteinLoss",
     "SpatialView",
     "SpecError",

@@ -372,6 +372,25 @@ class PerceptualLoss(Loss):
         predicted = self.features(prediction)
         with torch.no_grad():
             targeted = self.features(target)
+        return self._combine(predicted, targeted, prediction)
+
+    def per_image(self, prediction: Tensor, target: Tensor) -> Tensor:
+        """The loss of each image on its own, ``(N,)``, for inputs already in ``[0, 1]``
+        (``losslab.functional.perceptual``); their mean is the batch loss (:meth:`compute`)
+        up to rounding. One forward pass for the batch, then the same distances per image."""
+        predicted = self.features(prediction)
+        with torch.no_grad():
+            targeted = self.features(target)
+        return torch.stack([
+            self._combine({name: value[i:i + 1] for name, value in predicted.items()},
+                          {name: value[i:i + 1] for name, value in targeted.items()},
+                          prediction)
+            for i in range(prediction.shape[0])
+        ])
+
+    def _combine(self, predicted: dict[str, Tensor], targeted: dict[str, Tensor],
+                 prediction: Tensor) -> Tensor:
+        """Weighted sum over layers of the content (and style) distances of two feature sets."""
         total = prediction.new_zeros((), dtype=self.mean.dtype)
         for index, (name, weight) in enumerate(
             zip(self._depth_order, self._ordered_weights, strict=True)

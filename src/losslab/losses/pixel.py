@@ -23,6 +23,42 @@ from losslab.losses.registry import register_loss
 from losslab.losses.views import ViewedLoss, ViewLike
 
 
+def charbonnier_error(difference: Tensor, eps: float) -> Tensor:
+    """``sqrt(difference^2 + eps^2)`` elementwise: the Charbonnier penalty of a difference."""
+    return torch.sqrt(difference * difference + eps * eps)
+
+
+def per_image_mean(values: Tensor) -> Tensor:
+    """``(N, ...) -> (N,)``: the mean over everything but the batch dimension."""
+    return values.flatten(1).mean(dim=1)
+
+
+def mse(prediction: Tensor, target: Tensor) -> Tensor:
+    """Per-image mean squared error ``(N,)`` of two ``(N, C, H, W)`` batches, in their units."""
+    return per_image_mean(F.mse_loss(prediction, target, reduction="none"))
+
+
+def l1(prediction: Tensor, target: Tensor) -> Tensor:
+    """Per-image mean absolute error ``(N,)`` of two ``(N, C, H, W)`` batches, in their units."""
+    return per_image_mean(F.l1_loss(prediction, target, reduction="none"))
+
+
+def charbonnier(prediction: Tensor, target: Tensor, eps: float = 1e-3) -> Tensor:
+    """Per-image mean Charbonnier penalty ``(N,)`` (:func:`charbonnier_error`); ``eps`` at 0."""
+    return per_image_mean(charbonnier_error(prediction - target, eps))
+
+
+def huber(prediction: Tensor, target: Tensor, delta: float = 0.1) -> Tensor:
+    """Per-image mean Huber penalty ``(N,)`` (``torch.nn.functional.huber_loss``)."""
+    return per_image_mean(F.huber_loss(prediction, target, reduction="none", delta=delta))
+
+
+def psnr(prediction: Tensor, target: Tensor) -> Tensor:
+    """Per-image PSNR ``(N,)`` in dB for a data range of 1: ``-10 log10(mse)``; ``inf`` when
+    an image is exact. No clipping (the metric :func:`losslab.metrics.per_image_psnr` clips)."""
+    return -10.0 * torch.log10(mse(prediction, target))
+
+
 class PixelLoss(ViewedLoss):
     """Base of the pixel distances: view both images, take a per-element distance, reduce.
 
@@ -99,7 +135,7 @@ class CharbonnierLoss(PixelLoss):
         self.eps = check_number("charbonnier eps", eps, low=0.0, low_open=True, example="1e-3")
 
     def difference_distance(self, difference: Tensor) -> Tensor:
-        return reduce(torch.sqrt(difference * difference + self.eps * self.eps), self.reduction)
+        return reduce(charbonnier_error(difference, self.eps), self.reduction)
 
 
 @register_loss("huber", positional=("view",))

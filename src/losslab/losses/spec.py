@@ -21,7 +21,7 @@ Bare values before any ``name=`` fill the loss's positional parameters (``l1(lum
 
 This module gives the tree its meaning: each call's name is looked up in the loss registry,
 its arguments are matched to the class's parameters, and the schedules become
-:class:`~losslab.losses.base.WeightSchedule` objects. Errors name the position in the string
+:class:`~losslab.losses.schedule.WeightSchedule` objects. Errors name the position in the string
 and suggest the closest valid name.
 """
 
@@ -34,8 +34,11 @@ from typing import Any
 from losslab.core.registry import suggest
 from losslab.core.spec_tree import Call, Schedule, Spec, SpecError, Term, render, spec_error
 from losslab.core.spec_tree import parse as parse_tree
-from losslab.losses.base import CONSTANT, Loss, WeightedSum, WeightSchedule
+from losslab.core.validation import check_input_range
+from losslab.losses.base import Loss
 from losslab.losses.registry import all_loss_names, available_losses, get_loss_entry
+from losslab.losses.schedule import CONSTANT, WeightSchedule
+from losslab.losses.weighted_sum import WeightedSum
 
 #: ``SpecError`` lives with the parser in core; it is re-exported here and from losslab.losses.
 __all__ = ["SpecError", "loss", "parse_spec"]
@@ -173,7 +176,7 @@ def parse_spec(
     """Build a loss from a spec string or tree (see the module docstring for the grammar).
 
     A spec with a single unweighted, unscheduled term returns that term's module; anything else
-    returns a :class:`~losslab.losses.base.WeightedSum`.
+    returns a :class:`~losslab.losses.weighted_sum.WeightedSum`.
 
     Args:
         spec: e.g. ``"mse + 0.01*perceptual(layers=relu1_2,relu2_2, weights=random)"``, or a
@@ -185,6 +188,8 @@ def parse_spec(
         spec = render(spec)
     if not isinstance(spec, str):
         raise TypeError(f"a loss spec must be a string such as 'l1(luma)'; got {type(spec).__name__}.")
+    if input_range is not None:  # the message the spec form l1(input_range=5) gives, not a
+        input_range = check_input_range(input_range)  # TypeError from deep inside the builder
     tree = parse_tree(spec)
     # Schedules are checked for every term before any module is built, as the parser did
     # before the tree existed: a bad ramp is reported before an unknown loss further right.

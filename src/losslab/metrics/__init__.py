@@ -3,22 +3,27 @@
 Every function takes image batches ``(N, 3, H, W)`` in ``[0, 1]`` on any device.
 :func:`compute_image_metrics` returns them all under the public keys :data:`METRIC_KEYS`
 (``psnr``, ``psnr_plausible``, ``ssim``, ``ms_ssim``, ``lpips``, ``hf_ratio``, ``grad_ratio``, ``err_red``,
-``err_green``, ``err_blue``, ``err_luma``, ``err_chroma``, ``chroma_ratio``,
+``err_green``, ``err_blue``, ``err_luma``, ``err_chroma``, ``err_deltae``, ``chroma_ratio``,
 ``retrieval_top1``) with ``None`` plus a reason for anything that needs missing weights.
 
 The one metric table, :data:`METRIC_TABLE` (:mod:`losslab.metrics.table`), gives each metric's
 function, direction, minimum size, label and unavailability reason; evaluation and the report
 read it. SSIM, MS-SSIM and LPIPS are the functions of the losses of the same names
-(:mod:`losslab.losses.structural`, :mod:`losslab.losses.lpips`).
+(:mod:`losslab.functional`, :mod:`losslab.losses.lpips`). The float summaries are named for
+what they return (:func:`pooled_psnr`, :func:`mean_ssim`, :func:`mean_ms_ssim`); the old names
+``psnr``, ``ssim``, ``ms_ssim`` still work and warn.
 """
 
 from losslab.metrics.codes import default_augment, nearest_neighbours, retrieval_top1
-from losslab.metrics.color import chroma_magnitude, chroma_ratio, color_errors
+from losslab.metrics.color import chroma_magnitude, chroma_ratio, color_errors, deltae_error
 from losslab.metrics.compute import MetricAccumulator, available_metrics, compute_image_metrics
 from losslab.metrics.fidelity import (
+    mean_ms_ssim,
+    mean_ssim,
     ms_ssim,
     ms_ssim_scales,
     per_image_psnr,
+    pooled_psnr,
     psnr,
     psnr_from_mse,
     squared_error_sum,
@@ -71,6 +76,7 @@ __all__ = [
     "color_errors",
     "compute_image_metrics",
     "default_augment",
+    "deltae_error",
     "fid_kid",
     "fid_kid_unavailable_reason",
     "gradient_magnitude",
@@ -79,6 +85,8 @@ __all__ = [
     "high_frequency_ratio",
     "lpips",
     "lpips_unavailable_reason",
+    "mean_ms_ssim",
+    "mean_ssim",
     "metric_spec",
     "ms_ssim",
     "ms_ssim_scales",
@@ -87,6 +95,7 @@ __all__ = [
     "per_image_psnr",
     "per_image_psnr_plausible",
     "plausible_per_hypothesis",
+    "pooled_psnr",
     "power_spectrum",
     "psnr",
     "psnr_from_mse",

@@ -7,6 +7,10 @@ averages plausible colours shows ``chroma_ratio < 1`` (desaturation).
 All errors are mean absolute differences in ``[0, 1]`` units, averaged over the batch and pixels.
 Luma and chroma use BT.601 YCbCr (:class:`losslab.losses.views.LumaView` and
 :class:`~losslab.losses.views.ChromaView`, chroma without the 0.5 offset, in ``[-0.5, 0.5]``).
+
+``err_deltae`` is in CIELAB units instead: the mean CIEDE2000 colour difference over every pixel
+of every image (:func:`losslab.losses.color_difference.ciede2000_map`, the function of the
+``ciede2000`` loss; about 1 per just-noticeable difference).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from losslab.losses.color_difference import ciede2000_map
 from losslab.losses.views import ChromaView, LumaView
 from losslab.metrics._common import check_image_pair
 
@@ -43,6 +48,21 @@ def color_errors(outputs: Tensor, targets: Tensor) -> dict[str, float]:
         "err_chroma": float((chroma(outputs) - chroma(targets)).abs().mean()),
         "chroma_ratio": chroma_ratio(outputs, targets),
     }
+
+
+def deltae_error(outputs: Tensor, targets: Tensor) -> float:
+    """Mean CIEDE2000 ΔE00 over all pixels of all images (sRGB D65 in, CIELAB units out).
+
+    Computed in float64 with :func:`~losslab.losses.color_difference.ciede2000_map`, the
+    function of the ``ciede2000`` loss (the loss with its default ``mean`` reduction gives the
+    same number up to float32 rounding).
+
+    Shape:
+        - outputs, targets: ``(N, 3, H, W)`` in ``[0, 1]``.
+    """
+    check_image_pair(outputs, targets)
+    with torch.no_grad():
+        return float(ciede2000_map(outputs.double().clamp(0, 1), targets.double().clamp(0, 1)).mean())
 
 
 def chroma_magnitude(images: Tensor) -> Tensor:

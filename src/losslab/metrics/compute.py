@@ -120,7 +120,7 @@ class MetricAccumulator:
 
     ``update(outputs, targets)`` per batch, ``compute()`` for the batch-size-weighted mean of each
     metric (a metric that was unavailable in any batch stays ``None`` with its reason), except
-    ``psnr``, which is pooled over every batch exactly as :func:`~losslab.metrics.psnr` pools
+    ``psnr``, which is pooled over every batch exactly as :func:`~losslab.metrics.pooled_psnr` pools
     over one (summed squared errors, then one PSNR).
     Distribution metrics (FID/KID) are not accumulated; compute them on the whole set.
 

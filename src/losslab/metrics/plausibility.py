@@ -9,7 +9,7 @@ close is the output to *some* plausible answer?
 
 ``psnr_plausible`` answers it. For each image the nearest plausible answer is the one with the
 smallest mean squared error to the (clipped) output; the metric is the pooled PSNR
-(:func:`losslab.metrics.fidelity.psnr`, the same definition as ``psnr``) of the outputs against
+(:func:`losslab.metrics.fidelity.pooled_psnr`, the same definition as ``psnr``) of the outputs against
 those nearest answers. It is never below ``psnr`` when the actual target is one of the plausible
 answers. A model that commits to one sharp plausible answer scores high; the average of all
 answers (MSE's smear) is far from each of them, and so is a copy of the input.
@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 
 from losslab.metrics._common import check_image_pair
-from losslab.metrics.fidelity import per_image_psnr, psnr
+from losslab.metrics.fidelity import per_image_psnr, pooled_psnr
 
 
 def _check_plausible(outputs: Tensor, plausible: Tensor) -> None:
@@ -87,7 +87,7 @@ def psnr_plausible(outputs: Tensor, plausible: Tensor) -> float:
     if outputs.dim() == 5:
         outputs = best_plausible_hypothesis(outputs, plausible)[0]
     nearest, _ = nearest_plausible(outputs, plausible)
-    return psnr(outputs, nearest)
+    return pooled_psnr(outputs, nearest)
 
 
 def best_plausible_hypothesis(outputs: Tensor, plausible: Tensor) -> tuple[Tensor, Tensor]:
@@ -135,7 +135,7 @@ def plausible_per_hypothesis(outputs: Tensor, targets: Tensor, plausible: Tensor
     if outputs.dim() != 5:
         raise ValueError(f"outputs must be (N, K, C, H, W); got shape {tuple(outputs.shape)}.")
     hypotheses = [outputs[:, k] for k in range(outputs.shape[1])]
-    result: dict[str, Any] = {"psnr": [psnr(h, targets) for h in hypotheses]}
+    result: dict[str, Any] = {"psnr": [pooled_psnr(h, targets) for h in hypotheses]}
     if plausible is not None:
         result["psnr_plausible"] = [psnr_plausible(h, plausible) for h in hypotheses]
         counts = []

@@ -33,8 +33,14 @@ from torch import Tensor
 from losslab.core.registry import Registry
 from losslab.losses.structural import MS_SSIM_WEIGHTS, ms_ssim_min_size
 from losslab.metrics.codes import EncodeFn, retrieval_top1
-from losslab.metrics.color import COLOR_KEYS, color_errors
-from losslab.metrics.fidelity import SSIM_WINDOW_SIZE, ms_ssim, ms_ssim_scales, psnr, ssim
+from losslab.metrics.color import COLOR_KEYS, color_errors, deltae_error
+from losslab.metrics.fidelity import (
+    SSIM_WINDOW_SIZE,
+    mean_ms_ssim,
+    mean_ssim,
+    ms_ssim_scales,
+    pooled_psnr,
+)
 from losslab.metrics.perceptual import LpipsNet, fid_kid, fid_kid_unavailable_reason, lpips
 from losslab.metrics.plausibility import psnr_plausible
 from losslab.metrics.sharpness import gradient_magnitude_ratio, high_frequency_ratio
@@ -182,13 +188,13 @@ _COLOUR_LABELS = {
 
 #: Every metric, in the order of tables, JSON and CSV files.
 METRIC_TABLE: tuple[MetricSpec, ...] = (
-    MetricSpec("psnr", lambda i: psnr(i.outputs, i.targets), True, None,
+    MetricSpec("psnr", lambda i: pooled_psnr(i.outputs, i.targets), True, None,
                "PSNR, dB, pooled over the validation set: 10 log10(1 / MSE of all pixels)"),
     MetricSpec("psnr_plausible", _psnr_plausible, True, None,
                "PSNR, dB, to each image's nearest plausible answer (pooled)",
                unavailable_reason=_plausible_reason, needs="plausible"),
-    MetricSpec("ssim", lambda i: ssim(i.outputs, i.targets), True, SSIM_WINDOW_SIZE, "SSIM"),
-    MetricSpec("ms_ssim", lambda i: ms_ssim(i.outputs, i.targets), True, SSIM_WINDOW_SIZE,
+    MetricSpec("ssim", lambda i: mean_ssim(i.outputs, i.targets), True, SSIM_WINDOW_SIZE, "SSIM"),
+    MetricSpec("ms_ssim", lambda i: mean_ms_ssim(i.outputs, i.targets), True, SSIM_WINDOW_SIZE,
                "MS-SSIM (fewer scales below 161 px, see notes)", note=_ms_ssim_note),
     MetricSpec("lpips", _lpips, False, None, "LPIPS (lower is more similar)"),
     MetricSpec("hf_ratio", lambda i: high_frequency_ratio(i.outputs, i.targets, cutoff=i.hf_cutoff),
@@ -196,6 +202,8 @@ METRIC_TABLE: tuple[MetricSpec, ...] = (
     MetricSpec("grad_ratio", lambda i: gradient_magnitude_ratio(i.outputs, i.targets), None, None,
                "gradient magnitude, output / target", best_value=1.0),
     *(MetricSpec(key, _colour(key), False, None, label) for key, label in _COLOUR_LABELS.items()),
+    MetricSpec("err_deltae", lambda i: deltae_error(i.outputs, i.targets), False, None,
+               "mean CIEDE2000 colour difference (CIELAB, D65; ~1 per just-noticeable step)"),
     MetricSpec("chroma_ratio", _colour("chroma_ratio"), None, None,
                "chroma energy, output / target (< 1 = desaturated)", best_value=1.0),
     MetricSpec("retrieval_top1", _retrieval, True, None,

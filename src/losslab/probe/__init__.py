@@ -2,7 +2,8 @@
 
 ``run_probe(["mse", "l1(luma)", "l1(red)"])`` applies hue, saturation, brightness, single-channel,
 blur, noise, JPEG and contrast changes, all at the same pixel RMSE, plus the natural-strength
-pair ``shift`` / ``mean_of_two``, and returns a :class:`ProbeResult`
+pair ``shift`` / ``mean_of_two`` and ``mean_of_two_noise`` (the blur plus noise of the two
+shifts' spread), and returns a :class:`ProbeResult`
 (``result[spec][perturbation]["raw" | "normalised"]``). Writers: :func:`format_probe_table`,
 :func:`write_probe_csv`, :func:`write_probe_json`, :func:`plot_probe_heatmap`.
 """
@@ -22,6 +23,7 @@ from losslab.probe.perturbations import (
     gaussian_blur,
     jpeg_round_trip,
     match_strength,
+    mean_of_two_noise,
     perturb,
     shifted_pair,
 )
@@ -46,6 +48,7 @@ __all__ = [
     "gaussian_blur",
     "jpeg_round_trip",
     "match_strength",
+    "mean_of_two_noise",
     "perturb",
     "plot_probe_heatmap",
     "probe_caption",

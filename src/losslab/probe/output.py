@@ -23,7 +23,8 @@ from losslab.probe.probe import ProbeResult
 
 
 def _short(name: str) -> str:
-    return name.replace("channel_", "ch_").replace("mean_of_two", "mean2").replace("saturation", "satur")
+    return name.replace("channel_", "ch_").replace("mean_of_two_noise", "mean2+n").replace(
+        "mean_of_two", "mean2").replace("saturation", "satur")
 
 
 def format_probe_table(result: ProbeResult, *, normalised: bool = True, precision: int = 2) -> str:
@@ -37,7 +38,7 @@ def format_probe_table(result: ProbeResult, *, normalised: bool = True, precisio
     perturbations = result.perturbations
     width = max(7, precision + 5)
     spec_width = max(len("loss"), *(len(spec) for spec in result.specs))
-    has_pair = all(name in perturbations for name in NATURAL_PERTURBATIONS)
+    has_pair = "shift" in perturbations and "mean_of_two" in perturbations
     widths = [max(width, len(_short(p))) for p in perturbations]
     header = "loss".ljust(spec_width) + " " + " ".join(
         _short(p).rjust(w) for p, w in zip(perturbations, widths, strict=True)
@@ -97,7 +98,9 @@ def probe_caption(result: ProbeResult) -> str:
         f"RMSE {result.rmse:g}, so a row shows what the loss charges per unit of pixel change "
         "(normalised by the row's mean over the matched changes; MSE is flat at 1). Look for "
         "zeros (the loss is blind to that change) and, right of the dashed line, whether the loss "
-        "charges the blur (mean2) less than the sharp 1 px shift (it then prefers blur)."
+        "charges the blur (mean2) less than the sharp 1 px shift (it then prefers blur), and "
+        "whether it charges the blur plus noise of the two shifts' spread (mean2+n) less than "
+        "the shift (a sampler would then learn noise instead of committing)."
     )
 
 

@@ -26,10 +26,15 @@ Matched perturbations (directions; the natural strength is irrelevant, only the 
 ``contrast``       scale luma-mean-removed values by 1.5 about each image's mean luma
 =================  =====================================================================
 
-Natural-strength pair (not matched): ``shift`` (the image shifted by one pixel horizontally, a
-sharp and plausible alternative) and ``mean_of_two`` (the average of the copies shifted by +1 and
--1 px: a blur). Both are compared with the unshifted image on the common interior (one pixel
-column cropped at each side), so no border wraps around.
+Natural-strength changes (not matched): ``shift`` (the image shifted by one pixel horizontally, a
+sharp and plausible alternative), ``mean_of_two`` (the average of the copies shifted by +1 and
+-1 px: a blur) and ``mean_of_two_noise`` (that average plus Gaussian noise whose per-pixel
+variance is the two copies' spread, ``((a - b) / 2)^2`` for the shifted copies ``a`` and ``b``: the
+cheapest sample a generator can learn that has the right per-pixel variance but commits to
+neither answer). All are compared with the unshifted image on the common interior (one pixel
+column cropped at each side), so no border wraps around. A sample-based loss (energy score,
+CRPS) sees ``mean_of_two_noise`` as independent draws, which is where its blind spot shows: the
+spread term pays the noise back.
 """
 
 from __future__ import annotations
@@ -54,8 +59,8 @@ MATCHED_PERTURBATIONS: tuple[str, ...] = (
     "hue", "saturation", "brightness", "channel_red", "channel_green", "channel_blue",
     "blur", "noise", "jpeg", "contrast",
 )
-#: The natural-strength pair, compared at their natural strength.
-NATURAL_PERTURBATIONS: tuple[str, ...] = ("shift", "mean_of_two")
+#: The natural-strength changes (the shift/blur pair and the blur with matched noise).
+NATURAL_PERTURBATIONS: tuple[str, ...] = ("shift", "mean_of_two", "mean_of_two_noise")
 #: Every perturbation name, in table order.
 PERTURBATIONS: tuple[str, ...] = MATCHED_PERTURBATIONS + NATURAL_PERTURBATIONS
 #: Perturbations whose change is pure chroma (clipped towards grey at constant luma).
@@ -255,3 +260,26 @@ def shifted_pair(images: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     shift = images[..., 2:]
     mean_of_two = (images[..., 2:] + images[..., :-2]) / 2
     return original, shift, mean_of_two
+
+
+def mean_of_two_noise(images: Tensor, generator: torch.Generator, draws: int | None = None) -> Tensor:
+    """The mean of the +1 and -1 px shifts plus noise of their per-pixel spread, on the interior.
+
+    For the shifted copies ``a = x[..., j + 1]`` and ``b = x[..., j - 1]``: ``(a + b) / 2 +
+    |a - b| / 2 * z`` with ``z ~ N(0, 1)`` i.i.d. per pixel and channel (from ``generator``), so
+    every pixel has the mean and the variance of the two-answer distribution ``{a, b}`` (not
+    clipped to ``[0, 1]``: clipping would change the variance).
+
+    Shape:
+        - images: ``(N, C, H, W)``, ``W >= 3``.
+        - output: ``(N, C, H, W - 2)``, or ``(N, draws, C, H, W - 2)`` (independent noise per
+          draw) when ``draws`` is given.
+    """
+    if images.shape[-1] < 3:
+        raise ValueError(f"mean_of_two_noise needs images at least 3 px wide; got {images.shape[-1]}.")
+    right, left = images[..., 2:], images[..., :-2]
+    mean = (right + left) / 2
+    spread = (right - left).abs() / 2
+    shape = mean.shape if draws is None else (mean.shape[0], draws, *mean.shape[1:])
+    noise = torch.randn(shape, generator=generator, dtype=torch.float64).to(images)
+    return mean + spread * noise if draws is None else mean.unsqueeze(1) + spread.unsqueeze(1) * noise

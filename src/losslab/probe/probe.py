@@ -10,7 +10,14 @@ the baseline).
 
 It also evaluates the natural-strength pair ``shift`` (a 1 px shift: sharp and plausible) and
 ``mean_of_two`` (the average of the +1 and -1 px shifts: a blur), and reports which one each
-loss prefers (the lower value): MSE and L1 prefer the blur.
+loss prefers (the lower value): MSE and L1 prefer the blur; and ``mean_of_two_noise`` (the blur
+plus noise of the two shifts' per-pixel spread), what a sampler trained by a distributional
+loss learns when the loss cannot tell noise from commitment.
+
+Sample-based losses (``sample_based``: energy score, CRPS, kernel score) are given
+:data:`PROBE_DRAWS` draws per image: a deterministic change is a sampler that always returns
+that image (its draws are equal, so the score is a plain distance), the random ones (``noise``
+and ``mean_of_two_noise``) draw independent noise per draw (``noise``: seeds ``seed + j``).
 
 Normalisation: per loss, each raw value is divided by that loss's **mean raw value over the
 matched perturbations**, so losses with different scales share one colour scale (a matched
@@ -39,6 +46,7 @@ from losslab.probe.perturbations import (
     MATCHED_PERTURBATIONS,
     NATURAL_PERTURBATIONS,
     PERTURBATIONS,
+    mean_of_two_noise,
     perturb,
     shifted_pair,
 )
@@ -50,14 +58,21 @@ PROBE_CROP = 192
 #: What ``losslab probe`` measures when no spec is given: the pixel losses and their views,
 #: SSIM, and every loss that needs no downloaded weights (random VGG features included, named
 #: as such), so a user sees which of them prefer the sharp ``shift`` over the blurry
-#: ``mean_of_two``. LPIPS and ImageNet-VGG terms need weights and are left out.
+#: ``mean_of_two``, and which sample-based scores charge ``mean_of_two_noise`` less than both.
+#: LPIPS and ImageNet-VGG terms need weights and are left out.
 DEFAULT_PROBE_SPECS: tuple[str, ...] = (
     "mse", "l1", "l1(luma)", "l1(red)", "ssim", "perceptual(weights=random)",
     "swd", "swd(highpass=1)", "perceptual(weights=random, distance=swd)",
     "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi",
+    "ciede2000", "delta_e76", "flip", "ms_flip", "robust", "robust(0)",
+    "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi", "energy_score", "crps",
 )
 
 ProbeValues = dict[str, dict[str, dict[str, float]]]
+#: Draws per image given to sample-based losses (``Loss.sample_based``).
+PROBE_DRAWS = 8
+#: Perturbations whose draws differ (independent noise per draw of a sample-based loss).
+RANDOM_PERTURBATIONS: frozenset[str] = frozenset({"noise", "mean_of_two_noise"})
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +126,7 @@ class ProbeResult:
         """``"mean_of_two"`` or ``"shift"``: the one ``spec`` charges less (``"tie"`` if equal);
         ``None`` if the natural pair was not probed."""
         row = self[spec]
-        if not all(name in row for name in NATURAL_PERTURBATIONS):
+        if "shift" not in row or "mean_of_two" not in row:
             return None
         shift, blur = row["shift"]["raw"], row["mean_of_two"]["raw"]
         if abs(shift - blur) <= 1e-12 * max(abs(shift), abs(blur), 1.0):
@@ -224,6 +239,16 @@ def _evaluate(criterion: Any, prediction: Tensor, target: Tensor, spec: str, nam
     return float(value)
 
 
+def _as_draws(criterion: Any, name: str, changed: Tensor, draws: dict[str, Tensor]) -> Tensor:
+    """What ``criterion`` is given for a change: the image, or for a sample-based loss
+    :data:`PROBE_DRAWS` draws ``(N, m, C, H, W)`` (copies of a deterministic change)."""
+    if not getattr(criterion, "sample_based", False):
+        return changed
+    if name in draws:
+        return draws[name]
+    return changed.unsqueeze(1).expand(-1, PROBE_DRAWS, *changed.shape[1:])
+
+
 def run_probe(
     specs: Sequence[str],
     images: Tensor | None = None,
@@ -275,6 +300,8 @@ def run_probe(
         images = images.float()
 
     perturbed: dict[str, tuple[Tensor, Tensor]] = {}
+    draws: dict[str, Tensor] = {}  # the PROBE_DRAWS draws of the random changes (sample-based)
+    sampled = any(getattr(c, "sample_based", False) for c in criteria.values())
     achieved: dict[str, list[float]] = {}
     for name in names:
         if name in MATCHED_PERTURBATIONS:
@@ -282,19 +309,29 @@ def run_probe(
             perturbed[name] = (changed, images)
             achieved[name] = (changed.double() - images.double()).square().mean(
                 dim=(1, 2, 3)).sqrt().tolist()
+            if sampled and name in RANDOM_PERTURBATIONS:
+                draws[name] = torch.stack([changed] + [perturb(name, images, rmse, seed=seed + j)
+                                                       for j in range(1, PROBE_DRAWS)], dim=1)
     if any(name in NATURAL_PERTURBATIONS for name in names):
         original, shift, mean_of_two = shifted_pair(images)
         if "shift" in names:
             perturbed["shift"] = (shift, original)
         if "mean_of_two" in names:
             perturbed["mean_of_two"] = (mean_of_two, original)
+        if "mean_of_two_noise" in names:
+            generator = torch.Generator().manual_seed(seed)
+            perturbed["mean_of_two_noise"] = (mean_of_two_noise(images, generator), original)
+            if sampled:
+                draws["mean_of_two_noise"] = mean_of_two_noise(
+                    images, torch.Generator().manual_seed(seed), PROBE_DRAWS)
 
     values: ProbeValues = {}
     for spec, criterion in criteria.items():
         criterion = criterion.to(images.device).eval()
         with torch.no_grad():
             raw = {
-                name: _evaluate(criterion, perturbed[name][0], perturbed[name][1], spec, name)
+                name: _evaluate(criterion, _as_draws(criterion, name, perturbed[name][0], draws),
+                                perturbed[name][1], spec, name)
                 for name in names
             }
         matched = [raw[name] for name in names if name in MATCHED_PERTURBATIONS]

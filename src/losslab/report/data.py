@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
 from torch import Tensor
 
 from losslab.core.serialization import load_torch_file
+from losslab.core.yaml_io import load_yaml
 
 
 class NotAComparisonError(ValueError):
@@ -128,7 +128,7 @@ def _read_json(path: Path) -> Any:
 def _read_yaml(path: Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
-    values = yaml.safe_load(path.read_text(encoding="utf-8"))
+    values = load_yaml(path.read_text(encoding="utf-8"), what=f"file {str(path)!r}")
     return values if isinstance(values, dict) else {}
 
 

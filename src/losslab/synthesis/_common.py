@@ -28,7 +28,7 @@ from losslab.core.validation import InputRange, check_input_range
 from losslab.losses import Loss, WeightedSum
 from losslab.losses import loss as build_loss
 from losslab.metrics import color_errors
-from losslab.metrics import ssim as ssim_metric
+from losslab.metrics import mean_ssim as ssim_metric
 
 _FINAL_STEP = 2**62
 
@@ -67,7 +67,7 @@ def criterion_from(
             f"{type(spec).__name__}."
         )
     for module in criterion.modules():
-        if getattr(module, "is_adversarial", False) or getattr(module, "uses_discriminator", False):
+        if isinstance(module, Loss) and module.judged_by_discriminator:
             term = getattr(module, "term_name", type(module).__name__)
             raise ValueError(
                 f"{role} {name!r} has the term {term!r}, which is judged by a discriminator "
@@ -178,7 +178,7 @@ def image_numbers(image: Tensor, target: Tensor, input_range: InputRange,
     Keys: ``rmse`` (root mean squared pixel difference over all channels), then
     :func:`losslab.metrics.color_errors`'s ``err_red``, ``err_green``, ``err_blue``,
     ``err_luma``, ``err_chroma`` (mean absolute differences) and ``chroma_ratio`` for RGB images
-    (``None`` for grey ones); with ``with_ssim``, ``ssim`` (:func:`losslab.metrics.ssim`; needs
+    (``None`` for grey ones); with ``with_ssim``, ``ssim`` (:func:`losslab.metrics.mean_ssim`; needs
     11 px).
 
     Shape:

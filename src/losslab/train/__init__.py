@@ -28,7 +28,7 @@ from losslab.train.config import (
     load_config,
     save_config,
 )
-from losslab.train.console import StepReporter, quiet_lightning
+from losslab.train.console import StepProgress, StepReporter, quiet_lightning
 from losslab.train.gradient_share import gradient_shares
 from losslab.train.module import TaskModule, TrainingDivergedError
 from losslab.train.run import (
@@ -55,6 +55,7 @@ __all__ = [
     "ModelConfig",
     "OptimizerConfig",
     "RunResult",
+    "StepProgress",
     "StepReporter",
     "TaskModule",
     "TaskOptions",

@@ -29,12 +29,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 import losslab
-from losslab.losses.base import Loss, WeightedSum
+from losslab.losses.base import Loss
+from losslab.losses.context import LossContext
 from losslab.losses.multi_hypothesis import (
     MultiHypothesisLoss,
     best_hypothesis,
     select_hypothesis,
 )
+from losslab.losses.weighted_sum import WeightedSum
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
 from losslab.models import build_model
 from losslab.train.adversarial import attach_discriminators
@@ -97,16 +99,20 @@ class TaskModule(L.LightningModule):
         self.adversarial = attach_discriminators(self.criterion, condition=example_inputs)
         self._adaptive = any(d.term.adaptive for d in self.adversarial)
         self.ema_model = make_ema(self.model) if config.ema_decay > 0 else None
-        self.ema_terms = [part.term for part in self.criterion.weighted_terms()
-                          if getattr(part.term, "uses_ema_prediction", False)]
-        check_stabilisers(config, self.criterion, bool(self.ema_terms))
+        self.uses_ema_prediction = any(part.term.uses_ema_prediction
+                                       for part in self.criterion.weighted_terms())
+        check_stabilisers(config, self.criterion, self.uses_ema_prediction)
         self.guard = NonFiniteGuard(config.skip_nonfinite) if config.skip_nonfinite else None
         self.automatic_optimization = False
         # DDP reduces the generator's gradients only: each discriminator averages its own in its
         # D step (DDP's reducer would wait for D gradients in the generator's backward and fail),
         # and the EMA copy has none. Read by torch's DistributedDataParallel at wrapping.
+        # Learned loss parameters (robust's alpha/scale) are optimised with the model, so DDP
+        # reduces their gradients too.
+        learned = {id(p) for p in self.loss_parameters()}
         self._ddp_params_and_buffers_to_ignore = [
-            name for name, _ in self.named_parameters() if not name.startswith("model.")]
+            name for name, p in self.named_parameters()
+            if not name.startswith("model.") and id(p) not in learned]
 
     @property
     def eval_model(self) -> nn.Module:
@@ -118,6 +124,17 @@ class TaskModule(L.LightningModule):
         weights (``None`` when no term is adaptive)."""
         return last_layer_weight(self.model) if self._adaptive else None
 
+    def loss_context(self, inputs: Tensor, *, training: bool = True) -> LossContext:
+        """What the terms beyond ``(prediction, target)`` read this step: the model input
+        (conditional discriminators), the last layer (adaptive weights) and, in training, the
+        EMA model's prediction for ``inputs`` (LDL; validation uses the unrefined map)."""
+        ema_prediction = None
+        if training and self.uses_ema_prediction and self.ema_model is not None:
+            with torch.no_grad():
+                ema_prediction = self.ema_model.eval()(inputs)
+        return LossContext(condition=inputs, last_layer=self.last_layer(),
+                           ema_prediction=ema_prediction)
+
     @property
     def criterion(self) -> WeightedSum:
         """The weighted sum of terms (inside the multi-hypothesis wrapper when ``K > 1``)."""
@@ -127,11 +144,12 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         step = self.global_step  # updates done so far; schedules and logs use this number
         inputs, target = self.task.split(batch)
-        self.prepare_terms(inputs, step)
+        self.prepare_terms(step)
+        context = self.loss_context(inputs)
 
         prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
-        loss, bad = self.guarded_loss(prediction, target, inputs, step)
-        logs = (self.gradient_share_logs(prediction, target, inputs)
+        loss, bad = self.guarded_loss(prediction, target, context, step)
+        logs = (self.gradient_share_logs(prediction, target, context)
                 if bad is None and due(self.config.grad_share_every, step) else {})
 
         optimizer = self.optimizers()
@@ -156,35 +174,30 @@ class TaskModule(L.LightningModule):
             self.write_metrics(logs, step)
         return loss.detach()
 
-    def prepare_terms(self, inputs: Tensor, step: int) -> None:
-        """Tell the terms the step; hand LDL terms the EMA model's prediction for ``inputs``."""
+    def prepare_terms(self, step: int) -> None:
+        """Tell the weight schedules and the adversarial terms the step."""
         self.criterion.set_step(step)
         for discriminator in self.adversarial:
             discriminator.term.set_step(step)
-        if self.ema_terms and self.ema_model is not None:
-            with torch.no_grad():
-                ema_prediction = self.ema_model.eval()(inputs)
-            for term in self.ema_terms:
-                term.set_ema_prediction(ema_prediction)
 
-    def guarded_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor,
+    def guarded_loss(self, prediction: Tensor, target: Tensor, context: LossContext,
                      step: int) -> tuple[Tensor, str | None]:
         """``(loss, None)``, or with ``skip_nonfinite`` on a NaN/Inf ``(loss, cause)``: the
         names of the non-finite terms (or ``model output``) instead of an error."""
         if self.guard is None:
-            return self.compute_loss(prediction, target, inputs, step), None
+            return self.compute_loss(prediction, target, context, step), None
         if not bool(torch.isfinite(prediction.detach()).all()):
             return prediction.sum() * 0.0, "model output"
         self.loss.last_values = {}  # type: ignore[assignment]  # so stale values are not blamed
         try:
-            loss = self.loss(prediction, target, inputs, last_layer=self.last_layer())
+            loss = self.loss(prediction, target, context)
         except FloatingPointError:
             loss = prediction.sum() * float("nan")
         if bool(torch.isfinite(loss.detach())):
             return loss, None
-        return loss, self.nonfinite_terms(prediction, target, inputs)
+        return loss, self.nonfinite_terms(prediction, target, context)
 
-    def nonfinite_terms(self, prediction: Tensor, target: Tensor, inputs: Tensor) -> str:
+    def nonfinite_terms(self, prediction: Tensor, target: Tensor, context: LossContext) -> str:
         """Which terms were NaN/Inf in this step's loss call (``term_values``), or, when a term
         raised before the sum recorded its values, which are NaN/Inf evaluated alone."""
         bad = [name for name, value in self.term_values().items()
@@ -195,7 +208,7 @@ class TaskModule(L.LightningModule):
             for part in self.criterion.weighted_terms():
                 try:
                     finite = bool(torch.isfinite(part.term.evaluate(
-                        prediction, target, inputs if part.term.uses_condition else None)).all())
+                        prediction, target, context)).all())
                 except FloatingPointError:
                     finite = False
                 if not finite:
@@ -234,10 +247,11 @@ class TaskModule(L.LightningModule):
             logs |= {f"adversarial/{discriminator.name}/{k}": v for k, v in term_logs.items()}
         return logs, cause
 
-    def compute_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor, step: int) -> Tensor:
-        """``self.loss(prediction, target, inputs)``; NaN/Inf raises :class:`TrainingDivergedError`."""
+    def compute_loss(self, prediction: Tensor, target: Tensor, context: LossContext,
+                     step: int) -> Tensor:
+        """``self.loss(prediction, target, context)``; NaN/Inf raises :class:`TrainingDivergedError`."""
         try:
-            return self.loss(prediction, target, inputs, last_layer=self.last_layer())
+            return self.loss(prediction, target, context)
         except FloatingPointError as error:
             raise TrainingDivergedError(f"non-finite loss at step {step}: {error}") from error
         except ValueError as error:
@@ -272,12 +286,12 @@ class TaskModule(L.LightningModule):
         logs["lr"] = self.optimizers().param_groups[0]["lr"]
         return logs
 
-    def gradient_share_logs(self, prediction: Tensor, target: Tensor, inputs: Tensor) -> dict[str, float]:
+    def gradient_share_logs(self, prediction: Tensor, target: Tensor,
+                            context: LossContext) -> dict[str, float]:
         """``grad_norm/<term>`` and ``grad_share/<term>`` (see :mod:`.gradient_share`)."""
         if prediction.dim() == 5:  # hypotheses: measure on each sample's winning hypothesis
             prediction = select_hypothesis(prediction, self.loss.last_best)
-        shares = gradient_shares(self.criterion, prediction, target, inputs,
-                                 last_layer=self.last_layer())
+        shares = gradient_shares(self.criterion, prediction, target, context)
         logs = {f"grad_norm/{name}": norm for name, (norm, _) in shares.items()}
         return logs | {f"grad_share/{name}": share for name, (_, share) in shares.items()}
 
@@ -290,10 +304,8 @@ class TaskModule(L.LightningModule):
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
         inputs, target = self.task.split(batch)
-        for term in self.ema_terms:  # the EMA prediction belongs to the training batch
-            term.set_ema_prediction(None)
         prediction = self.eval_model(inputs).to(target.dtype)
-        loss = self.loss(prediction, target, inputs)
+        loss = self.loss(prediction, target, self.loss_context(inputs, training=False))
         if prediction.dim() == 5:  # hypotheses: L1/PSNR of the best one per sample (oracle)
             prediction = select_hypothesis(prediction, best_hypothesis(prediction, target))
         total, count = squared_error_sum(prediction, target)
@@ -325,9 +337,19 @@ class TaskModule(L.LightningModule):
                                self.global_step)
 
     # -- optimizers and data --------------------------------------------------------------
+    def loss_parameters(self) -> list[nn.Parameter]:
+        """Trainable parameters of the loss terms (a learned ``robust`` shape and scale), which
+        the model's optimizer updates too; discriminators are left out (their own step)."""
+        own = {id(p) for d in self.adversarial for p in d.discriminator.parameters()}
+        return [p for p in self.loss.parameters() if p.requires_grad and id(p) not in own]
+
     def configure_optimizers(self) -> torch.optim.Optimizer:
         options = self.config.optimizer
-        return torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=tuple(options.betas),
+        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
+        learned = self.loss_parameters()
+        if learned:  # a second group only then, so older checkpoints' optimizer state still fits
+            groups.append({"params": learned, "weight_decay": 0.0})
+        return torch.optim.Adam(groups, lr=options.lr, betas=tuple(options.betas),
                                 weight_decay=options.weight_decay)
 
     def train_dataloader(self) -> DataLoader:

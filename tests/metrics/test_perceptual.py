@@ -1,6 +1,6 @@
-"""LPIPS metric: the loss's implementation (same number as the loss), checked against torchmetrics'
-independent LPIPS on the same cached backbone; unavailable with the remedy when weights are
-missing, unreadable, or the images are too small."""
+"""metrics.perceptual: the LPIPS metric is the loss's implementation (same number as the loss),
+checked against torchmetrics' independent LPIPS on the same cached backbone; LPIPS, FID and KID
+are unavailable with the remedy when weights are missing, unreadable, or the images too small."""
 
 from __future__ import annotations
 
@@ -81,3 +81,18 @@ def test_unknown_backbone_is_rejected() -> None:
     output, target = _pair()
     with pytest.raises(ValueError, match="net must be one of 'alex', 'squeeze', 'vgg'"):
         lpips(output, target, net="resnet")  # type: ignore[arg-type]
+
+
+def test_fid_and_kid_are_unavailable_with_the_reason_never_a_number(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from losslab.metrics import perceptual
+
+    images = torch.rand(4, 3, 16, 16)
+    monkeypatch.setattr(perceptual, "fid_kid_unavailable_reason", lambda: "no torch-fidelity")
+    values, reasons = perceptual.fid_kid(images, images)
+    assert values == {"fid": None, "kid": None}
+    assert reasons == {"fid": "no torch-fidelity", "kid": "no torch-fidelity"}
+    monkeypatch.setattr(perceptual, "fid_kid_unavailable_reason", lambda: None)
+    values, reasons = perceptual.fid_kid(images[:1], images[:1])
+    assert values["fid"] is None and "at least 2 images per set; got 1" in reasons["fid"]

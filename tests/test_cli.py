@@ -275,6 +275,48 @@ def test_a_config_file_typo_is_one_line_with_its_place(tmp_path: Path,
             "key 'data.crop_sise'. Did you mean 'crop_size'") in err
 
 
+def test_compare_passes_seeds_jobs_launcher_and_threads(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    import losslab.experiments
+    import losslab.report
+    from losslab.experiments.runner import RunsFailedError
+
+    calls: list[dict] = []
+
+    def fake_compare(experiment, out, **options):
+        calls.append({"experiment": experiment, "out": out, **options})
+        if options["jobs"] == 3:  # one run failed, the others finished
+            raise RunsFailedError(Path(out), {"l1/seed-1": "ValueError: broken data"})
+        return Path(out)
+
+    monkeypatch.setattr(losslab.experiments, "run_comparison", fake_compare)
+    monkeypatch.setattr(losslab.report, "build_report", lambda d: Path(d) / "report" / "index.html")
+    monkeypatch.delenv("LOSSLAB_THREADS", raising=False)
+    assert main(["compare", "colors", "--out", str(tmp_path), "--seeds", "0,1,2", "--jobs", "2",
+                 "--threads", "1", "--launcher", "slurm", "--partition", "gpu", "--time", "30",
+                 "--gpus-per-job", "1", "--mem", "16"]) == 0
+    assert os.environ["LOSSLAB_THREADS"] == "1"  # inherited by every worker and job
+    call = calls[-1]
+    assert call["seeds"] == [0, 1, 2] and call["jobs"] == 2
+    assert {k: call["launcher"][k] for k in ("name", "partition", "time", "gpus_per_job",
+                                             "mem_gb")} == \
+        {"name": "slurm", "partition": "gpu", "time": 30, "gpus_per_job": 1, "mem_gb": 16}
+    capsys.readouterr()
+
+    # a failed run: the report is still built, the failure listed, the exit status 1
+    assert main(["compare", "colors", "--out", str(tmp_path), "--jobs", "3"]) == 1
+    captured = capsys.readouterr()
+    assert "report:" in captured.out
+    assert "l1/seed-1: ValueError: broken data" in captured.err
+
+    assert main(["compare", "colors", "--seeds", "0,x"]) == 2
+    assert "seeds must be comma-separated integers" in capsys.readouterr().err
+    assert main(["compare", "colors", "--threads", "0"]) == 2
+    assert "--threads must be a positive integer" in capsys.readouterr().err
+
+
 def test_cli_lists_every_loss(capsys: pytest.CaptureFixture[str]) -> None:
     from losslab.losses import available_losses
 

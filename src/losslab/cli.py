@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -203,17 +204,42 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             "give an experiment: a shipped name (" + ", ".join(list_experiments())
             + ") or the path of a YAML file, e.g. losslab compare colors --out runs/colors."
         )
-    directory = run_comparison(
-        args.experiment,
-        Path(args.out) if args.out else None,
-        steps=args.steps,
-        budget_scale=args.budget_scale,
-        perceptual_weights=args.perceptual_weights,
-        verbose=args.verbose,
-    )
+    from losslab.experiments.runner import RunsFailedError
+    from losslab.experiments.seeds import parse_seeds
+
+    launcher = {"name": args.launcher, "devices_per_job": args.devices_per_job,
+                "partition": args.partition, "time": args.time,
+                "gpus_per_job": args.gpus_per_job, "cpus_per_job": args.cpus_per_job,
+                "mem_gb": args.mem}
+    failed: RunsFailedError | None = None
+    try:
+        directory = run_comparison(
+            args.experiment,
+            Path(args.out) if args.out else None,
+            steps=args.steps,
+            budget_scale=args.budget_scale,
+            perceptual_weights=args.perceptual_weights,
+            seeds=parse_seeds(args.seeds) if args.seeds else None,
+            jobs=args.jobs,
+            launcher=launcher,
+            verbose=args.verbose,
+        )
+    except RunsFailedError as error:  # the other runs finished: report them, then fail
+        failed, directory = error, error.directory
     # The runner writes results only; the report reads them from disk (experiments and report
     # are siblings and do not import each other).
-    print(f"report: {build_report(directory)}")
+    started = time.perf_counter()
+    index = build_report(directory)
+    print(f"report: {index}")
+    print(f"losslab compare: report built in {time.perf_counter() - started:.0f} s",
+          file=sys.stderr)  # beside the runner's time line (stdout keeps the path alone)
+    if failed is not None:
+        print(f"losslab compare: {len(failed.failures)} run(s) failed:", file=sys.stderr)
+        for name, error_line in failed.failures.items():
+            print(f"  {name}: {error_line}", file=sys.stderr)
+        print("losslab compare: re-run the same command to retry them (finished runs are "
+              "reused).", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -261,7 +287,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hash every present file against its expected SHA-256 (slower)")
     p.set_defaults(handler=_cmd_weights)
 
-    p = sub.add_parser("train", parents=[common], help="train one model under one loss spec")
+    threads = argparse.ArgumentParser(add_help=False)
+    threads.add_argument("--threads", type=int, metavar="N",
+                         help="fix torch's CPU threads per training at N (sets LOSSLAB_THREADS; "
+                              "the thread rule then stays off): runs repeat bit for bit across "
+                              "machine loads (docs/reproducibility.md)")
+    p = sub.add_parser("train", parents=[common, threads],
+                       help="train one model under one loss spec")
     p.add_argument("--config", help="YAML config (command-line options override it)")
     p.add_argument("--task", help="the task (default reconstruct); `losslab schema train` lists "
                                   "every value of every field")
@@ -362,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="cpu, cuda, ... (default cpu)")
     p.set_defaults(handler=_cmd_mad)
 
-    p = sub.add_parser("compare", parents=[common], help="train one model per loss and write an HTML report")
+    p = sub.add_parser("compare", parents=[common, threads], help="train one model per loss and write an HTML report")
     p.add_argument("experiment", nargs="?", help="experiment YAML or a shipped name (colors, blur, ...)")
     p.add_argument("--out", help="output folder (default: runs/<experiment name>)")
     p.add_argument("--steps", type=int, help="override every run's step budget")
@@ -374,6 +406,23 @@ def build_parser() -> argparse.ArgumentParser:
                         "(offline; the report flags it), auto (imagenet where the file is "
                         "cached, else random) or the path of a VGG19 state dict file "
                         "(torchvision format); default: the experiment file's choice")
+    p.add_argument("--seeds", metavar="0,1,2",
+                   help="train every entry once per seed, all on the same validation images; "
+                        "the report shows means with their min-max range (default: the "
+                        "experiment's seeds, else budget.seed)")
+    p.add_argument("--jobs", type=int, metavar="N",
+                   help="train up to N runs at once on this machine, one process each (CPU "
+                        "cores shared by the thread rule; GPUs: --devices-per-job each)")
+    p.add_argument("--devices-per-job", type=int, dest="devices_per_job", metavar="K",
+                   help="with --jobs on a GPU machine: GPUs each job sees (default 1)")
+    p.add_argument("--launcher", choices=["local", "slurm"],
+                   help="local (this machine, default) or slurm: one job per run through "
+                        "submitit; the report is built when all are done")
+    p.add_argument("--partition", help="slurm: the partition")
+    p.add_argument("--time", type=int, metavar="MINUTES", help="slurm: time limit per job")
+    p.add_argument("--gpus-per-job", type=int, dest="gpus_per_job", help="slurm: GPUs per job")
+    p.add_argument("--cpus-per-job", type=int, dest="cpus_per_job", help="slurm: CPUs per job")
+    p.add_argument("--mem", type=int, metavar="GB", help="slurm: memory per job, GB")
     p.add_argument("--list", action="store_true", help="list the shipped experiments")
     p.add_argument("--verbose", action="store_true",
                    help="show each run's Lightning progress bar, messages and warnings")
@@ -447,6 +496,16 @@ def describe_error(error: BaseException) -> str:
             "traceback, and report it.")
 
 
+def _fix_threads(threads: int | None) -> None:
+    """``--threads N``: ``LOSSLAB_THREADS=N`` for this process and the workers and jobs it
+    starts (the thread rule reads it, see ``losslab.train.threads``)."""
+    if threads is None:
+        return
+    if threads < 1:
+        raise ValueError(f"--threads must be a positive integer; got {threads}.")
+    os.environ["LOSSLAB_THREADS"] = str(threads)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a ``losslab`` command; returns the exit status.
 
@@ -457,6 +516,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        _fix_threads(getattr(args, "threads", None))
         return int(args.handler(args))
     except BrokenPipeError:  # `losslab losses | head` closed the pipe: not an error
         sys.stderr.close()

@@ -280,6 +280,18 @@ def test_metamer_rows_per_entry_without_adversarial_terms(fake: FakeTrainer,
     assert (tmp_path / "metamers.png").is_file()
 
 
+def test_an_entry_can_be_left_out_of_the_metamer_rows(fake: FakeTrainer,
+                                                     tmp_path: Path) -> None:
+    experiment = _experiment(entries=[{"loss": "l1"}, {"loss": "mse", "metamer": False}])
+    assert experiment.to_dict()["entries"][1]["metamer"] is False  # round trip
+    run_comparison(experiment, tmp_path, probe=False, progress=False,
+                   metamer_image_size=16, metamer_steps=5)
+    payload = json.loads((tmp_path / "metamers.json").read_text())
+    assert payload["labels"] == ["l1"]
+    assert "metamer: false" in payload["notes"]["mse"]
+    assert fake.trained == ["l1", "mse"]  # it still trains and is scored
+
+
 def test_metamer_image_grows_to_what_a_loss_needs(fake: FakeTrainer, tmp_path: Path) -> None:
     experiment = _experiment(entries=[{"loss": "mse"}, {"loss": "ms_ssim(scales=3)"}])
     run_comparison(experiment, tmp_path, probe=False, progress=False,

@@ -29,18 +29,27 @@ recomputed on every call.
 It is restartable: a run whose ``DONE`` marker exists is reused (after checking that it was
 trained with the same settings), a run that was interrupted resumes from its last checkpoint
 (``train``'s own resume), and only the missing runs train.
+
+Seeds (``seeds:`` / ``--seeds``): one run per entry and seed, the experiment's own seed at the
+entry's usual directory, seed ``k`` at ``runs/<entry>/seed-<k>``; the tables get means and
+spreads (:mod:`losslab.experiments.seeds`). Runs train one at a time here, or side by side in
+worker processes or cluster jobs (:mod:`losslab.experiments.parallel`); one comparison per
+directory at a time (:mod:`losslab.experiments.lock`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +65,29 @@ from losslab.experiments.evaluate import (
     write_json_atomic,
     write_metrics_csv,
 )
+from losslab.experiments.lock import ComparisonLock
+from losslab.experiments.parallel import (
+    Job,
+    JobResult,
+    apply_environment,
+    run_local,
+    run_submitit,
+    submitit_executor,
+)
 from losslab.experiments.schema import (
     Experiment,
     ExperimentError,
+    Launcher,
     check_perceptual_weights,
     resolve_experiment,
     settings_overrides,
+)
+from losslab.experiments.seeds import (
+    combine,
+    headline_metric,
+    median_seed,
+    parse_seeds,
+    seed_run_name,
 )
 from losslab.experiments.specs import (
     called_losses,
@@ -75,6 +101,8 @@ from losslab.metrics import SAMPLE_KEYS
 from losslab.synthesis import load_image, minimum_size, write_metamers
 from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
 from losslab.train.checkpointing import read_checkpoint_info
+from losslab.train.config import save_config
+from losslab.train.config_errors import validated
 from losslab.train.tasks import get_task_class
 from losslab.weights import WeightsUnavailableError, get_weights_info
 
@@ -86,7 +114,12 @@ METAMER_STARTS: tuple[str, ...] = ("noise", "photo")
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """One run of a comparison: its label, directory name and full training config values."""
+    """One run of a comparison: its label, directory name and full training config values.
+
+    ``run_name`` is relative to ``DIR/runs``: the entry's directory for the experiment's own seed,
+    ``<entry>/seed-<k>`` for another seed (:func:`losslab.experiments.seeds.seed_run_name`);
+    ``entry_run_name`` is the entry's directory either way.
+    """
 
     label: str
     run_name: str
@@ -95,6 +128,39 @@ class PlannedRun:
     note: str
     config: dict[str, Any]
     samples: int = DEFAULT_SAMPLES  # draws per validation input if the model is stochastic
+    seed: int = 0
+    entry_run_name: str = ""
+    metamer: bool = True
+
+    @property
+    def display(self) -> str:
+        """The label, with the seed when the entry has runs of other seeds."""
+        return self.label if self.run_name == self.entry_run_name else \
+            f"{self.label} (seed {self.seed})"
+
+
+class RunsFailedError(ExperimentError):
+    """Some runs of a comparison failed while the others finished (``--jobs``, slurm).
+
+    Raised by :func:`run_comparison` after every file of the comparison was written (the failed
+    runs are missing from the tables); ``directory`` is the comparison and ``failures`` maps each
+    failed run's directory name to its one-line error.
+    """
+
+    def __init__(self, directory: Path, failures: Mapping[str, str]) -> None:
+        self.directory = directory
+        self.failures = dict(failures)
+        lines = "; ".join(f"{name}: {error}" for name, error in self.failures.items())
+        super().__init__(f"{len(self.failures)} run(s) of {directory} failed ({lines}); re-run "
+                         "the same command to retry them (finished runs are reused).")
+
+
+def entry_groups(plans: Sequence[PlannedRun]) -> list[list[PlannedRun]]:
+    """The plans grouped by entry (one list of seeds per entry), in entry order."""
+    groups: dict[str, list[PlannedRun]] = {}
+    for plan in plans:
+        groups.setdefault(plan.label, []).append(plan)
+    return list(groups.values())
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,9 +228,19 @@ def auto_perceptual_weights() -> str:
     return "imagenet" if get_weights_info("vgg19-imagenet").present else "random"
 
 
-def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
-    """The runs of a (resolved) experiment with their ``TrainConfig`` values (nested dicts)."""
+def plan_runs(experiment: Experiment, out_dir: str | Path,
+              seeds: Sequence[int] | None = None) -> list[PlannedRun]:
+    """The runs of a (resolved) experiment with their ``TrainConfig`` values (nested dicts).
+
+    One run per entry and seed (``seeds``, default the experiment's
+    :attr:`~losslab.experiments.schema.Experiment.training_seeds`), entry by entry. The run of
+    the experiment's own seed (``budget.seed``) is planned exactly as without seeds (same
+    directory, same config), so finished single-seed comparisons are reused; another seed ``k``
+    trains in ``runs/<entry>/seed-<k>`` with ``seed = k`` and ``data.seed`` = the data seed of
+    the entry's own run, so every seed is validated on the same images.
+    """
     out_dir = Path(out_dir)
+    seeds = list(experiment.training_seeds if seeds is None else seeds)
     labels = [entry.name for entry in experiment.entries]
     plans = []
     for entry, run_name in zip(experiment.entries, unique_run_names(labels), strict=True):
@@ -191,8 +267,21 @@ def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
         }
         values = _deep_merge(values, settings_overrides(experiment.train_options))
         values = _deep_merge(values, settings_overrides(entry.train_options))
-        plans.append(PlannedRun(entry.name, run_name, entry.loss, entry.hypotheses, entry.note,
-                                values, samples=experiment.samples))
+        # the data seed of the entry's own run (train_options may set seed or data.seed)
+        data_seed = values["data"].get("seed")
+        data_seed = values["seed"] if data_seed is None else data_seed
+        for seed in seeds:
+            name = seed_run_name(run_name, seed, experiment.budget.seed)
+            seeded = values
+            if name != run_name:
+                seeded = copy.deepcopy(values)
+                seeded["seed"] = seed
+                seeded["data"]["seed"] = data_seed
+                seeded["out"] = str(out_dir / "runs" / name)
+            plans.append(PlannedRun(entry.name, name, entry.loss, entry.hypotheses, entry.note,
+                                    seeded, seed=seed if name != run_name else values["seed"],
+                                    entry_run_name=run_name, metamer=entry.metamer,
+                                    samples=experiment.samples))
     return plans
 
 
@@ -245,9 +334,13 @@ def _weights_descriptions(module: Any) -> list[str]:
 def preflight(plans: list[PlannedRun]) -> dict[str, list[str]]:
     """Build every loss and config before any training, so a typo fails in seconds, not after
     the first runs; returns each run's feature-network weight descriptions."""
-    descriptions = {}
+    descriptions: dict[str, list[str]] = {}
+    built: dict[str, list[str]] = {}
     for plan in plans:
         _train_config(plan)
+        if plan.loss in built:  # another seed of the same entry (or the same spec): built once
+            descriptions[plan.run_name] = built[plan.loss]
+            continue
         try:
             module = build_loss(plan.loss)
         except Exception as error:  # weights missing, typo: stop before training anything
@@ -259,7 +352,7 @@ def preflight(plans: list[PlannedRun]) -> dict[str, list[str]]:
             raise ExperimentError(
                 f"entry {plan.label!r}: cannot build its loss: {error}{hint}"
             ) from error
-        descriptions[plan.run_name] = _weights_descriptions(module)
+        descriptions[plan.run_name] = built[plan.loss] = _weights_descriptions(module)
     return descriptions
 
 
@@ -349,13 +442,18 @@ def write_done(run_dir: Path, payload: Mapping[str, Any]) -> None:
 
 
 def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
-                       progress_bar: bool | None = None) -> bool:
+                       progress_bar: bool | None = None,
+                       timings: dict[str, float] | None = None,
+                       own_process: bool = False) -> bool:
     """Train (or resume) one run, evaluate it and mark it done; ``False`` if it was reused.
 
     Args:
         callbacks: extra Lightning callbacks for the training (progress reporting).
         progress_bar: override the run's ``progress_bar`` setting (a resume-safe field, so it
             does not change what the run is); ``None`` keeps the plan's.
+        timings: when given, receives ``training`` and ``evaluation`` wall-clock seconds.
+        own_process: a DDP run trains through ``losslab train --config`` in a child process
+            (for worker processes and cluster jobs, see :func:`_train_ddp_in_own_process`).
     """
     run_dir = Path(plan.config["out"])
     if (run_dir / DONE_FILE).is_file() and _check_reusable(run_dir, plan):
@@ -365,52 +463,213 @@ def train_and_evaluate(plan: PlannedRun, *, callbacks: Sequence[Any] = (),
     config = _train_config(plan)
     if progress_bar is not None:
         config.progress_bar = progress_bar
-    train(config, callbacks=callbacks)
+    started = time.perf_counter()
+    if own_process and config.strategy == "ddp":
+        _train_ddp_in_own_process(config)
+    else:
+        train(config, callbacks=callbacks)
+    trained = time.perf_counter()
     evaluate_run(run_dir, samples=plan.samples)
+    if timings is not None:
+        timings["training"] = trained - started
+        timings["evaluation"] = time.perf_counter() - trained
     write_done(run_dir, _done_payload(plan))
     return True
 
 
-def _train_all(plans: list[PlannedRun], name: str, *, progress: bool, verbose: bool) -> list[str]:
-    """Train every plan in turn under one progress display; returns the run names trained now.
+def _train_ddp_in_own_process(config: Any) -> None:
+    """Train a DDP run as ``python -m losslab.cli train --config FILE`` in a child process.
+
+    Lightning starts the other DDP ranks by running the command that started this process
+    again; a worker process of ``--jobs`` or a submitit job has no such command (its
+    ``sys.argv`` is the worker's), so the run gets a process of its own that has one.
+    """
+    with tempfile.TemporaryDirectory(prefix="losslab-ddp-") as folder:
+        path = Path(folder) / "config.yaml"
+        save_config(config, path)
+        done = subprocess.run([sys.executable, "-m", "losslab.cli", "train", "--config",
+                               str(path)], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        lines = [line for line in done.stderr.strip().splitlines() if line.strip()]
+        raise RuntimeError(f"DDP training of {config.out} exited with {done.returncode}: "
+                           + (lines[-1] if lines else "no message"))
+
+
+@dataclass
+class RunOutcome:
+    """What happened to one run: trained now (``fresh``) or reused, and its seconds."""
+
+    run_name: str
+    fresh: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def run_plan_job(plan: PlannedRun, *, env: Mapping[str, str],
+                 messages: Any = None) -> RunOutcome:
+    """Train and evaluate one run in a worker process or a cluster job (picklable, top-level).
+
+    ``env`` (``CUDA_VISIBLE_DEVICES``) is set before anything touches CUDA; progress goes to
+    ``messages`` as ``(run_name, step, loss)`` tuples when a queue is given.
+    """
+    apply_environment(env)
+
+    def report(step: int, loss: float | None) -> None:
+        with contextlib.suppress(OSError, EOFError):  # the parent went away: keep training
+            messages.put((plan.run_name, step, loss))
+
+    timings: dict[str, float] = {}
+    callbacks = [StepReporter(report)] if messages is not None else []
+    with quiet_lightning(True):
+        fresh = train_and_evaluate(plan, callbacks=callbacks, progress_bar=False, timings=timings,
+                                   own_process=True)
+    return RunOutcome(plan.run_name, fresh, timings)
+
+
+def _progress_bar(total: int, *, progress: bool, verbose: bool) -> Any:
+    # On a terminal the line is redrawn in place; in a log file (CI, nohup) every redraw is a new
+    # line, so redraw at most every 30 s there instead of every few steps.
+    interactive = sys.stderr.isatty()
+    return tqdm(total=total, unit="step", disable=not progress or verbose, dynamic_ncols=True,
+                mininterval=0.2 if interactive else 30.0, miniters=1,
+                bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
+
+
+def _train_all(plans: list[PlannedRun], name: str, *, progress: bool, verbose: bool
+               ) -> list[RunOutcome]:
+    """Train every plan in turn under one progress display; returns each run's outcome.
 
     The display counts optimizer steps over the whole comparison (so its time-left estimate is
     the comparison's), its label says which run of how many is training, and its postfix the
     run's step and loss. Each finished run prints one line. With ``verbose``, Lightning's own
-    bar and messages are shown instead.
+    bar and messages are shown instead. An exception in a run stops the comparison (as it
+    always did one at a time; finished runs are kept and reused on the next call).
     """
-    total = sum(int(plan.config["steps"]) for plan in plans)
-    # On a terminal the line is redrawn in place; in a log file (CI, nohup) every redraw is a new
-    # line, so redraw at most every 30 s there instead of every few steps.
-    interactive = sys.stderr.isatty()
-    bar = tqdm(total=total, unit="step", disable=not progress or verbose, dynamic_ncols=True,
-               mininterval=0.2 if interactive else 30.0, miniters=1,
-               bar_format="{desc} {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}{postfix}]")
-    trained: list[str] = []
+    bar = _progress_bar(sum(int(plan.config["steps"]) for plan in plans), progress=progress,
+                        verbose=verbose)
+    outcomes: list[RunOutcome] = []
     done_before = 0  # steps of the runs already finished
     for index, plan in enumerate(plans, start=1):
         steps = int(plan.config["steps"])
-        bar.set_description_str(f"{name}: run {index}/{len(plans)} {plan.label}")
+        bar.set_description_str(f"{name}: run {index}/{len(plans)} {plan.display}")
 
         def report(step: int, loss: float | None, _base: int = done_before, _steps: int = steps) -> None:
             bar.set_postfix_str(f"step {step}/{_steps}" + ("" if loss is None else f" loss {loss:.4g}"),
                                 refresh=False)
             bar.update(_base + min(step, _steps) - bar.n)  # redraws at most every mininterval
 
-        started = time.monotonic()
+        timings: dict[str, float] = {}
         with quiet_lightning(not verbose):
             fresh = train_and_evaluate(plan, callbacks=[StepReporter(report)] if progress else [],
-                                       progress_bar=verbose)
+                                       progress_bar=verbose, timings=timings)
         done_before += steps
         bar.update(done_before - bar.n)
-        if fresh:
-            trained.append(plan.run_name)
+        outcomes.append(RunOutcome(plan.run_name, fresh, timings))
         if progress:
-            status = (f"trained and evaluated in {time.monotonic() - started:.0f} s" if fresh
-                      else "reused (finished earlier)")
-            bar.write(f"[{index}/{len(plans)}] {plan.label}: {status}{_summary(plan)}")
+            bar.write(f"[{index}/{len(plans)}] {plan.display}: {_status(fresh, timings)}"
+                      f"{_summary(plan)}")
     bar.close()
-    return trained
+    return outcomes
+
+
+def _status(fresh: bool, timings: Mapping[str, float]) -> str:
+    if not fresh:
+        return "reused (finished earlier)"
+    return (f"trained in {timings.get('training', 0.0):.0f} s, evaluated in "
+            f"{timings.get('evaluation', 0.0):.0f} s")
+
+
+def _train_local_jobs(plans: list[PlannedRun], name: str, launcher: Launcher, *,
+                      progress: bool, available_gpus: int | None = None
+                      ) -> tuple[list[RunOutcome], dict[str, str]]:
+    """Train the plans in ``launcher.jobs`` worker processes at once (see
+    :mod:`losslab.experiments.parallel`); returns the outcomes and ``{run_name: error}``.
+
+    One display: the comparison's steps done over all runs, and per running run its step.
+    A failed run is reported with its one-line error and the others go on.
+    """
+    by_name = {plan.run_name: plan for plan in plans}
+    bar = _progress_bar(sum(int(plan.config["steps"]) for plan in plans), progress=progress,
+                        verbose=False)
+    steps_done: dict[str, int] = {}
+    running: dict[str, str] = {}
+    finished = 0
+
+    def redraw() -> None:
+        bar.set_description_str(f"{name}: {finished}/{len(plans)} done, {len(running)} running")
+        bar.set_postfix_str(", ".join(f"{label} {text}" for label, text in running.items()),
+                            refresh=False)
+        bar.update(sum(steps_done.values()) - bar.n)
+
+    def on_message(message: Any) -> None:
+        run_name, step, loss = message
+        plan = by_name[run_name]
+        steps = int(plan.config["steps"])
+        steps_done[run_name] = min(int(step), steps)
+        running[plan.display] = f"{step}/{steps}" + ("" if loss is None else f" loss {loss:.3g}")
+        redraw()
+
+    outcomes: list[RunOutcome] = []
+    failures: dict[str, str] = {}
+
+    def on_result(result: JobResult) -> None:
+        nonlocal finished
+        plan = by_name[result.key]
+        finished += 1
+        running.pop(plan.display, None)
+        steps_done[result.key] = int(plan.config["steps"])
+        if result.error is not None:
+            failures[result.key] = result.error
+            line = f"FAILED: {result.error}"
+        else:
+            outcomes.append(result.value)
+            line = _status(result.value.fresh, result.value.timings) + _summary(plan)
+        redraw()
+        if progress:
+            bar.write(f"[{finished}/{len(plans)}] {plan.display}: {line}")
+
+    jobs = [Job(plan.run_name, run_plan_job, (plan,)) for plan in plans]
+    run_local(jobs, launcher.jobs, devices_per_job=launcher.devices_per_job,
+              on_message=on_message, on_result=on_result, available_gpus=available_gpus)
+    bar.close()
+    return outcomes, failures
+
+
+def _train_submitit(plans: list[PlannedRun], out: Path, launcher: Launcher, *, progress: bool,
+                    cluster: str) -> tuple[list[RunOutcome], dict[str, str]]:
+    """Submit one job per plan through submitit (``cluster`` ``slurm``, or ``local`` in tests)
+    and wait for all; returns the outcomes and ``{run_name: error}``."""
+    folder = Path(launcher.folder) if launcher.folder else Path("slurm")
+    folder = folder if folder.is_absolute() else out / folder
+    executor = submitit_executor(folder / "%j", launcher, cluster=cluster,
+                                 name=f"losslab-{out.name}")
+    by_name = {plan.run_name: plan for plan in plans}
+    outcomes: list[RunOutcome] = []
+    failures: dict[str, str] = {}
+    counter = 0
+
+    def on_submitted(ids: Mapping[str, str]) -> None:
+        if progress:
+            print(f"submitted {len(ids)} job(s) ({cluster}): "
+                  + ", ".join(f"{by_name[key].display} = {job}" for key, job in ids.items())
+                  + f"; logs in {folder}", file=sys.stderr)
+
+    def on_result(result: JobResult) -> None:
+        nonlocal counter
+        counter += 1
+        plan = by_name[result.key]
+        if result.error is not None:
+            failures[result.key] = result.error
+            line = f"FAILED: {result.error}"
+        else:
+            outcomes.append(result.value)
+            line = _status(result.value.fresh, result.value.timings) + _summary(plan)
+        if progress:
+            print(f"[{counter}/{len(plans)}] {plan.display}: {line}", file=sys.stderr)
+
+    jobs = [Job(plan.run_name, run_plan_job, (plan,)) for plan in plans]
+    run_submitit(jobs, executor, on_result=on_result, on_submitted=on_submitted,
+                 poll=0.5 if cluster == "local" else 10.0)
+    return outcomes, failures
 
 
 def _summary(plan: PlannedRun) -> str:
@@ -472,7 +731,10 @@ def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int)
         if plan.hypotheses > 1 and spec is not None:
             note = (f"shown for its per-hypothesis loss {spec!r} (a winner-takes-all minimum over "
                     f"{plan.hypotheses} outputs has no single image to synthesise)")
-        if spec is None:
+        if not plan.metamer:
+            spec, note = None, ("no row: left out by the experiment file (metamer: false; see "
+                                "the entry's note)")
+        elif spec is None:
             note = ("no row: its only term is adversarial, a discriminator trained with the "
                     "generator, not a fixed function of (image, target)")
         elif spec != plan.loss and plan.hypotheses == 1:
@@ -500,31 +762,132 @@ def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int)
         write_json_atomic(out_dir / "metamers.json", {"error": str(error), "notes": notes})
 
 
+def _run_metrics(out_dir: Path, run_name: str) -> dict[str, Any]:
+    path = out_dir / "runs" / run_name / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    except ValueError:
+        metrics = {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _metric_row(metrics: Mapping[str, Any]) -> dict[str, Any]:
+    """A run's row of the metric table; the optional rows (psnr_plausible, the sample rows of
+    stochastic runs) only where the run has them."""
+    return {key: metrics.get(key) for key in METRIC_KEYS
+            if key in metrics or key not in ("psnr_plausible", *SAMPLE_KEYS)}
+
+
+def seed_record(group: Sequence[PlannedRun], out_dir: Path) -> dict[str, Any]:
+    """The seeds of one entry combined (an entry of several seeds; see
+    :mod:`losslab.experiments.seeds`).
+
+    Returns ``{"seeds": {seed: {"run_dir", metric: value...}}, "spread": {metric: {"mean", "sd",
+    "min", "max", "n"}}, "headline_metric", "median_seed", "median_run_dir", "means": {...}}``;
+    seeds as strings (JSON keys). A seed without ``metrics.json`` (failed) has only its
+    ``run_dir`` and counts in no spread.
+    """
+    per_seed = {plan.seed: _run_metrics(out_dir, plan.run_name) for plan in group}
+    headline = headline_metric({seed: m for seed, m in per_seed.items() if m})
+    middle = median_seed(per_seed, headline)
+    means, spreads = combine(per_seed, METRIC_KEYS)
+    run_dirs = {plan.seed: plan.run_name for plan in group}
+    return {
+        "seeds": {str(seed): {"run_dir": run_dirs[seed], **_metric_row(metrics)}
+                  for seed, metrics in per_seed.items()},
+        "spread": spreads, "headline_metric": headline, "median_seed": middle,
+        "median_run_dir": run_dirs[middle], "means": means,
+    }
+
+
 def collect_metrics(plans: list[PlannedRun], out_dir: Path,
                     baseline: PlannedBaseline | None = None) -> dict[str, dict[str, Any]]:
     """``{label: {"run_dir", "loss", metric: value...}}`` from each run's ``metrics.json``
-    (the baseline first, with ``"baseline": true`` and an empty ``loss``)."""
-    rows: list[tuple[str, str, str, bool]] = [(plan.label, plan.run_name, plan.loss, False)
-                                              for plan in plans]
-    if baseline is not None:
-        rows.insert(0, (baseline.label, baseline.run_name, "", True))
+    (the baseline first, with ``"baseline": true`` and an empty ``loss``).
+
+    An entry trained with several seeds gets the mean over its seeds as each metric's value,
+    ``run_dir`` = its median seed's run (the one the report's images show), and the fields of
+    :func:`seed_record` (``seeds``, ``spread``, ``headline_metric``, ``median_seed``); its
+    ``unavailable`` and ``notes`` are the median seed's. One seed: exactly as before.
+    """
     table: dict[str, dict[str, Any]] = {}
-    for label, run_name, loss, is_baseline in rows:
-        path = out_dir / "runs" / run_name / "metrics.json"
-        metrics = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-        row: dict[str, Any] = {"run_dir": run_name, "loss": loss}
-        if is_baseline:
-            row["baseline"] = True
-        row.update({key: metrics.get(key) for key in METRIC_KEYS  # optional rows: when present
-                    if key in metrics or key not in ("psnr_plausible", *SAMPLE_KEYS)})
+    if baseline is not None:
+        metrics = _run_metrics(out_dir, baseline.run_name)
+        table[baseline.label] = {"run_dir": baseline.run_name, "loss": "", "baseline": True,
+                                 **_metric_row(metrics),
+                                 "unavailable": metrics.get("unavailable", {}),
+                                 "notes": metrics.get("notes", {})}
+    for group in entry_groups(plans):
+        first = group[0]
+        if len(group) == 1:
+            metrics = _run_metrics(out_dir, first.run_name)
+            row: dict[str, Any] = {"run_dir": first.run_name, "loss": first.loss,
+                                   **_metric_row(metrics)}
+        else:
+            record = seed_record(group, out_dir)
+            metrics = _run_metrics(out_dir, record["median_run_dir"])
+            means = record.pop("means")
+            row = {"run_dir": record["median_run_dir"], "loss": first.loss,
+                   **{key: means.get(key) for key in _metric_row(metrics) | means}}
+            row.update({key: record[key] for key in ("headline_metric", "median_seed")})
+            row["seed_list"] = ",".join(str(plan.seed) for plan in group)  # a CSV column
+            row["seeds"] = record["seeds"]
+            row["spread"] = record["spread"]
         row["unavailable"] = metrics.get("unavailable", {})
         row["notes"] = metrics.get("notes", {})
-        table[label] = row
+        table[first.label] = row
     return table
 
 
 def _write_experiment_yaml(experiment: Experiment, out_dir: Path) -> None:
     write_text_atomic(out_dir / "experiment.yaml", experiment.to_yaml())
+
+
+def resolve_launcher(experiment: Experiment, launcher: Launcher | Mapping[str, Any] | None,
+                     jobs: int | None) -> Launcher:
+    """The experiment's ``launcher:`` section with the command line's choices over it."""
+    values = experiment.launcher.model_dump()
+    if isinstance(launcher, Launcher):
+        values = launcher.model_dump()
+    elif launcher is not None:
+        values.update({key: value for key, value in launcher.items() if value is not None})
+    if jobs is not None:
+        values["jobs"] = jobs
+    return validated(Launcher, values, what="launcher", origin="launcher options",
+                     error=ExperimentError)
+
+
+def _entry_json(group: Sequence[PlannedRun], weights: Mapping[str, list[str]],
+                probe_notes: Mapping[str, Mapping[str, Any]],
+                table: Mapping[str, Mapping[str, Any]],
+                timings: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+    first = group[0]
+    item: dict[str, Any] = {
+        "label": first.label, "run_dir": first.run_name, "loss": first.loss, "baseline": False,
+        "hypotheses": first.hypotheses, "note": first.note, "steps": first.config["steps"],
+        "weights": weights.get(first.run_name, []),
+        "probe_spec": probe_notes[first.run_name]["spec"],
+        "probe_note": probe_notes[first.run_name]["note"],
+    }
+    if len(group) > 1:  # several seeds: the record of every seed, the spread, the median run
+        row = table[first.label]
+        item["run_dir"] = row["run_dir"]
+        item.update({key: row[key] for key in ("seeds", "spread", "headline_metric",
+                                               "median_seed")})
+        item["entry_dir"] = first.entry_run_name
+    seconds = {plan.run_name: dict(timings[plan.run_name]) for plan in group
+               if timings.get(plan.run_name)}
+    if seconds:
+        item["timings"] = seconds
+    return item
+
+
+def _timing_line(timings: Mapping[str, float]) -> str:
+    order = ("runs", "training", "evaluation", "baseline", "probe", "metamers", "total")
+    names = {"runs": "runs (wall)", "training": "training (sum)",
+             "evaluation": "evaluation (sum)"}
+    return ", ".join(f"{names.get(key, key)} {timings[key]:.0f} s" for key in order
+                     if key in timings)
 
 
 def run_comparison(
@@ -534,6 +897,10 @@ def run_comparison(
     steps: int | None = None,
     budget_scale: float = 1.0,
     perceptual_weights: str | None = None,
+    seeds: Sequence[int] | None = None,
+    jobs: int | None = None,
+    launcher: Launcher | Mapping[str, Any] | None = None,
+    submitit_cluster: str = "slurm",
     probe: bool = True,
     probe_image_size: int | None = 96,
     metamers: bool = True,
@@ -550,11 +917,19 @@ def run_comparison(
     Args:
         experiment: a shipped name (``"colors"``), a YAML path or an :class:`Experiment`.
         out_dir: the comparison directory (default ``runs/<experiment name>``); re-running into
-            the same directory continues where a previous call stopped.
+            the same directory continues where a previous call stopped. One process at a time
+            (``DIR/.lock``, :mod:`losslab.experiments.lock`).
         steps: replaces every run's step budget.
         budget_scale: multiplies every run's steps (e.g. 10 on a GPU).
         perceptual_weights: ``imagenet``, ``random`` or ``auto`` for ``perceptual`` terms that
             name none (see :func:`resolve_budget`).
+        seeds: train every entry once per seed (overrides the experiment's ``seeds``; see
+            :mod:`losslab.experiments.seeds`); the tables then hold means with their spread.
+        jobs: runs at once on this machine (overrides ``launcher.jobs``).
+        launcher: the experiment's ``launcher:`` fields to override (a mapping; ``None``
+            values are ignored) or a whole :class:`~losslab.experiments.schema.Launcher`.
+        submitit_cluster: the submitit cluster of ``launcher.name == "slurm"``: ``"slurm"``,
+            or ``"local"`` (submitit's ``LocalExecutor``: the same path without a cluster).
         probe: run the loss probe on the same specs (``probe.json/csv/png``).
         probe_image_size: side of the probe's photo crops in pixels (96 keeps deep feature
             losses cheap on a CPU; ``None`` = the probe's default 192 px; specs with ``ms_ssim``
@@ -569,61 +944,98 @@ def run_comparison(
         verbose: show each run's own Lightning progress bar, messages and warnings instead.
 
     Returns:
-        the comparison directory ``DIR``, complete on disk (``comparison.json`` written last).
+        the comparison directory ``DIR``, complete on disk (``comparison.json`` written last,
+        with ``timings``: seconds spent training, evaluating, probing, synthesising metamers).
+
+    Raises:
+        RunsFailedError: with ``jobs > 1`` or a cluster launcher, some runs failed; everything
+            else was written first (the failed runs are missing from the tables).
+        ComparisonLocked: another live process is running a comparison into ``DIR``.
     """
+    started = time.perf_counter()
     resolved = resolve_budget(resolve_experiment(experiment), steps=steps,
                               budget_scale=budget_scale, perceptual_weights=perceptual_weights)
+    if seeds is not None:
+        resolved = resolved.model_copy(update={"seeds": parse_seeds(seeds)})
+    chosen = resolve_launcher(resolved, launcher, jobs)
+    resolved = resolved.model_copy(update={"launcher": chosen})
     out = Path(out_dir) if out_dir is not None else Path("runs") / resolved.name
     plans = plan_runs(resolved, out)
     weights = preflight(plans)
-    out.mkdir(parents=True, exist_ok=True)
-    _write_experiment_yaml(resolved, out)
+    with ComparisonLock(out):
+        _write_experiment_yaml(resolved, out)
+        timings: dict[str, float] = {}
+        run_timings: dict[str, dict[str, float]] = {}
+        failures: dict[str, str] = {}
+        clock = time.perf_counter()
+        if chosen.name == "local" and chosen.jobs == 1:
+            outcomes = _train_all(plans, resolved.name, progress=progress, verbose=verbose)
+        else:
+            # finished runs are checked here, so a reused run starts no process and no job
+            todo = [plan for plan in plans
+                    if not ((Path(plan.config["out"]) / DONE_FILE).is_file()
+                            and _check_reusable(Path(plan.config["out"]), plan))]
+            if chosen.name == "slurm":
+                outcomes, failures = _train_submitit(todo, out, chosen, progress=progress,
+                                                     cluster=submitit_cluster)
+            else:
+                outcomes, failures = _train_local_jobs(todo, resolved.name, chosen,
+                                                       progress=progress)
+        timings["runs"] = time.perf_counter() - clock
+        for outcome in outcomes:
+            run_timings[outcome.run_name] = outcome.timings
+        for key in ("training", "evaluation"):
+            timings[key] = sum(t.get(key, 0.0) for t in run_timings.values())
+        trained = [outcome.run_name for outcome in outcomes if outcome.fresh]
 
-    trained = _train_all(plans, resolved.name, progress=progress, verbose=verbose)
-    baseline = plan_baseline(resolved, plans)
-    if baseline is not None:
-        baseline_dir = out / "runs" / baseline.run_name
-        evaluate_baseline(_train_config(plans[0]), baseline_dir)
-        write_done(baseline_dir, {"label": baseline.label, "baseline": True,
-                                  "description": baseline.description,
-                                  "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+        entries = [group[0] for group in entry_groups(plans)]  # one per entry: probe, metamers
+        baseline = plan_baseline(resolved, plans)
+        clock = time.perf_counter()
+        if baseline is not None:
+            baseline_dir = out / "runs" / baseline.run_name
+            evaluate_baseline(_train_config(plans[0]), baseline_dir)
+            write_done(baseline_dir, {"label": baseline.label, "baseline": True,
+                                      "description": baseline.description,
+                                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            timings["baseline"] = time.perf_counter() - clock
 
-    probe_notes = _run_probe(plans, out, probe_image_size) if probe else {
-        plan.run_name: {"spec": None, "note": "probe skipped (probe=False)"} for plan in plans}
-    if metamers:
-        _run_metamers(plans, out, metamer_image_size, metamer_steps)
-    table = collect_metrics(plans, out, baseline)
-    write_json_atomic(out / "metrics.json", table)
-    write_metrics_csv(out / "metrics.csv", table, first_columns=("name", "run_dir", "loss"))
-    write_json_atomic(out / "comparison.json", {
-        "experiment": resolved.name,
-        "perceptual_weights": resolved.perceptual_weights,
-        "runs": ([] if baseline is None else [{
-            "label": baseline.label,
-            "run_dir": baseline.run_name,
-            "loss": "",
-            "baseline": True,
-            "hypotheses": 1,
-            "note": baseline.description,
-            "steps": 0,
-            "weights": [],
-            "probe_spec": None,
-            "probe_note": "",
-        }]) + [
-            {
-                "label": plan.label,
-                "run_dir": plan.run_name,
-                "loss": plan.loss,
-                "baseline": False,
-                "hypotheses": plan.hypotheses,
-                "note": plan.note,
-                "steps": plan.config["steps"],
-                "weights": weights.get(plan.run_name, []),
-                "probe_spec": probe_notes[plan.run_name]["spec"],
-                "probe_note": probe_notes[plan.run_name]["note"],
-            }
-            for plan in plans
-        ],
-        "trained_this_call": trained,
-    })
+        clock = time.perf_counter()
+        probe_notes = _run_probe(entries, out, probe_image_size) if probe else {
+            plan.run_name: {"spec": None, "note": "probe skipped (probe=False)"}
+            for plan in entries}
+        if probe:
+            timings["probe"] = time.perf_counter() - clock
+        if metamers:
+            clock = time.perf_counter()
+            _run_metamers(entries, out, metamer_image_size, metamer_steps)
+            timings["metamers"] = time.perf_counter() - clock
+        table = collect_metrics(plans, out, baseline)
+        write_json_atomic(out / "metrics.json", table)
+        write_metrics_csv(out / "metrics.csv", table, first_columns=("name", "run_dir", "loss"))
+        timings["total"] = time.perf_counter() - started
+        write_json_atomic(out / "comparison.json", {
+            "experiment": resolved.name,
+            "perceptual_weights": resolved.perceptual_weights,
+            "seeds": [plan.seed for plan in entry_groups(plans)[0]],
+            "runs": ([] if baseline is None else [{
+                "label": baseline.label,
+                "run_dir": baseline.run_name,
+                "loss": "",
+                "baseline": True,
+                "hypotheses": 1,
+                "note": baseline.description,
+                "steps": 0,
+                "weights": [],
+                "probe_spec": None,
+                "probe_note": "",
+            }]) + [_entry_json(group, weights, probe_notes, table, run_timings)
+                   for group in entry_groups(plans)],
+            "trained_this_call": trained,
+            "failed": failures,
+            "timings": {key: round(value, 2) for key, value in timings.items()},
+        })
+    if progress:
+        print(f"{resolved.name}: time: {_timing_line(timings)}", file=sys.stderr)
+    if failures:
+        raise RunsFailedError(out, failures)
     return out

@@ -57,10 +57,12 @@ from losslab.train.config import (
     BatchSize,
     CropSize,
     DatasetName,
+    Flag,
     HypothesisCount,
     LearningRate,
     LossSpec,
     ModelName,
+    NonNegativeInt,
     Options,
     PositiveInt,
     Seed,
@@ -155,6 +157,46 @@ _SHARED_HINT = ("crop_size and seed are shared by all entries (they decide the v
                 "images): set them in budget.")
 
 
+class Launcher(_ExperimentModel):
+    """Where and how many of a comparison's runs train at once (``launcher:`` in the file; the
+    CLI's ``--launcher``, ``--jobs``, ``--devices-per-job``, ``--partition``, ``--time``,
+    ``--gpus-per-job``, ``--mem`` override it). It never changes what a run learns, so finished
+    runs are reused whatever launcher started them (see :mod:`losslab.experiments.parallel`).
+
+    Attributes:
+        name: ``local`` (this machine) or ``slurm`` (one job per run through ``submitit``).
+        jobs: ``local`` only: runs at once (1 = one after another in this process, as before;
+            N > 1 = N worker processes, the CPU cores shared by the thread rule, or
+            ``devices_per_job`` GPUs each).
+        devices_per_job: ``local`` with GPUs: GPUs each job sees (``CUDA_VISIBLE_DEVICES``).
+        partition: ``slurm``: the partition (``None``: the cluster's default).
+        time: ``slurm``: time limit per job, minutes.
+        gpus_per_job: ``slurm``: GPUs per job (0 = CPU only).
+        cpus_per_job: ``slurm``: CPU cores per job.
+        mem_gb: ``slurm``: memory per job, GB (``None``: the cluster's default).
+        folder: ``slurm``: where submitit keeps job scripts and logs (``None``:
+            ``DIR/slurm``, relative paths under ``DIR``).
+    """
+
+    name: Literal["local", "slurm"] = Field("local", description="local (this machine) or slurm "
+                                            "(one job per run, through submitit)")
+    jobs: PositiveInt = Field(1, description="local: runs at once (1 = one after another)")
+    devices_per_job: PositiveInt = Field(1, description="local with GPUs: GPUs per job")
+    partition: Annotated[str, Field(min_length=1), Expect("a partition name")] | None = Field(
+        None, description="slurm: partition (default: the cluster's)")
+    time: PositiveInt = Field(60, description="slurm: time limit per job, minutes")
+    gpus_per_job: NonNegativeInt = Field(0, description="slurm: GPUs per job")
+    cpus_per_job: PositiveInt = Field(2, description="slurm: CPU cores per job")
+    mem_gb: PositiveInt | None = Field(None, description="slurm: memory per job in GB (default: "
+                                       "the cluster's)")
+    folder: Annotated[str, Field(min_length=1), Expect("a folder path")] | None = Field(
+        None, description="slurm: submitit's job scripts and logs (default: DIR/slurm)")
+
+    def to_dict(self) -> dict[str, Any]:
+        """Only the fields that differ from the defaults."""
+        return self.model_dump(exclude_defaults=True)
+
+
 class Entry(_ExperimentModel):
     """One loss of an experiment: its label, loss spec and per-entry overrides.
 
@@ -163,6 +205,8 @@ class Entry(_ExperimentModel):
         loss: the loss spec, e.g. ``"l1(luma)"`` or ``"mse + 0.001*adversarial"``.
         hypotheses: ``K > 1`` trains a multi-hypothesis head (winner-takes-all over ``loss``).
         note: one sentence shown beside the entry in the report.
+        metamer: ``False`` leaves the entry out of the report's metamer rows (a row that costs
+            minutes and shows nothing another row does not; say why in ``note``).
         steps, batch_size, lr: override the shared budget for this entry only.
         model_options: merged over the experiment's ``model_options`` for this entry.
         train_options: a partial training config merged over the experiment's ``train_options``
@@ -176,6 +220,8 @@ class Entry(_ExperimentModel):
     loss: LossSpec = Field(description="a loss spec such as 'l1(luma)'; see losslab losses")
     hypotheses: HypothesisCount = Field(1, description="K outputs, winner-takes-all (1 = one)")
     note: Text = Field("", description="one sentence shown beside the entry in the report")
+    metamer: Flag = Field(True, description="false = no metamer row for this entry (say why in "
+                          "note)")
     steps: Steps | None = Field(None, description="this entry's steps (default: budget.steps)")
     batch_size: BatchSize | None = Field(None, description="this entry's batch size (default: "
                                          "budget.batch_size)")
@@ -217,6 +263,11 @@ class Experiment(_ExperimentModel):
         notes: free text shown under the settings in the report.
         samples: samples drawn per validation input when a stochastic entry is evaluated
             (seeded; :func:`losslab.experiments.evaluate_run`); deterministic entries ignore it.
+        seeds: training seeds: every entry is trained once per seed, all on the validation set
+            of ``budget.seed`` (see :mod:`losslab.experiments.seeds`); ``None`` = one run per
+            entry with ``budget.seed``, as before.
+        launcher: how the runs are started (:class:`Launcher`: here one at a time, ``local``
+            processes side by side, or ``slurm`` jobs).
         entries: the losses to compare, in report order.
         source: the file it was read from (``None`` when built in code; not part of the file).
     """
@@ -242,6 +293,12 @@ class Experiment(_ExperimentModel):
     notes: Text = Field("", description="shown under the settings in the report")
     samples: PositiveInt = Field(DEFAULT_SAMPLES, description="samples drawn per validation "
                                  "input of each stochastic entry at evaluation (seeded)")
+    seeds: Annotated[list[Seed], Field(min_length=1), Expect(
+        "a non-empty list of distinct seeds such as [0, 1, 2]")] | None = Field(
+        None, description="train every entry once per seed (same validation set: budget.seed's); "
+        "omitted = one run with budget.seed")
+    launcher: Launcher = Field(default_factory=lambda: Launcher(), description="where the runs "
+                               "train: one at a time here (default), local processes or slurm")
     entries: Annotated[list[EntryItem], Field(min_length=1), Expect(
         "a non-empty list of losses, e.g. entries: [{loss: l1}, {loss: mse}]")] = Field(
         description="the losses to compare, in report order")
@@ -253,6 +310,20 @@ class Experiment(_ExperimentModel):
     def _weights_choice_or_file(cls, value: str | None, info: ValidationInfo) -> str | None:
         base_dir = (info.context or {}).get("base_dir")
         return None if value is None else check_perceptual_weights(value, base_dir)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is not None and len(set(value)) != len(value):
+            repeated = sorted({seed for seed in value if value.count(seed) > 1})
+            raise ValueError(f"must be distinct; {', '.join(map(str, repeated))} is given "
+                             "twice.")
+        return value
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """The seeds every entry trains with (``seeds``, or ``[budget.seed]``)."""
+        return list(self.seeds) if self.seeds else [self.budget.seed]
 
     @model_validator(mode="after")
     def _distinct_names(self) -> Experiment:
@@ -292,6 +363,8 @@ class Experiment(_ExperimentModel):
             "train_options": settings_overrides(self.train_options),
             "notes": self.notes,
             "samples": self.samples if self.samples != DEFAULT_SAMPLES else None,
+            "seeds": list(self.seeds) if self.seeds else None,
+            "launcher": self.launcher.to_dict(),
             "entries": [],
         }
         for entry in self.entries:
@@ -300,6 +373,8 @@ class Experiment(_ExperimentModel):
                 item["hypotheses"] = entry.hypotheses
             if entry.note:
                 item["note"] = entry.note
+            if not entry.metamer:
+                item["metamer"] = False
             for key in ("steps", "batch_size", "lr"):
                 if getattr(entry, key) is not None:
                     item[key] = getattr(entry, key)

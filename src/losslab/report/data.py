@@ -41,6 +41,13 @@ class RunRecord:
         done: whether its ``DONE`` marker exists.
         baseline: an untrained baseline row (bicubic, copy of the last frame, grey), not a
             trained model: it has no loss, no training log and no probe row.
+        seeds: an entry trained with several seeds: ``{seed: {"run_dir", metric: value}}``
+            (``{}`` for one seed). ``run_dir`` is then the median seed's run (by
+            ``headline_metric``), whose images and curves the report shows, and ``metrics``
+            holds that run's ``metrics.json`` with every scalar metric replaced by its mean
+            over the seeds.
+        spread: ``{metric: {"mean", "sd", "min", "max", "n"}}`` over the seeds (``{}`` for one).
+        median_seed / headline_metric: which seed ``run_dir`` is, and by which metric.
     """
 
     label: str
@@ -55,9 +62,16 @@ class RunRecord:
     metrics: dict[str, Any] = field(default_factory=dict)
     done: bool = False
     baseline: bool = False
+    seeds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    spread: dict[str, dict[str, float]] = field(default_factory=dict)
+    median_seed: int | None = None
+    headline_metric: str = ""
 
     @property
     def name(self) -> str:
+        """The run directory relative to ``runs/`` (``l1``, or ``l1/seed-2`` for a seed)."""
+        if self.run_dir.name.startswith("seed-"):  # the runner's layout for another seed
+            return f"{self.run_dir.parent.name}/{self.run_dir.name}"
         return self.run_dir.name
 
     @property
@@ -235,6 +249,11 @@ def load_comparison(directory: str | Path) -> Comparison:
     for item in listed:
         run_dir = path / "runs" / str(item["run_dir"])
         config = _read_yaml(run_dir / "config.yaml")
+        metrics = _read_json(run_dir / "metrics.json") or {}
+        spread = item.get("spread") if isinstance(item.get("spread"), dict) else {}
+        if spread:  # several seeds: the table and the plots show the mean over the seeds
+            metrics = {**metrics, **{key: value["mean"] for key, value in spread.items()
+                                     if isinstance(value, dict) and "mean" in value}}
         hypotheses = item.get("hypotheses")
         if hypotheses is None:
             block = config.get("hypotheses", {})
@@ -249,9 +268,13 @@ def load_comparison(directory: str | Path) -> Comparison:
             weights=list(item.get("weights") or []),
             probe_spec=item.get("probe_spec"),
             probe_note=str(item.get("probe_note") or ""),
-            metrics=_read_json(run_dir / "metrics.json") or {},
+            metrics=metrics,
             done=(run_dir / "DONE").is_file(),
             baseline=bool(item.get("baseline", False)),
+            seeds=dict(item.get("seeds") or {}),
+            spread=spread,
+            median_seed=item.get("median_seed"),
+            headline_metric=str(item.get("headline_metric") or ""),
         ))
     return Comparison(
         directory=path,

@@ -239,6 +239,9 @@ def spectrum_curves(runs: Sequence[RunRecord], spectra: Sequence[dict[str, Any] 
 def perception_distortion(runs: Sequence[RunRecord], path: Path) -> tuple[Path | None, str]:
     """Scatter: PSNR (distortion) against LPIPS when every run has it, else against hf_ratio.
 
+    An entry of several seeds is drawn at its mean with bars from its lowest to its highest
+    seed on both axes (``run.spread``).
+
     Returns the path and the y metric used (``"lpips"`` or ``"hf_ratio"``).
     """
     def usable(key: str) -> list[RunRecord]:
@@ -253,6 +256,12 @@ def perception_distortion(runs: Sequence[RunRecord], path: Path) -> tuple[Path |
     figure, axis = plt.subplots(figsize=(6.0, 4.0))
     for run in points:
         x, y = run.metrics["psnr"], run.metrics[key]
+        if run.spread:  # a mean over seeds: bars from the lowest to the highest seed
+            xs, ys = run.spread.get("psnr") or {}, run.spread.get(key) or {}
+            xerr = [[x - xs.get("min", x)], [xs.get("max", x) - x]]
+            yerr = [[y - ys.get("min", y)], [ys.get("max", y) - y]]
+            axis.errorbar([x], [y], xerr=xerr, yerr=yerr, fmt="none", ecolor=colours[run.label],
+                          elinewidth=1.2, capsize=3, alpha=0.8, zorder=2)
         if run.baseline:  # untrained baselines: a hollow grey diamond, so they read as reference
             axis.scatter([x], [y], s=70, marker="D", facecolors="none", edgecolors="#555555",
                          linewidths=1.6, zorder=3)

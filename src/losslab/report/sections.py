@@ -235,6 +235,8 @@ class ImageGrid:
     baselines: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)  # evaluated on other images: left out
     not_evaluated: list[str] = field(default_factory=list)  # no predictions.pt
+    median: list[str] = field(default_factory=list)  # "label: seed k of n" (several seeds)
+    headline: str = ""  # the metric that chose the median seeds
 
 
 def image_grid(comparison: Comparison, out: Path) -> tuple[ImageGrid, Tensor | None]:
@@ -262,6 +264,9 @@ def image_grid(comparison: Comparison, out: Path) -> tuple[ImageGrid, Tensor | N
     section.multi = [r.label for r, _ in usable if r.hypotheses > 1]
     section.stochastic = [r.label for r, _ in usable if r.stochastic]
     section.baselines = [r.label for r, _ in usable if r.baseline]
+    section.median = [f"{r.label}: seed {r.median_seed} of {len(r.seeds)}" for r, _ in usable
+                      if r.seeds]
+    section.headline = next((r.headline_metric for r, _ in usable if r.seeds), "")
     return section, targets
 
 
@@ -270,11 +275,17 @@ def image_grid(comparison: Comparison, out: Path) -> tuple[ImageGrid, Tensor | N
 
 @dataclass
 class MetricCell:
-    """A table cell: a number, or ``None`` with the reason it is missing."""
+    """A table cell: a number, or ``None`` with the reason it is missing.
+
+    For an entry trained with several seeds, ``value`` is the mean over the seeds and ``low`` /
+    ``high`` the smallest and largest seed's value (``None`` for one seed).
+    """
 
     value: float | None
     best: bool = False
     reason: str = ""
+    low: float | None = None
+    high: float | None = None
 
 
 @dataclass
@@ -282,6 +293,8 @@ class MetricRow:
     label: str
     baseline: bool
     cells: list[MetricCell]
+    seeds: int = 1  # runs behind the row's numbers (several seeds: means, min-max)
+    median_seed: int | None = None
 
 
 @dataclass
@@ -312,6 +325,8 @@ class MetricsSection:
     hypotheses: list[HypothesisTable]
     unavailable: dict[str, str]  # metric -> why it is missing (first reason seen)
     notes: list[str]
+    seeds: int = 1  # the most seeds behind any row (> 1: the page explains mean and min-max)
+    headline: str = ""  # the metric that picks each entry's median seed
 
 
 def _hypothesis_tables(runs: Sequence[RunRecord]) -> list[HypothesisTable]:
@@ -347,12 +362,15 @@ def metrics_section(runs: Sequence[RunRecord]) -> MetricsSection:
         cells = []
         for column in columns:
             value = run.metrics.get(column.key)
+            spread = run.spread.get(column.key) or {}
             if _number(value):
-                cells.append(MetricCell(value, best=run.label in best.get(column.key, ())))
+                cells.append(MetricCell(value, best=run.label in best.get(column.key, ()),
+                                        low=spread.get("min"), high=spread.get("max")))
             else:
                 cells.append(MetricCell(None, reason=str(unavailable.get(column.key,
                                                                          "not computed"))))
-        rows.append(MetricRow(run.label, run.baseline, cells))
+        rows.append(MetricRow(run.label, run.baseline, cells, seeds=max(1, len(run.seeds)),
+                              median_seed=run.median_seed if run.seeds else None))
     reasons: dict[str, str] = {}
     notes: list[str] = []
     for run in runs:
@@ -364,7 +382,9 @@ def metrics_section(runs: Sequence[RunRecord]) -> MetricsSection:
                 notes.append(line)
     return MetricsSection(columns=columns, rows=rows,
                           has_plausible=any("psnr_plausible" in run.metrics for run in runs),
-                          hypotheses=_hypothesis_tables(runs), unavailable=reasons, notes=notes)
+                          hypotheses=_hypothesis_tables(runs), unavailable=reasons, notes=notes,
+                          seeds=max((row.seeds for row in rows), default=1),
+                          headline=next((run.headline_metric for run in runs if run.seeds), ""))
 
 
 # -- samples of stochastic runs ---------------------------------------------------------------------
@@ -528,12 +548,13 @@ def spectra(runs: Sequence[RunRecord], out: Path) -> str | None:
 class Tradeoff:
     src: str | None
     key: str  # the perception axis: "lpips", or "hf_ratio" when a run lacks LPIPS
+    seeds: bool = False  # some point is a mean over seeds, drawn with min-max bars
 
 
 def tradeoff(runs: Sequence[RunRecord], out: Path) -> Tradeoff:
     """Draw ``perception_distortion.png`` (PSNR against LPIPS, or hf_ratio)."""
     path, key = figures.perception_distortion(runs, out / "perception_distortion.png")
-    return Tradeoff(_name(path), key)
+    return Tradeoff(_name(path), key, seeds=any(run.spread for run in runs))
 
 
 def training_curves(runs: Sequence[RunRecord], out: Path) -> str | None:

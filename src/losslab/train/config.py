@@ -137,6 +137,10 @@ class DataConfig(_Section):
         val_items: how many validation items form the fixed validation set (the first ones).
         sample_count: how many validation items appear in each sample grid PNG.
         options: extra keyword arguments for ``build_datasets`` (e.g. ``{path: photos/}``).
+        seed: the data sets' seed (training crops and the fixed validation items); ``None`` =
+            the run's ``seed``. A comparison over several seeds sets it to the experiment's
+            seed, so every seed of an entry is judged on the same validation images while its
+            own ``seed`` changes the model initialisation and the batch order.
     """
 
     name: DatasetName = Field("bundled", description="data set name for losslab.data.build_datasets "
@@ -152,6 +156,8 @@ class DataConfig(_Section):
     sample_count: PositiveInt = Field(6, description="validation items in each sample grid PNG")
     options: Options = Field(default_factory=dict, description="extra build_datasets options, "
                              "e.g. {path: photos/}")
+    seed: Seed | None = Field(None, description="seed of the training crops and the validation "
+                              "items; null = the run's seed")
 
 
 class ModelConfig(_Section):
@@ -383,8 +389,15 @@ class TrainConfig(TrainSettings):
 
     # -- (de)serialisation ----------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Plain nested dict (lists, not tuples) suitable for YAML/JSON, in field order."""
-        return plain_data(self.model_dump())
+        """Plain nested dict (lists, not tuples) suitable for YAML/JSON, in field order.
+
+        ``data.seed`` is written only when set: a run's config (and so its checkpoints'
+        fingerprint) is the same as before the field existed when it is left at ``None``.
+        """
+        values = plain_data(self.model_dump())
+        if values["data"].get("seed") is None:
+            values["data"].pop("seed", None)
+        return values
 
     @classmethod
     def from_dict(cls, values: Any, *, origin: str | None = None,

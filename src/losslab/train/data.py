@@ -19,9 +19,11 @@ from losslab.train.config import TrainConfig
 
 
 def build_data(config: TrainConfig) -> tuple[Dataset, Dataset]:
-    """``(train, val)`` from ``config.data`` via :func:`losslab.data.build_datasets`."""
+    """``(train, val)`` from ``config.data`` via :func:`losslab.data.build_datasets`, seeded by
+    ``data.seed`` (or the run's ``seed`` when it is ``None``)."""
     data = config.data
-    train, val = build_datasets(data.name, crop_size=data.crop_size, seed=config.seed, **data.options)
+    seed = config.seed if data.seed is None else data.seed
+    train, val = build_datasets(data.name, crop_size=data.crop_size, seed=seed, **data.options)
     if len(val) == 0:
         raise ValueError(f"dataset {data.name!r} has no validation items; give it val_size >= 1 "
                          "in data.options.")

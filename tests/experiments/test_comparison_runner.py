@@ -20,7 +20,9 @@ from losslab.experiments import (
     resolve_budget,
     run_comparison,
 )
-from losslab.experiments import runner as runner_module
+from losslab.experiments import metamers as metamers_module
+from losslab.experiments import preflight as preflight_module
+from losslab.experiments import training as training_module
 
 
 def _experiment(**changes: Any):
@@ -62,8 +64,8 @@ class FakeTrainer:
 @pytest.fixture
 def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTrainer:
     trainer = FakeTrainer()
-    monkeypatch.setattr(runner_module, "train", trainer.train)
-    monkeypatch.setattr(runner_module, "evaluate_run", trainer.evaluate)
+    monkeypatch.setattr(training_module, "train", trainer.train)
+    monkeypatch.setattr(training_module, "evaluate_run", trainer.evaluate)
     return trainer
 
 
@@ -186,7 +188,7 @@ def test_missing_weights_point_to_the_compare_flag(
     def offline(spec: str, **_: Any) -> None:
         raise WeightsUnavailableError("VGG19 ImageNet is not available: no file.")
 
-    monkeypatch.setattr(runner_module, "build_loss", offline)
+    monkeypatch.setattr(preflight_module, "build_loss", offline)
     experiment = _experiment(entries=[{"loss": "mse + 0.01*perceptual"}])
     with pytest.raises(ExperimentError, match=r"not available.*--perceptual-weights random"):
         run_comparison(experiment, tmp_path, probe=False, progress=False)
@@ -275,7 +277,7 @@ def test_metamer_rows_per_entry_without_adversarial_terms(fake: FakeTrainer,
     assert [row["spec"] for row in payload["results"]] == ["l1(luma)", "mse", "l1(luma)"]
     assert "adversarial" in payload["notes"]["with gan"]
     assert payload["notes"]["gan only"].startswith("no row")
-    assert list(payload["results"][0]["starts"]) == list(runner_module.METAMER_STARTS)
+    assert list(payload["results"][0]["starts"]) == list(metamers_module.METAMER_STARTS)
     assert payload["results"][0]["image_size"] == [24, 24]
     assert (tmp_path / "metamers.png").is_file()
 
@@ -305,7 +307,7 @@ def test_a_failing_synthesis_is_recorded_not_fatal(fake: FakeTrainer, tmp_path: 
     def fail(*args: Any, **kwargs: Any) -> None:
         raise FloatingPointError("the metamer of 'l1' diverged")
 
-    monkeypatch.setattr(runner_module, "write_metamers", fail)
+    monkeypatch.setattr(metamers_module, "write_metamers", fail)
     run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     payload = json.loads((tmp_path / "metamers.json").read_text())
     assert payload["error"] == "the metamer of 'l1' diverged"

@@ -49,7 +49,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
 
 from losslab.core.atomic import write_text_atomic
 from losslab.core.registry import suggest
@@ -357,6 +357,20 @@ class TrainConfig(TrainSettings):
 
     model_config = ConfigDict(title="losslab training config")
 
+    # What to_dict() was when every field and combination was last checked (from_dict,
+    # validate, or a validated assignment to a checked config), so validate() does not check an
+    # unchanged config again (a comparison's config is checked once on its way to fit).
+    _checked_as: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name.startswith("_"):
+            super().__setattr__(name, value)
+            return
+        checked = self._checked_as is not None and self._checked_as == self.to_dict()
+        super().__setattr__(name, value)  # validate_assignment: the field and _check_together
+        if checked:
+            self._checked_as = self.to_dict()
+
     @model_validator(mode="after")
     def _check_together(self) -> TrainConfig:
         """Checks that involve several fields or the registries (run after every field passed)."""
@@ -373,8 +387,12 @@ class TrainConfig(TrainSettings):
     # -- checks ---------------------------------------------------------------------------
     def validate(self) -> TrainConfig:  # type: ignore[override]  # pydantic's is deprecated
         """Check every field and their combinations again (after a section was changed in
-        place); raise :class:`ConfigError` naming the field, the value and the fix."""
-        type(self).from_dict(self.to_dict())
+        place); raise :class:`ConfigError` naming the field, the value and the fix. A config
+        whose values are the ones last checked is not checked again."""
+        values = self.to_dict()
+        if values != self._checked_as:
+            type(self).from_dict(values)
+            self._checked_as = values
         return self
 
     @property
@@ -409,14 +427,17 @@ class TrainConfig(TrainSettings):
             origin: the source for messages (``"config file 'c.yaml'"``).
             positions: where each key is in the YAML text, to name the line and column.
         """
-        return validated(cls, values, origin=origin, positions=positions)
+        config = validated(cls, values, origin=origin, positions=positions)
+        config._checked_as = config.to_dict()
+        return config
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     def identity(self) -> dict[str, Any]:
-        """The fields that change what is trained (all but :data:`RESUME_SAFE_FIELDS`), flat."""
-        return {k: v for k, v in flatten(self.to_dict()).items() if k not in RESUME_SAFE_FIELDS}
+        """What a checkpoint of this run may be resumed with: :func:`run_identity` with
+        ``resuming=True`` (all fields but :data:`RESUME_SAFE_FIELDS`), flat."""
+        return run_identity(self.to_dict(), resuming=True)
 
     def fingerprint(self) -> str:
         """Hash of :meth:`identity`; stored in checkpoints to refuse resuming another config."""
@@ -433,6 +454,33 @@ RESUME_SAFE_FIELDS = frozenset({
     "val_every", "sample_every", "grad_share_every", "log_every", "checkpoint.resume",
     "progress_bar", "optimizer.lr", "skip_nonfinite",
 })
+
+
+def run_identity(values: Mapping[str, Any], *, resuming: bool = False) -> dict[str, Any]:
+    """The one definition of what a run is: its settings, flat (``data.name``; option dicts
+    stay whole), less the fields that may differ for the same run.
+
+    Two questions use it, and they differ only in which fields may change:
+
+    - a *finished* run (``DONE``) is reused by a comparison when every field but ``out`` is the
+      same (``resuming=False``): ``steps`` and ``optimizer.lr`` count, since a run that
+      finished 4 steps is not the 9-step run asked for;
+    - an *unfinished* run's checkpoint may be resumed (``resuming=True``) with
+      :data:`RESUME_SAFE_FIELDS` changed: a larger ``steps`` continues it, a lower
+      ``optimizer.lr`` is losslab's advice after a divergence.
+
+    Args:
+        values: nested config values (``TrainConfig.to_dict()``, or the values a comparison
+            plans, as JSON keeps them).
+        resuming: leave out :data:`RESUME_SAFE_FIELDS` (checkpoint fingerprints), not only
+            ``out``.
+    """
+    skip = RESUME_SAFE_FIELDS if resuming else LOCATION_FIELDS
+    return {k: v for k, v in flatten(values).items() if k not in skip}
+
+
+#: Fields that only say where a run is written (a moved comparison's runs stay reusable).
+LOCATION_FIELDS = frozenset({"out"})
 
 
 def _check_registered_names(config: TrainSettings) -> None:

@@ -17,6 +17,7 @@ import logging
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -318,9 +319,9 @@ class LoadedRun:
     val_set: Dataset
     checkpoint: Path
 
-    @property
+    @cached_property
     def task(self) -> Task:
-        """The task adapter (splits items into ``(input, target)``)."""
+        """The task adapter (splits items into ``(input, target)``), made once per run."""
         return get_task(self.config)
 
     def validation_indices(self) -> list[int]:

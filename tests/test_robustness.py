@@ -220,6 +220,10 @@ CASES: list[Case] = [
          "or metrics missing", "warning, the run is trained (resumed) and evaluated again", "test",
          "tests/experiments/test_comparison_runner.py::test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_sound"),
     # -- command line --------------------------------------------------------------------
+    Case("nothing lost", "a training that stops with an error (a diverged loss) inside a longer "
+         "Python process", "subnormal floats are no longer flushed afterwards (the fit's speed-up "
+         "stayed on process-wide and changed later float results)", "test",
+         "tests/train/test_denormals.py::test_a_fit_that_raises_leaves_subnormals_as_they_were"),
     Case("command line", "`losslab train --lr 1e6` (training diverges)",
          "exit 2, one line naming the step and the fix: `lower the learning rate`", "cli",
          "lower the learning rate", _diverging_train),
@@ -303,10 +307,6 @@ CASES: list[Case] = [
          "validation loss, time left) and `run finished`; Lightning's bars only with `--verbose`",
          "test", "tests/train/test_console.py::"
          "test_losslab_train_shows_one_progress_line_and_no_lightning_bars"),
-    Case("nothing lost", "a training that stops with an error (a diverged loss) inside a longer "
-         "Python process", "subnormal floats are no longer flushed afterwards (the fit's speed-up "
-         "stayed on process-wide and changed later float results)", "test",
-         "tests/train/test_denormals.py::test_a_fit_that_raises_leaves_subnormals_as_they_were"),
     Case("command line", "two losslab trainings at once on a 2-core machine (each ran 7x slower)",
          "each takes its share of the cores; measured under other load: 0.36 s/step each "
          "instead of 3.12 (`benchmarks/concurrency.py`)", "test",

@@ -35,6 +35,7 @@ from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
 from losslab.losses.swd import SlicedWassersteinLoss
+from losslab.losses.wavelet import WaveletLoss
 from losslab.losses.views import (
     ChannelView,
     ChromaView,
@@ -80,6 +81,7 @@ __all__ = [
     "SpatialView",
     "SpecError",
     "WeightSchedule",
+    "WaveletLoss",
     "WeightedSum",
     "adversarial_terms",
     "available_losses",

@@ -16,6 +16,7 @@ from losslab.losses.base import Loss, WeightedSum, WeightSchedule
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
+from losslab.losses.gradient_variance import GradientVarianceLoss
 from losslab.losses.haarpsi import HaarPSILoss
 from losslab.losses.ldl import LDLLoss
 from losslab.losses.lpips import LPIPSLoss
@@ -59,6 +60,7 @@ __all__ = [
     "FrequencyLoss",
     "GMSDLoss",
     "GradientDifferenceLoss",
+    "GradientVarianceLoss",
     "HaarPSILoss",
     "HuberLoss",
     "IdentityView",

@@ -13,6 +13,7 @@ from losslab.losses.adversarial import (
     link_feature_matching,
 )
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
+from losslab.losses.dists import DISTSLoss
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
@@ -55,6 +56,7 @@ __all__ = [
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "DISTSLoss",
     "DiscriminatorCollapseWarning",
     "FeatureMatchingLoss",
     "FrequencyLoss",

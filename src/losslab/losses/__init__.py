@@ -13,6 +13,7 @@ from losslab.losses.adversarial import (
     link_feature_matching,
 )
 from losslab.losses.base import Loss, WeightedSum, WeightSchedule
+from losslab.losses.contextual import ContextualLoss
 from losslab.losses.dists import DISTSLoss
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
@@ -56,6 +57,7 @@ __all__ = [
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "ContextualLoss",
     "DISTSLoss",
     "DiscriminatorCollapseWarning",
     "FeatureMatchingLoss",

@@ -55,6 +55,8 @@ DEFAULT_PROBE_SPECS: tuple[str, ...] = (
     "mse", "l1", "l1(luma)", "l1(red)", "ssim", "perceptual(weights=random)",
     "swd", "swd(highpass=1)", "perceptual(weights=random, distance=swd)",
     "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi",
+    "wavelet", "wavelet(mode=stationary)", "gradient_variance", "swd(colorspace=lab)",
+    "contextual(weights=random)", "dists(weights=random)",
 )
 
 ProbeValues = dict[str, dict[str, dict[str, float]]]

@@ -38,7 +38,6 @@ from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
 from losslab.losses.swd import SlicedWassersteinLoss
-from losslab.losses.wavelet import WaveletLoss
 from losslab.losses.views import (
     ChannelView,
     ChromaView,
@@ -50,6 +49,7 @@ from losslab.losses.views import (
     resolve_view,
     ycbcr_matrix,
 )
+from losslab.losses.wavelet import WaveletLoss
 
 __all__ = [
     "AdversarialLoss",
@@ -86,8 +86,8 @@ __all__ = [
     "SlicedWassersteinLoss",
     "SpatialView",
     "SpecError",
-    "WeightSchedule",
     "WaveletLoss",
+    "WeightSchedule",
     "WeightedSum",
     "adversarial_terms",
     "available_losses",

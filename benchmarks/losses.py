@@ -297,6 +297,8 @@ def benchmark(
         specs.append((name, name))
         if name == "l1":
             specs.append((name, "l1(luma)"))
+        if name == "swd":
+            specs.append((name, "swd(colorspace=lab)"))  # MS-SWD: no package reference
     rows = []
     for name, spec in specs:
         if only and name not in only and spec not in only:

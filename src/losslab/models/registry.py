@@ -23,11 +23,8 @@ T = TypeVar("T", bound=type)
 
 
 
-def _import_model_modules() -> None:
-    import losslab.models  # noqa: F401  (registration side effect: every model module registers)
-
-
-MODELS: Registry[type[nn.Module]] = Registry("model", loader=_import_model_modules)
+#: Filled by ``@register_model``; ``losslab/models/__init__.py`` imports every model module.
+MODELS: Registry[type[nn.Module]] = Registry("model")
 
 
 def register_model(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:

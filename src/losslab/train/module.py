@@ -64,6 +64,17 @@ def build_criterion(config: TrainConfig) -> WeightedSum:
     return total
 
 
+def build_multi_hypothesis_loss(config: TrainConfig, criterion: WeightedSum) -> MultiHypothesisLoss:
+    """The winner-takes-all wrapper of ``criterion`` with the ``hypotheses:`` assignment; its
+    schedule runs over ``hypotheses.schedule_steps`` (default: the run's ``steps``)."""
+    options = config.hypotheses
+    return MultiHypothesisLoss(
+        criterion, mode=options.mode, epsilon=options.epsilon, assignment=options.assignment,
+        temperature=options.temperature, temperature_end=options.temperature_end,
+        temperature_schedule=options.temperature_schedule,
+        schedule_steps=options.schedule_steps or config.steps)
+
+
 def build_network(config: TrainConfig, item: Tensor) -> nn.Module:
     """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``)."""
     task = get_task(config)
@@ -91,8 +102,7 @@ class TaskModule(L.LightningModule):
         criterion = build_criterion(config)
         self.loss: Loss = criterion  # the one registered copy (state_dict keys "loss.*")
         if config.hypotheses.count > 1:
-            self.loss = MultiHypothesisLoss(criterion, mode=config.hypotheses.mode,
-                                            epsilon=config.hypotheses.epsilon)
+            self.loss = build_multi_hypothesis_loss(config, criterion)
         # Discriminators are built now (a conditional one from an example input's channels), so
         # they are in the state_dict before a checkpoint is loaded and before DDP wraps us.
         example_inputs, _ = self.task.split(self.val_set[0].unsqueeze(0))
@@ -171,8 +181,9 @@ class TaskModule(L.LightningModule):
         return loss.detach()
 
     def prepare_terms(self, step: int) -> None:
-        """Tell the weight schedules and the adversarial terms the step."""
-        self.criterion.set_step(step)
+        """Tell the weight schedules, the hypotheses' assignment (annealed temperature,
+        evolving top-k) and the adversarial terms the step."""
+        self.loss.set_step(step)  # a MultiHypothesisLoss passes it on to the sum
         for discriminator in self.adversarial:
             discriminator.term.set_step(step)
 
@@ -279,6 +290,8 @@ class TaskModule(L.LightningModule):
         for discriminator in self.adversarial:
             logs |= {f"adversarial/{discriminator.name}/{k}": v
                      for k, v in discriminator.term.last_logs.items()}
+        if isinstance(self.loss, MultiHypothesisLoss):
+            logs |= self.loss.assignment_logs(self.config.hypotheses.count)
         logs["lr"] = self.optimizers().param_groups[0]["lr"]
         return logs
 

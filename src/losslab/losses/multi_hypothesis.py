@@ -310,8 +310,8 @@ class MultiHypothesisLoss(Loss):
     """
 
     def __init__(self, base: Loss, mode: WTAMode = "relaxed", epsilon: float = 0.05, *,
-                 assignment: Assignment = "relaxed", temperature: float = 1.0,
-                 temperature_end: float = 1e-4,
+                 assignment: Assignment = "relaxed", temperature: float = 0.01,
+                 temperature_end: float = 1e-5,
                  temperature_schedule: TemperatureSchedule = "exponential",
                  schedule_steps: int = 1000) -> None:
         if not isinstance(base, Loss):

@@ -212,7 +212,8 @@ class HypothesesConfig(_Section):
             assignment ``relaxed`` only.
         epsilon: the relaxed-WTA share given to the non-winning hypotheses, in ``[0, 1)``.
         temperature: annealed: the starting temperature, in the base loss's units (per-image
-            MSE of ``[0, 1]`` images is about 1e-3 to 1e-1).
+            MSE of ``[0, 1]`` images is about 1e-3 to 1e-1; the default 0.01 -> 1e-5 spans
+            the loss differences between hypotheses of MSE on such images).
         temperature_end: annealed: the final temperature (0 = hard WTA; linear schedule only).
         temperature_schedule: annealed: ``exponential`` (geometric) or ``linear`` cooling.
         schedule_steps: annealed/evolving: steps until the temperature / top-k reaches its end
@@ -231,9 +232,9 @@ class HypothesesConfig(_Section):
     mode: WTAMode = Field("relaxed", description="relaxed (losers share epsilon) or wta")
     epsilon: Fraction = Field(0.05, description="relaxed-WTA share of the non-winning hypotheses")
     temperature: NonNegativeFloat = Field(
-        1.0, description="annealed: starting temperature (base loss units)")
+        0.01, description="annealed: starting temperature (base loss units)")
     temperature_end: NonNegativeFloat = Field(
-        1e-4, description="annealed: final temperature (0 = hard WTA, linear schedule only)")
+        1e-5, description="annealed: final temperature (0 = hard WTA, linear schedule only)")
     temperature_schedule: TemperatureScheduleName = Field(
         "exponential", description="annealed: exponential (geometric) or linear cooling")
     schedule_steps: Annotated[PositiveInt | None, Expect("null or an integer >= 1")] = Field(

@@ -11,6 +11,7 @@ from PIL import Image
 from train_helpers import column, read_metrics, tiny_config
 
 from losslab.losses.pixel import MSELoss
+from losslab.models.stochastic import draw_samples
 from losslab.train import (
     TrainingDivergedError,
     load_config,
@@ -289,3 +290,27 @@ def test_the_trainer_gives_the_assignment_its_step(tmp_path: Path, hypotheses: d
                                **{f"hypotheses.{k}": v for k, v in hypotheses.items()}))
     logged = column(read_metrics(result.run_dir), key)
     assert logged == pytest.approx(expected)
+
+
+def test_a_score_head_is_trained_logged_checkpointed_and_sampled(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", task="predict_next", data="moving_shapes",
+                         **{"data.options": {"val_size": 4, "train_size": 8},
+                            "hypotheses.count": 3, "hypotheses.scores": True})
+    result = train(config)
+    rows = read_metrics(result.run_dir)
+    assert sorted(column(rows, "train/score_loss")) == list(range(6))
+    accuracy = column(rows, "train/score_accuracy")
+    assert all(0.0 <= value <= 1.0 for value in accuracy.values())
+    assert "val/score_accuracy" in result.metrics
+    weights = _weights(result.last_checkpoint)
+    assert any(key.startswith("model.score_head.") for key in weights)
+    model, _ = load_run(result.run_dir, "last")
+    loaded = dict(model.named_parameters())
+    for key, value in weights.items():  # the head is part of the model that is read back
+        if key.startswith("model.score_head."):
+            torch.testing.assert_close(loaded[key.removeprefix("model.")], value)
+    inputs, outputs, _ = predict_validation(result.run_dir)
+    assert outputs.shape == (4, 3, 3, 32, 32)  # evaluation still sees every hypothesis
+    with torch.no_grad():
+        samples = draw_samples(model, inputs, 2, seed=0)
+    assert samples.shape == (4, 2, 3, 32, 32)

@@ -51,7 +51,7 @@ def test_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
          "applies to assignment 'relaxed' only"),
         ({"hypotheses": {"count": 4, "assignment": "annealed", "temperature_end": 0.0}},
          "temperature_schedule: linear"),
-        ({"hypotheses": {"scores": True}}, "scores needs count >= 2"),
+        ({"hypotheses": {"scores": True}}, "scores needs hypotheses.count >= 2"),
         ({"data": {"batch_size": 6}, "devices": 4}, "multiple of 4"),
     ],
 )

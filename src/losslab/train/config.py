@@ -259,9 +259,6 @@ class HypothesesConfig(_Section):
                 raise ValueError("hypotheses: an exponential temperature schedule never reaches "
                                  "0; set temperature_end > 0 (e.g. 1e-4) or "
                                  "temperature_schedule: linear.")
-        if self.scores and self.count < 2:
-            raise ValueError("hypotheses.scores needs count >= 2 (a score head chooses among "
-                             "hypotheses); set hypotheses.count or drop scores.")
         return self
 
 
@@ -413,6 +410,9 @@ class TrainConfig(TrainSettings):
         """Checks that involve several fields or the registries (run after every field passed)."""
         _check_registered_names(self)
         _check_crop_multiple(self)
+        if self.hypotheses.scores and self.hypotheses.count < 2:  # here: count may come later
+            raise ValueError("hypotheses.scores needs hypotheses.count >= 2 (a score head "
+                             "chooses among hypotheses); set the count or drop scores.")
         processes = self.processes
         if processes is not None and self.data.batch_size % processes:
             raise ValueError(
@@ -456,11 +456,20 @@ class TrainConfig(TrainSettings):
         return validated(cls, values, origin=origin, positions=positions)
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        """The config as YAML, in field order; a field of :data:`LATER_FIELDS` at its default
+        is left out, so an older run's ``config.yaml`` is written back byte for byte."""
+        values = self.to_dict()
+        for key, default in LATER_FIELDS.items():
+            section, name = key.split(".")
+            if values[section].get(name, _UNSET) == default:
+                del values[section][name]
+        return yaml.safe_dump(values, sort_keys=False)
 
     def identity(self) -> dict[str, Any]:
-        """The fields that change what is trained (all but :data:`RESUME_SAFE_FIELDS`), flat."""
-        return {k: v for k, v in flatten(self.to_dict()).items() if k not in RESUME_SAFE_FIELDS}
+        """The fields that change what is trained (all but :data:`RESUME_SAFE_FIELDS`), flat;
+        fields of :data:`LATER_FIELDS` only when they differ from their default."""
+        return {k: v for k, v in flatten(self.to_dict()).items()
+                if k not in RESUME_SAFE_FIELDS and LATER_FIELDS.get(k, _UNSET) != v}
 
     def fingerprint(self) -> str:
         """Hash of :meth:`identity`; stored in checkpoints to refuse resuming another config."""
@@ -477,6 +486,18 @@ RESUME_SAFE_FIELDS = frozenset({
     "val_every", "sample_every", "grad_share_every", "log_every", "checkpoint.resume",
     "progress_bar", "optimizer.lr", "skip_nonfinite",
 })
+
+
+_UNSET = object()
+
+#: Fields added after runs were already on disk, with their defaults: left out of the
+#: fingerprint at that default, so a run trained before the field existed still resumes.
+LATER_FIELDS: dict[str, Any] = {
+    "hypotheses.assignment": "relaxed", "hypotheses.temperature": 0.01,
+    "hypotheses.temperature_end": 1e-5, "hypotheses.temperature_schedule": "exponential",
+    "hypotheses.schedule_steps": None, "hypotheses.scores": False,
+    "hypotheses.score_weight": 1.0,
+}
 
 
 def _check_registered_names(config: TrainSettings) -> None:

@@ -314,3 +314,14 @@ def test_a_score_head_is_trained_logged_checkpointed_and_sampled(tmp_path: Path)
     with torch.no_grad():
         samples = draw_samples(model, inputs, 2, seed=0)
     assert samples.shape == (4, 2, 3, 32, 32)
+
+
+def test_the_score_head_does_not_change_the_hypotheses(tmp_path: Path) -> None:
+    # the head reads the input with its own parameters, so the same seed trains the same K
+    options = {"task": "predict_next", "data": "moving_shapes", "steps": 4, "val_every": 4,
+               "data.options": {"val_size": 4, "train_size": 8}, "hypotheses.count": 2}
+    plain = train(tiny_config(tmp_path / "plain", **options))
+    scored = train(tiny_config(tmp_path / "scored", **options, **{"hypotheses.scores": True}))
+    _, plain_outputs, _ = predict_validation(plain.run_dir)
+    _, scored_outputs, _ = predict_validation(scored.run_dir)
+    torch.testing.assert_close(scored_outputs, plain_outputs)

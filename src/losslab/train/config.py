@@ -217,7 +217,8 @@ class HypothesesConfig(_Section):
         temperature_end: annealed: the final temperature (0 = hard WTA; linear schedule only).
         temperature_schedule: annealed: ``exponential`` (geometric) or ``linear`` cooling.
         schedule_steps: annealed/evolving: steps until the temperature / top-k reaches its end
-            (null = the run's ``steps``); after that the end value holds.
+            (null = 3/4 of the run's ``steps``, so the last quarter trains at the end value);
+            after that the end value holds.
         scores: add a score head (K logits per input, trained with cross-entropy to predict
             each sample's winning hypothesis); the model can then be sampled (one hypothesis
             drawn by the head's probabilities), see ``MultiHypothesisHead``.
@@ -238,7 +239,8 @@ class HypothesesConfig(_Section):
     temperature_schedule: TemperatureScheduleName = Field(
         "exponential", description="annealed: exponential (geometric) or linear cooling")
     schedule_steps: Annotated[PositiveInt | None, Expect("null or an integer >= 1")] = Field(
-        None, description="annealed/evolving: steps to reach the end (null = the run's steps)")
+        None, description="annealed/evolving: steps to reach the end (null = 3/4 of the run's "
+        "steps)")
     scores: Flag = Field(False, description="a score head predicting the winning hypothesis "
                          "(makes the model samplable)")
     score_weight: Annotated[float, Field(gt=0, allow_inf_nan=False),

@@ -66,13 +66,15 @@ def build_criterion(config: TrainConfig) -> WeightedSum:
 
 def build_multi_hypothesis_loss(config: TrainConfig, criterion: WeightedSum) -> MultiHypothesisLoss:
     """The winner-takes-all wrapper of ``criterion`` with the ``hypotheses:`` assignment; its
-    schedule runs over ``hypotheses.schedule_steps`` (default: the run's ``steps``)."""
+    schedule runs over ``hypotheses.schedule_steps`` (default: three quarters of the run's
+    ``steps``, so the last quarter trains with the end value: hard WTA for evolving; it scales
+    with ``--budget-scale``)."""
     options = config.hypotheses
     return MultiHypothesisLoss(
         criterion, mode=options.mode, epsilon=options.epsilon, assignment=options.assignment,
         temperature=options.temperature, temperature_end=options.temperature_end,
         temperature_schedule=options.temperature_schedule,
-        schedule_steps=options.schedule_steps or config.steps)
+        schedule_steps=options.schedule_steps or max(1, (3 * config.steps) // 4))
 
 
 def build_network(config: TrainConfig, item: Tensor) -> nn.Module:

@@ -272,11 +272,12 @@ def _unreduced(term: Loss) -> Iterator[str]:
 
 
 class MultiHypothesisLoss(Loss):
-    """(Relaxed) winner-takes-all over ``K`` hypotheses of a base loss, averaged over samples.
+    """Winner-takes-all over ``K`` hypotheses of a base loss, averaged over samples.
 
     For each sample ``n`` and hypothesis ``k`` it evaluates the base loss ``L[n, k] =
     base(predictions[n, k], target[n])``, then returns ``mean_n sum_k w[n, k] L[n, k]`` with
-    the weights of :func:`winner_takes_all_weights`.
+    the weights of the ``assignment``: :func:`winner_takes_all_weights` (relaxed),
+    :func:`annealed_weights` or :func:`evolving_weights` at the step given by :meth:`set_step`.
 
     Supported bases: per-sample values are obtained in one batched call by switching a term's
     ``reduction`` to ``'none'`` for the call (the base loss object is shared, not copied), so
@@ -325,8 +326,10 @@ class MultiHypothesisLoss(Loss):
         if assignment != "relaxed" and mode != "relaxed":
             raise ValueError(f"mode={mode!r} applies to assignment 'relaxed' only; drop mode "
                              f"(assignment {assignment!r} ends in hard WTA by itself).")
-        self.temperature, self.temperature_end = _check_temperatures(
-            temperature, temperature_end, temperature_schedule)
+        if assignment == "annealed":  # the other assignments never read the temperatures
+            temperature, temperature_end = _check_temperatures(
+                temperature, temperature_end, temperature_schedule)
+        self.temperature, self.temperature_end = temperature, temperature_end
         self.temperature_schedule: TemperatureSchedule = temperature_schedule
         self.schedule_steps = _check_schedule_steps(schedule_steps)
         self.step = 0

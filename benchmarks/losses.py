@@ -12,10 +12,12 @@ built or called is skipped with the reason), on a ``(16, 3, 128, 128)`` batch:
 - ``checks``: the same with :func:`losslab.losses.set_value_checks` on (extra cost in percent),
 - ``reference``: a hand-written minimal PyTorch version of the same formula, in this file,
 - ``package``: the published implementation where one is installed (pytorch_msssim for SSIM and
-  MS-SSIM, piq for GMSD, MS-GMSD, HaarPSI and MDSI, plenoptic for NLPD, colour-science for
-  CIEDE2000 and ΔE*76, NVIDIA's flip_evaluator for FLIP), value-checked too; colour-science and
-  flip_evaluator are numpy/compiled CPU code without gradients, so their time is a forward pass
-  on the CPU (losslab's is still forward + backward, on ``--device``),
+  MS-SSIM, piq for GMSD, MS-GMSD, HaarPSI and MDSI, plenoptic for NLPD, ptwt's ``wavedec2`` for
+  the wavelet transform of ``wavelet``, DISTS_pytorch for ``dists`` on the same random trunk and
+  alpha/beta, colour-science for CIEDE2000 and ΔE*76, NVIDIA's flip_evaluator for FLIP),
+  value-checked too; colour-science and flip_evaluator are numpy/compiled CPU code without
+  gradients, so their time is a forward pass on the CPU (losslab's is still forward + backward,
+  on ``--device``),
 - ratios ``losslab / reference`` (target <= 1.10 with checks off) and ``losslab / package``
   (target <= 1.0),
 - peak extra memory of one forward + backward (CUDA only).
@@ -106,6 +108,18 @@ def _luma(x: Tensor) -> Tensor:
     return LUMA[0] * x[:, 0:1] + LUMA[1] * x[:, 1:2] + LUMA[2] * x[:, 2:3]
 
 
+def reference_gradient_variance(x: Tensor, y: Tensor, patch: int = 8) -> Tensor:
+    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
+    kernels = torch.stack([sobel, sobel.T]).unsqueeze(1).to(x)
+
+    def variances(image: Tensor) -> Tensor:
+        gradients = F.conv2d(_luma(image), kernels, padding=1)  # (N, 2, H, W)
+        tiles = F.unfold(gradients, patch, stride=patch)  # (N, 2 * p * p, L)
+        return tiles.view(image.shape[0], 2, patch * patch, -1).var(dim=2)
+
+    return (variances(x) - variances(y)).square().mean(dim=(0, 2)).sum()
+
+
 REFERENCES: dict[str, LossFunction] = {
     "mse": lambda x, y: F.mse_loss(x, y),
     "l1": lambda x, y: F.l1_loss(x, y),
@@ -118,6 +132,7 @@ REFERENCES: dict[str, LossFunction] = {
     "frequency": reference_frequency,
     # robust's default (alpha = 1, scale = 0.05): pseudo-Huber in the scaled difference
     "robust": lambda x, y: (torch.sqrt(((x - y) / 0.05) ** 2 + 1) - 1).mean(),
+    "gradient_variance": reference_gradient_variance,
 }
 
 
@@ -156,10 +171,61 @@ def _nlpd_plenoptic(x: Tensor, y: Tensor) -> Tensor:
     return plenoptic.metric.nlpd(_luma(x), _luma(y)).mean() - 1e-5
 
 
-def _package_reference(spec: str) -> tuple[str, LossFunction] | None:
-    """The published implementation a loss is checked and timed against, if one is installed:
-    pytorch_msssim (SSIM, MS-SSIM), piq (GMSD, MS-GMSD, HaarPSI, MDSI), plenoptic (NLPD)."""
+def _wavelet_ptwt(x: Tensor, y: Tensor) -> Tensor:
+    import ptwt
+
+    # wavelet's defaults: haar, 3 levels, reflect boundary, L1, the 4 bands weighted equally.
+    bands_x = ptwt.wavedec2(x, "haar", level=3, mode="reflect")
+    bands_y = ptwt.wavedec2(y, "haar", level=3, mode="reflect")
+    total = (bands_x[0] - bands_y[0]).abs().mean()
+    for details_x, details_y in zip(bands_x[1:], bands_y[1:], strict=True):
+        total = total + torch.stack(
+            [(a - b).abs().mean() for a, b in zip(details_x, details_y, strict=True)]).mean()
+    return total / 4
+
+
+def _dists_package(criterion: torch.nn.Module) -> LossFunction:
+    """DISTS_pytorch's model carrying the same (random) trunk and alpha/beta as ``criterion``."""
+    import types
+
+    import torchvision
+    from DISTS_pytorch import DISTS_pt
+
+    network = criterion.network
+    vgg = torchvision.models.vgg16()
+    trunk = {}
+    for stage, (start, _) in zip(network.stages, ((0, 4), (5, 9), (10, 16), (17, 23), (24, 30)),
+                                 strict=True):
+        convs = [m for m in stage if isinstance(m, torch.nn.Conv2d)]
+        indices = [i for i in range(start, 30) if isinstance(vgg.features[i], torch.nn.Conv2d)]
+        for conv, index in zip(convs, indices, strict=False):
+            trunk[f"{index}.weight"], trunk[f"{index}.bias"] = conv.weight, conv.bias
+    vgg.features.load_state_dict(trunk, strict=False)
+    original = DISTS_pt.models
+    DISTS_pt.models = types.SimpleNamespace(vgg16=lambda **_: vgg)  # no ImageNet download
     try:
+        model = DISTS_pt.DISTS(load_weights=False)
+    finally:
+        DISTS_pt.models = original
+    model.alpha.data = network.alpha.view(1, -1, 1, 1).clone()
+    model.beta.data = network.beta.view(1, -1, 1, 1).clone()
+    model = model.to(network.alpha.device)
+    return lambda x, y: model(x, y, require_grad=True, batch_average=True)
+
+
+def _package_reference(
+    spec: str, criterion: torch.nn.Module | None = None
+) -> tuple[str, LossFunction] | None:
+    """The published implementation a loss is checked and timed against, if one is installed:
+    pytorch_msssim (SSIM, MS-SSIM), piq (GMSD, MS-GMSD, HaarPSI, MDSI), plenoptic (NLPD), ptwt
+    (the wavelet transform), DISTS_pytorch (DISTS on ``criterion``'s random weights)."""
+    try:
+        if spec == "wavelet":
+            import ptwt  # noqa: F401  (imported here only to see that it is installed)
+
+            return "ptwt", _wavelet_ptwt
+        if spec == "dists(weights=random)" and criterion is not None:
+            return "DISTS_pytorch", _dists_package(criterion)
         if spec in ("ssim", "ms_ssim"):
             import pytorch_msssim
 
@@ -276,6 +342,8 @@ def benchmark(
         specs.append((name, name))
         if name == "l1":
             specs.append((name, "l1(luma)"))
+        if name == "swd":
+            specs.append((name, "swd(colorspace=lab)"))  # MS-SWD: no package reference
     rows = []
     for name, spec in specs:
         if only and name not in only and spec not in only:
@@ -305,7 +373,7 @@ def benchmark(
             row.note = f"skipped: {type(error).__name__}: {str(error).splitlines()[0][:90]}"
             continue
         reference = REFERENCES.get(spec)
-        package = _package_reference(spec)
+        package = _package_reference(row.spec, criterion)
 
         def with_checks(enabled: bool, run: Callable[[], None] = run_losslab) -> Callable[[], None]:
             def wrapped() -> None:

@@ -263,3 +263,42 @@ def test_swd_of_a_permutation_of_patches_is_zero_and_its_seed_matters() -> None:
     image = torch.rand(1, 3, 24, 24, generator=generator)
     moved = (image + 0.1).clamp(0, 1)
     assert float(LF.swd(moved, image, seed=1)[0]) != float(LF.swd(moved, image, seed=2)[0])
+
+
+# -- the measures of issues 19 and 21 ------------------------------------------------------------
+NEW_MEASURES = [
+    ("ciede2000", "ciede2000", {}), ("delta_e76", "delta_e76", {}), ("flip", "flip", {}),
+    ("ms_flip", "ms_flip", {}), ("robust", "robust(alpha=0.5, scale=0.1)",
+                                 {"alpha": 0.5, "scale": 0.1}),
+    ("wavelet", "wavelet(levels=2)", {"levels": 2}), ("gradient_variance", "gradient_variance", {}),
+    ("contextual", "contextual(weights=random)", {"weights": "random"}),
+    ("dists", "dists(weights=random)", {"weights": "random"}),
+]
+
+
+@pytest.mark.filterwarnings("ignore:.*random.*:UserWarning")
+@pytest.mark.parametrize(("name", "spec", "options"), NEW_MEASURES, ids=[m[0] for m in NEW_MEASURES])
+def test_new_measures_are_their_loss_image_by_image(name: str, spec: str, options: dict) -> None:
+    torch.manual_seed(0)
+    x, y = torch.rand(3, 3, 48, 48), torch.rand(3, 3, 48, 48)
+    function = getattr(LF, name)
+    values = function(x, y, **options)
+    assert values.shape == (3,)
+    torch.testing.assert_close(values.mean(), losslab.loss(spec)(x, y), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(values[1], losslab.loss(spec)(x[1:2], y[1:2]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(function(255 * x, 255 * y, data_range=255, **options), values,
+                               rtol=1e-5, atol=1e-5)
+    assert float(function(y, y, **options).abs().max()) < 1e-3 or name == "contextual"
+
+
+@pytest.mark.parametrize("name", ["energy_score", "crps", "kernel_score"])
+def test_scoring_rules_take_draws_and_agree_with_their_loss(name: str) -> None:
+    torch.manual_seed(0)
+    samples, target = torch.rand(3, 4, 3, 16, 16), torch.rand(3, 16, 16).expand(3, 3, -1, -1)
+    values = getattr(LF, name)(samples, target.contiguous())
+    assert values.shape == (3,)
+    torch.testing.assert_close(values.mean(), losslab.loss(name)(samples, target.contiguous()))
+    with pytest.raises(ValueError, match="m >= 2"):
+        getattr(LF, name)(samples[:, :1], target.contiguous())
+    with pytest.raises(ValueError, match=r"\(N, m, C, H, W\)"):
+        getattr(LF, name)(samples[0], target.contiguous())

@@ -220,6 +220,10 @@ CASES: list[Case] = [
          "or metrics missing", "warning, the run is trained (resumed) and evaluated again", "test",
          "tests/experiments/test_comparison_runner.py::test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_sound"),
     # -- command line --------------------------------------------------------------------
+    Case("nothing lost", "a training that stops with an error (a diverged loss) inside a longer "
+         "Python process", "subnormal floats are no longer flushed afterwards (the fit's speed-up "
+         "stayed on process-wide and changed later float results)", "test",
+         "tests/train/test_denormals.py::test_a_fit_that_raises_leaves_subnormals_as_they_were"),
     Case("command line", "`losslab train --lr 1e6` (training diverges)",
          "exit 2, one line naming the step and the fix: `lower the learning rate`", "cli",
          "lower the learning rate", _diverging_train),

@@ -331,7 +331,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "no downloaded weights: swd, nlpd, gmsd, ms_gmsd, haarpsi, mdsi, "
                         "ciede2000, delta_e76, flip, ms_flip, robust, "
                         "energy_score, crps, "
-                        "perceptual(weights=random) with mse and swd distances)")
+                        "wavelet, gradient_variance, swd(colorspace=lab), "
+                        "perceptual(weights=random) with mse and swd distances, "
+                        "contextual(weights=random), dists(weights=random))")
     p.add_argument("--images", help="folder of images (default: bundled photos)")
     p.add_argument("--rmse", type=float, default=0.05, help="matched pixel RMSE (default 0.05)")
     p.add_argument("--perturbations",

@@ -41,7 +41,10 @@ from typing import cast
 import torch
 from torch import Tensor, nn
 
+from losslab.core.cielab import srgb_to_lab
 from losslab.core.validation import check_number, check_pair
+from losslab.losses import color_difference as _color_difference
+from losslab.losses import flip as _flip
 from losslab.losses import frequency as _frequency
 from losslab.losses import gmsd as _gmsd
 from losslab.losses import gradient as _gradient
@@ -50,9 +53,17 @@ from losslab.losses import lpips as _lpips
 from losslab.losses import mdsi as _mdsi
 from losslab.losses import nlpd as _nlpd
 from losslab.losses import pixel as _pixel
+from losslab.losses import scoring as _scoring
 from losslab.losses import structural as _structural
 from losslab.losses import swd as _swd
+from losslab.losses.contextual import ContextualLoss
+from losslab.losses.dists import DISTSLoss
+from losslab.losses.flip import MSFLIPLoss
+from losslab.losses.gradient_variance import GradientVarianceLoss
 from losslab.losses.perceptual import DEFAULT_LAYERS, Distance, PerceptualLoss
+from losslab.losses.robust import RobustLoss
+from losslab.losses.wavelet import WaveletLoss
+from losslab.losses.weighted_sum import fold_samples
 from losslab.weights import get_weights_info
 
 
@@ -350,22 +361,216 @@ def perceptual(prediction: Tensor, target: Tensor, *, data_range: float = 1.0,
     return module.per_image(prediction, target)
 
 
+# -- the measures added with issues 19 and 21, through their loss modules ------------------------
+def _image_by_image(key: tuple[object, ...], build: Callable[[], nn.Module], prediction: Tensor,
+                    target: Tensor) -> Tensor:
+    """``(N,)``: the loss built by ``build`` (cached under ``key``) on each image pair alone, so
+    the value is exactly what the loss Module gives for that image (one implementation)."""
+    loss = _cached(key, build, prediction.device)
+    return torch.stack([loss(prediction[i : i + 1], target[i : i + 1])
+                        for i in range(prediction.shape[0])])
+
+
+def ciede2000(prediction: Tensor, target: Tensor, *, data_range: float = 1.0, k_l: float = 1.0,
+              k_c: float = 1.0, k_h: float = 1.0) -> Tensor:
+    """Mean CIEDE2000 colour difference per image (CIE 142-2001, as Sharma, Wu & Dalal 2005 state
+    it), sRGB (IEC 61966-2-1) -> CIELAB (D65): about 1 is a just-noticeable difference.
+
+    Shape: ``(N, 3, H, W)`` -> ``(N,)``, ``>= 0`` in CIELAB units, 0 when equal; the
+    ``ciede2000`` loss and the ``err_deltae`` metric use the same per-pixel map.
+    """
+    prediction, target = _unit(prediction, target, data_range, channels=3)
+    return _color_difference.ciede2000_lab(srgb_to_lab(prediction), srgb_to_lab(target), k_l, k_c,
+                                           k_h).flatten(1).mean(dim=1)
+
+
+def delta_e76(prediction: Tensor, target: Tensor, *, data_range: float = 1.0) -> Tensor:
+    """Mean CIE 1976 colour difference ``sqrt(dL^2 + da^2 + db^2)`` per image (CIELAB, D65).
+
+    Shape: ``(N, 3, H, W)`` -> ``(N,)``, ``>= 0`` in CIELAB units, 0 when equal.
+    """
+    prediction, target = _unit(prediction, target, data_range, channels=3)
+    return _color_difference.delta_e76_map(prediction, target).flatten(1).mean(dim=1)
+
+
+def flip(prediction: Tensor, target: Tensor, *, data_range: float = 1.0,
+         pixels_per_degree: float = _flip.DEFAULT_PIXELS_PER_DEGREE) -> Tensor:
+    """Mean LDR-FLIP per image (Andersson et al., HPG 2020): the difference a viewer flipping
+    between the two images sees at ``pixels_per_degree`` (67.02: a 4K 0.7 m wide monitor seen
+    from 0.7 m).
+
+    Shape: ``(N, 3, H, W)`` -> ``(N,)``, in ``[0, 1]``, 0 when equal.
+    """
+    prediction, target = _unit(prediction, target, data_range, channels=3)
+    return _flip.flip_map(prediction, target, pixels_per_degree).flatten(1).mean(dim=1)
+
+
+def ms_flip(prediction: Tensor, target: Tensor, *, data_range: float = 1.0,
+            pixels_per_degree: float = _flip.DEFAULT_PIXELS_PER_DEGREE,
+            factors: Sequence[float] = (1.0, 0.5, 0.25)) -> Tensor:
+    """FLIP averaged over viewing distances (``pixels_per_degree * factor``): losslab's
+    multi-scale FLIP (no published definition; see ``docs/losses.md``).
+
+    Shape: ``(N, 3, H, W)`` -> ``(N,)``, in ``[0, 1]``, 0 when equal.
+    """
+    prediction, target = _unit(prediction, target, data_range, channels=3)
+    key = ("ms_flip", float(pixels_per_degree), tuple(float(f) for f in factors))
+    return _image_by_image(key, lambda: MSFLIPLoss(pixels_per_degree=pixels_per_degree, factors=list(factors),
+                                                   check_values=False), prediction, target)
+
+
+def robust(prediction: Tensor, target: Tensor, *, data_range: float = 1.0, alpha: float = 1.0,
+           scale: float = 0.05) -> Tensor:
+    """Barron's general robust loss per image (CVPR 2019) with fixed ``alpha`` and ``scale``
+    (in ``[0, 1]`` units): 2 is L2, 1 pseudo-Huber, 0 Cauchy, -2 Geman-McClure.
+
+    Shape: ``(N, C, H, W)`` -> ``(N,)``, ``>= 0``, 0 when equal.
+    """
+    prediction, target = _unit(prediction, target, data_range)
+    key = ("robust", float(alpha), float(scale))
+    return _image_by_image(key, lambda: RobustLoss(alpha=alpha, scale=scale, check_values=False),
+                           prediction, target)
+
+
+def wavelet(prediction: Tensor, target: Tensor, *, data_range: float = 1.0, wave: str = "haar",
+            levels: int = 3, band_weights: Sequence[float] | None = None,
+            mode: str = "decimated") -> Tensor:
+    """Distance between wavelet sub-bands per image (the ``wavelet`` loss: L1 per band, bands
+    weighted by level; ``mode`` decimated or stationary; ptwt's coefficients).
+
+    Shape: ``(N, C, H, W)`` -> ``(N,)``, ``>= 0``, 0 when equal.
+    """
+    prediction, target = _unit(prediction, target, data_range)
+    weights = None if band_weights is None else tuple(float(w) for w in band_weights)
+    key = ("wavelet", wave, int(levels), weights, mode)
+    return _image_by_image(key, lambda: WaveletLoss(wave=wave, levels=levels,
+                                                    band_weights=weights, mode=mode,  # type: ignore[arg-type]
+                                                    check_values=False), prediction, target)
+
+
+def gradient_variance(prediction: Tensor, target: Tensor, *, data_range: float = 1.0,
+                      patch_size: int = 8) -> Tensor:
+    """Gradient-variance distance per image (Abrahamyan et al., ICASSP 2022): MSE between the
+    variances of Sobel gradients over non-overlapping ``patch_size`` patches, on BT.601 luma.
+
+    Shape: ``(N, 3, H, W)`` -> ``(N,)``, ``>= 0``, 0 when equal.
+    """
+    prediction, target = _unit(prediction, target, data_range)
+    return _image_by_image(("gradient_variance", int(patch_size)),
+                           lambda: GradientVarianceLoss(patch_size=patch_size, check_values=False),
+                           prediction, target)
+
+
+def contextual(prediction: Tensor, target: Tensor, *, data_range: float = 1.0,
+               layers: Sequence[str] = ("relu3_4",), bandwidth: float = 0.5,
+               weights: str = "imagenet", seed: int = 0) -> Tensor:
+    """Contextual loss per image (Mechrez, Talmi, Zelnik-Manor, ECCV 2018) on VGG19 features:
+    ``-log`` of the mean best contextual similarity; blind to where features are.
+
+    Memory grows with the number of feature positions squared (the loss refuses sizes that do
+    not fit, naming the largest that does).
+
+    Shape: ``(N, 3, H, W)`` -> ``(N,)``, ``>= 0``.
+    """
+    prediction, target = _unit(prediction, target, data_range, channels=3)
+    key = ("contextual", tuple(layers), float(bandwidth), weights, int(seed))
+    return _image_by_image(key, lambda: ContextualLoss(layers=list(layers), bandwidth=bandwidth,
+                                                       weights=weights, seed=seed,
+                                                       check_values=False), prediction, target)
+
+
+def dists(prediction: Tensor, target: Tensor, *, data_range: float = 1.0,
+          weights: str = "imagenet", seed: int = 0) -> Tensor:
+    """DISTS per image (Ding, Ma, Wang, Simoncelli, TPAMI 2020): structure and texture
+    similarity of VGG16 features with learned alpha/beta (``losslab weights``; ``random``
+    offline, for smoke tests only).
+
+    Shape: ``(N, 3, H, W)`` -> ``(N,)``, in ``[0, 1]``, 0 when equal.
+    """
+    prediction, target = _unit(prediction, target, data_range, channels=3)
+    return _image_by_image(("dists", weights, int(seed)),
+                           lambda: DISTSLoss(weights=weights, seed=seed,  # type: ignore[arg-type]
+                                             check_values=False), prediction, target)
+
+
+# -- proper scoring rules: many draws against one target -----------------------------------------
+def _unit_samples(samples: Tensor, target: Tensor, data_range: float) -> tuple[Tensor, Tensor]:
+    if samples.dim() != 5 or target.dim() != 4 or samples.shape[0] != target.shape[0] \
+            or samples.shape[2:] != target.shape[1:]:
+        raise ValueError(f"scoring rules take samples (N, m, C, H, W) and a target (N, C, H, W); "
+                         f"got {tuple(samples.shape)} and {tuple(target.shape)}.")
+    if samples.shape[1] < 2:
+        raise ValueError(f"a scoring rule needs m >= 2 draws per input (its spread term compares "
+                         f"two); got m = {samples.shape[1]}.")
+    folded, repeated = fold_samples(samples, target)
+    folded, repeated = _unit(folded, repeated, data_range)
+    return folded.view(samples.shape), repeated.view(samples.shape)[:, 0]
+
+
+def energy_score(samples: Tensor, target: Tensor, *, data_range: float = 1.0, beta: float = 1.0,
+                 alpha: float = 1.0) -> Tensor:
+    """Energy score per input (Gneiting & Raftery 2007) of ``m`` draws against the target, on
+    whole images with the RMS norm: ``mean_j ||x_j - y||^beta - 1/2 spread``; ``alpha`` mixes
+    the fair (1) and the standard (0) spread estimator. A proper scoring rule: the true
+    distribution of targets minimises it in expectation.
+
+    Shape: samples ``(N, m, C, H, W)`` with ``m >= 2``, target ``(N, C, H, W)`` -> ``(N,)``.
+    """
+    samples, target = _unit_samples(samples, target, data_range)
+    return _scoring.energy_score(samples.flatten(2), target.flatten(1), beta, alpha)
+
+
+def crps(samples: Tensor, target: Tensor, *, data_range: float = 1.0,
+         alpha: float = 1.0) -> Tensor:
+    """Ensemble CRPS per input, averaged over pixels and channels (each pixel a univariate
+    forecast; ``alpha`` 1 fair, 0 standard, 0.95 AIFS's almost-fair).
+
+    Shape: samples ``(N, m, C, H, W)`` with ``m >= 2``, target ``(N, C, H, W)`` -> ``(N,)``.
+    """
+    samples, target = _unit_samples(samples, target, data_range)
+    return _scoring.crps_ensemble(samples.flatten(2), target.flatten(1), alpha).mean(dim=1)
+
+
+def kernel_score(samples: Tensor, target: Tensor, *, data_range: float = 1.0,
+                 kernel: str = "gaussian", bandwidth: float = 0.1, alpha: float = 1.0) -> Tensor:
+    """Kernel score per input (Gneiting & Raftery 2007, section 5), Gaussian or Laplacian kernel
+    of the RMS distance between whole images, bandwidth in ``[0, 1]`` units.
+
+    Shape: samples ``(N, m, C, H, W)`` with ``m >= 2``, target ``(N, C, H, W)`` -> ``(N,)``.
+    """
+    samples, target = _unit_samples(samples, target, data_range)
+    return _scoring.kernel_score(samples.flatten(2), target.flatten(1), kernel,  # type: ignore[arg-type]
+                                 bandwidth, alpha)
+
+
 __all__ = [
     "charbonnier",
+    "ciede2000",
+    "contextual",
+    "crps",
+    "delta_e76",
+    "dists",
+    "energy_score",
+    "flip",
     "frequency",
     "gdl",
     "gmsd",
+    "gradient_variance",
     "haarpsi",
     "huber",
+    "kernel_score",
     "l1",
     "lpips",
     "mdsi",
+    "ms_flip",
     "ms_gmsd",
     "ms_ssim",
     "mse",
     "nlpd",
     "perceptual",
     "psnr",
+    "robust",
     "ssim",
     "swd",
+    "wavelet",
 ]

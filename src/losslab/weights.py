@@ -14,16 +14,19 @@ name                      file                                used by
 ========================  ==================================  ================================
 ``vgg19-imagenet``        ``vgg19-dcbb9e9d.pth``              ``perceptual`` (VGG19 features)
 ``alexnet-imagenet``      ``alexnet-owt-7be5be79.pth``        ``lpips(net=alex)`` backbone
-``vgg16-imagenet``        ``vgg16-397923af.pth``              ``lpips(net=vgg)`` backbone
+``vgg16-imagenet``        ``vgg16-397923af.pth``              ``lpips(net=vgg)``, ``dists`` trunk
 ``squeezenet1_1-imagenet`` ``squeezenet1_1-b8a52dc0.pth``     ``lpips(net=squeeze)`` backbone
 ``lpips-<net>-v0.1``      ``<net>.pth`` in the lpips package  ``lpips`` linear heads (shipped)
+``dists-alpha-beta``      ``dists_alpha_beta-f5e65c96.pt``    ``dists`` alpha/beta weights
 ========================  ==================================  ================================
 
 Hashes: every entry is pinned by its full SHA-256. torchvision's file names embed only the first
 8 hex digits (what ``torch.hub`` checks on download); the full digests recorded here were taken
 from public hash lists that agree with each other and with that prefix (see
 ``_TORCHVISION_FULL_SHA256``). The LPIPS heads ship inside the ``lpips`` package (0.1.4) and are
-recorded with their full SHA-256.
+recorded with their full SHA-256. The DISTS alpha/beta file is the ``weights.pt`` of Ding et
+al.'s release (the ``DISTS_pytorch`` 0.1 package on PyPI ships the same file), pinned by its full
+SHA-256; ``losslab weights add .../DISTS_pytorch/weights.pt`` puts it in place.
 
 Downloads: tried only when the file is missing and downloads are allowed (the default, unless the
 environment variable ``LOSSLAB_OFFLINE`` is set to ``1``/``true``/``yes``).
@@ -184,6 +187,12 @@ _LPIPS_HEAD_SHA256 = {
 }
 
 
+#: Full SHA-256 of DISTS' alpha/beta (``weights.pt`` of the authors' repository, the file
+#: shipped in ``DISTS_pytorch`` 0.1: a dict with ``alpha`` and ``beta``, each (1, 1475, 1, 1)).
+_DISTS_ALPHA_BETA_SHA256 = "f5e65c96230b7f6ca995691647d482237e4cab8a50c5c4a5784f219ef0748218"
+_DISTS_ALPHA_BETA_URL = "https://github.com/dingkeyan93/DISTS/raw/master/DISTS_pytorch/weights.pt"
+
+
 def _register_known_weights() -> None:
     # Function-level import: torchvision's model tables are only needed once a weights name is read.
     from torchvision.models import (
@@ -199,7 +208,7 @@ def _register_known_weights() -> None:
         _torchvision_entry("alexnet-imagenet", "AlexNet ImageNet (torchvision IMAGENET1K_V1)",
                            "lpips(net=alex)", AlexNet_Weights.IMAGENET1K_V1),
         _torchvision_entry("vgg16-imagenet", "VGG16 ImageNet (torchvision IMAGENET1K_V1)",
-                           "lpips(net=vgg)", VGG16_Weights.IMAGENET1K_V1),
+                           "lpips(net=vgg), dists", VGG16_Weights.IMAGENET1K_V1),
         _torchvision_entry("squeezenet1_1-imagenet",
                            "SqueezeNet 1.1 ImageNet (torchvision IMAGENET1K_V1)",
                            "lpips(net=squeeze)", SqueezeNet1_1_Weights.IMAGENET1K_V1),
@@ -210,6 +219,11 @@ def _register_known_weights() -> None:
             f"lpips-{net}-v0.1", f"LPIPS v0.1 linear heads for {net} (shipped in the lpips package)",
             f"{net}.pth", digest, False, f"lpips(net={net})", directory=heads,
         ))
+    entries.append(WeightsInfo(
+        "dists-alpha-beta", "DISTS alpha/beta layer weights (Ding et al. 2020)",
+        "dists_alpha_beta-f5e65c96.pt", _DISTS_ALPHA_BETA_SHA256, False, "dists",
+        _DISTS_ALPHA_BETA_URL,
+    ))
     for entry in entries:
         WEIGHTS.register(entry.name, entry)
 

@@ -11,7 +11,12 @@ import pytest
 import torch
 
 from losslab.experiments import NotARunError, evaluate_run
-from losslab.experiments.evaluate import best_hypothesis, compute_metrics, write_metrics_csv
+from losslab.experiments.evaluate import (
+    best_hypothesis,
+    compute_metrics,
+    score_summary,
+    write_metrics_csv,
+)
 from losslab.train import TrainConfig
 
 
@@ -184,3 +189,27 @@ def test_multi_hypothesis_metrics_carry_per_hypothesis_scores() -> None:
     assert per["nearest_counts"][0] == [0, 3] and per["psnr_plausible"][0] is None
     assert per["psnr_plausible"][1] < 20
     assert metrics["per_image"]["psnr_plausible"] == [None, None, None]
+
+
+def test_score_summary_means_probabilities_and_counts_the_head_picking_the_best() -> None:
+    targets = torch.zeros(3, 3, 4, 4)
+    outputs = torch.stack([targets, targets + 0.5], dim=1)  # hypothesis 0 is always best
+    probabilities = torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]])
+    summary = score_summary(probabilities, outputs, targets)
+    assert summary["score_mean"] == pytest.approx([1.7 / 3, 1.3 / 3])
+    assert summary["score_accuracy"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match=r"must be \(N, K\) = \(3, 2\)"):
+        score_summary(probabilities[:2], outputs, targets)
+
+
+def test_a_scored_run_reports_score_means_per_hypothesis(tmp_path: Path) -> None:
+    from losslab.train import train
+
+    train(_tiny_run(tmp_path / "run", task="predict_next", data="moving_shapes", crop_size=24,
+                    **{"hypotheses.count": 3, "hypotheses.scores": True, "check_values": False,
+                       "data.options": {"val_size": 6, "frames": 2},
+                       "model.options": {"width": 8, "depth": 2, "output": "linear"}}))
+    per = evaluate_run(tmp_path / "run")["per_hypothesis"]
+    assert len(per["score_mean"]) == 3 and sum(per["score_mean"]) == pytest.approx(1.0)
+    assert 0.0 <= per["score_accuracy"] <= 1.0
+    assert len(per["psnr_plausible"]) == 3

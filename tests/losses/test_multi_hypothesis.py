@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import Tensor, nn
@@ -9,7 +11,11 @@ from torch import Tensor, nn
 from losslab.losses import L1Loss, Loss, MSELoss, loss
 from losslab.losses.multi_hypothesis import (
     MultiHypothesisLoss,
+    annealed_weights,
+    annealing_temperature,
     best_hypothesis,
+    evolving_top_k,
+    evolving_weights,
     select_hypothesis,
     winner_takes_all,
     winner_takes_all_weights,
@@ -213,3 +219,104 @@ def test_wta_learns_both_modes_where_mse_learns_their_mean() -> None:
     values = sorted(hypotheses[0, :, 0].mean(dim=(1, 2)).tolist())
     # relaxed WTA's fixed points: 0.95 * 0.2 + 0.05 * 0.8 = 0.23 and 0.77
     assert values == pytest.approx([0.23, 0.77], abs=0.03)
+
+
+# -- annealed MCL and evolving WTA ---------------------------------------------------------
+def test_annealed_weights_match_a_hand_calculation() -> None:
+    # softmax(-[0, ln 2, ln 4]) = [1, 1/2, 1/4] / (7/4) = [4, 2, 1] / 7
+    losses = torch.tensor([[0.0, math.log(2.0), math.log(4.0)]])
+    assert torch.allclose(annealed_weights(losses, 1.0), torch.tensor([[4.0, 2.0, 1.0]]) / 7)
+    # at T = 0.5 the exponents double: [1, 1/4, 1/16] / (21/16) = [16, 4, 1] / 21
+    assert torch.allclose(annealed_weights(losses, 0.5), torch.tensor([[16.0, 4.0, 1.0]]) / 21)
+
+
+def test_annealed_limits_are_hard_wta_and_the_mean() -> None:
+    cold = annealed_weights(LOSSES, 1e-6)
+    assert torch.allclose(cold, winner_takes_all_weights(LOSSES, mode="wta"), atol=1e-6)
+    assert torch.equal(annealed_weights(LOSSES, 0.0), winner_takes_all_weights(LOSSES, mode="wta"))
+    hot = annealed_weights(LOSSES, 1e6)
+    assert torch.allclose(hot, torch.full_like(LOSSES, 1 / 3), atol=1e-5)
+    # the loss at T -> inf is the mean over hypotheses of the base loss
+    criterion = MultiHypothesisLoss(MSELoss(), assignment="annealed", temperature=1e6,
+                                    temperature_end=1e6)
+    predictions, target = torch.rand(3, 4, 3, 4, 4), torch.rand(3, 3, 4, 4)
+    per_pair = (predictions - target[:, None]).square().mean(dim=(2, 3, 4))
+    assert torch.allclose(criterion(predictions, target), per_pair.mean(), atol=1e-6)
+
+
+def test_evolving_weights_match_a_hand_calculation() -> None:
+    # row 0 losses [3, 1, 2]: best two are indices 1 and 2; row 1 [0.5, 0.7, 0.2]: 2 and 0
+    assert torch.allclose(evolving_weights(LOSSES, 2),
+                          torch.tensor([[0.0, 0.5, 0.5], [0.5, 0.0, 0.5]]))
+    assert torch.equal(evolving_weights(LOSSES, 1), winner_takes_all_weights(LOSSES, mode="wta"))
+    assert torch.allclose(evolving_weights(LOSSES, 3), torch.full_like(LOSSES, 1 / 3))
+    ties = torch.tensor([[1.0, 1.0, 1.0, 0.0]])
+    assert torch.allclose(evolving_weights(ties, 2), torch.tensor([[0.5, 0.0, 0.0, 0.5]]))
+
+
+def test_temperature_schedule_endpoints_and_midpoint() -> None:
+    assert annealing_temperature(0, 1.0, 1e-4, 500) == pytest.approx(1.0)
+    assert annealing_temperature(250, 1.0, 1e-4, 500) == pytest.approx(1e-2)  # geometric mean
+    assert annealing_temperature(500, 1.0, 1e-4, 500) == pytest.approx(1e-4)
+    assert annealing_temperature(9000, 1.0, 1e-4, 500) == pytest.approx(1e-4)
+    assert annealing_temperature(100, 0.02, 0.0, 400, "linear") == pytest.approx(0.015)
+    assert annealing_temperature(400, 0.02, 0.0, 400, "linear") == 0.0
+
+
+def test_evolving_top_k_goes_from_k_to_one_in_equal_stages() -> None:
+    ks = [evolving_top_k(step, 4, 300) for step in range(0, 400)]
+    assert ks[0] == 4 and ks[99] == 4 and ks[100] == 3 and ks[199] == 3
+    assert ks[200] == 2 and ks[299] == 2 and set(ks[300:]) == {1}
+    assert evolving_top_k(0, 1, 10) == 1
+
+
+def test_evolving_loss_at_k_equals_k_is_the_mean_over_hypotheses() -> None:
+    criterion = MultiHypothesisLoss(MSELoss(), assignment="evolving", schedule_steps=100)
+    predictions, target = torch.rand(3, 4, 3, 4, 4), torch.rand(3, 3, 4, 4)
+    per_pair = (predictions - target[:, None]).square().mean(dim=(2, 3, 4))
+    assert torch.allclose(criterion(predictions, target), per_pair.mean())
+    criterion.set_step(100)  # k = 1: hard WTA
+    assert torch.allclose(criterion(predictions, target), per_pair.min(dim=1).values.mean())
+    assert criterion.assignment_logs(4) == {"hypotheses/top_k": 1.0}
+
+
+def test_annealed_loss_follows_the_step_it_is_given() -> None:
+    criterion = MultiHypothesisLoss(MSELoss(), assignment="annealed", temperature=1.0,
+                                    temperature_end=1e-4, schedule_steps=500)
+    predictions, target = torch.rand(2, 3, 3, 4, 4), torch.rand(2, 3, 4, 4)
+    per_pair = (predictions - target[:, None]).square().mean(dim=(2, 3, 4))
+    criterion.set_step(250)
+    expected = (torch.softmax(-per_pair / 1e-2, dim=1) * per_pair).sum(dim=1).mean()
+    assert torch.allclose(criterion(predictions, target), expected)
+    assert criterion.assignment_logs(3)["hypotheses/temperature"] == pytest.approx(1e-2)
+    assert criterion.term_name == "annealed_mcl(mse, T=1->0.0001 exponential over 500)"
+
+
+def test_annealed_gradient_is_the_soft_weights() -> None:
+    losses = torch.tensor([[0.0, math.log(3.0)]], requires_grad=True)
+    (annealed_weights(losses, 1.0) * losses).sum().backward()  # weights are constants
+    assert torch.allclose(losses.grad, torch.tensor([[0.75, 0.25]]))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"assignment": "soft"}, "assignment must be one of 'relaxed', 'annealed', 'evolving'"),
+        ({"assignment": "annealed", "mode": "wta"}, "applies to assignment 'relaxed' only"),
+        ({"assignment": "annealed", "temperature_end": 0.0}, "never reaches 0"),
+        ({"assignment": "annealed", "temperature": 0.01, "temperature_end": 0.1}, "cools down"),
+        ({"assignment": "evolving", "schedule_steps": 0}, "steps >= 1"),
+    ],
+)
+def test_invalid_assignments_raise(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MultiHypothesisLoss(MSELoss(), **kwargs)
+
+
+def test_invalid_schedule_arguments_raise() -> None:
+    with pytest.raises(ValueError, match=r"top_k must be a whole number in \[1, K = 3\]"):
+        evolving_weights(LOSSES, 4)
+    with pytest.raises(ValueError, match="temperature must be a finite number >= 0"):
+        annealed_weights(LOSSES, -1.0)
+    with pytest.raises(ValueError, match="step must be a whole number >= 0"):
+        evolving_top_k(-1, 4, 10)

@@ -15,6 +15,8 @@ from losslab.models import build_discriminator
 OFFLINE_SPEC = {
     "perceptual": "perceptual(weights=random)",
     "ms_ssim": "ms_ssim(scales=2)",
+    "dists": "dists(weights=random)",
+    "contextual": "contextual(weights=random)",
 }
 #: Losses whose bare construction needs files that cannot exist here; their own tests cover them.
 NEEDS_PRETRAINED = {"lpips": "needs a pretrained backbone; tests/losses/test_lpips.py covers it"}

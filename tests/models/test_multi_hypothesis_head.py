@@ -6,7 +6,14 @@ import pytest
 import torch
 from torch import nn
 
-from losslab.models import ConvAutoencoder, MultiHypothesisHead, UNet, build_model
+from losslab.models import (
+    ConvAutoencoder,
+    MultiHypothesisHead,
+    ScoredHypothesisHead,
+    UNet,
+    build_model,
+)
+from losslab.models.stochastic import draw_samples, is_stochastic
 
 
 def test_hypothesis_k_is_the_kth_group_of_output_channels() -> None:
@@ -84,3 +91,53 @@ def test_gradients_reach_the_wrapped_model() -> None:
     assert all(p.grad is not None for p in head.parameters())
     assert head.model.head.weight.grad[:3].abs().sum() == 0  # hypothesis 0 was not used
     assert head.model.head.weight.grad[3:].abs().sum() > 0
+
+
+# -- the score head: a multi-hypothesis model that can be sampled ---------------------------
+def _scored(probabilities: list[float]) -> ScoredHypothesisHead:
+    """A scored head whose score logits are log(probabilities) whatever the input."""
+    head = build_model("unet", in_channels=9, hypotheses=len(probabilities), scores=True,
+                       width=4, depth=1)
+    assert isinstance(head, ScoredHypothesisHead)
+    with torch.no_grad():
+        head.score_head.logits.weight.zero_()
+        head.score_head.logits.bias.copy_(torch.tensor(probabilities).log())
+    return head
+
+
+def test_scored_head_keeps_forward_and_adds_scores() -> None:
+    head = build_model("unet", in_channels=9, hypotheses=4, scores=True, width=4, depth=1)
+    frames = torch.rand(2, 9, 16, 16)
+    assert head(frames).shape == (2, 4, 3, 16, 16)
+    assert head.scores(frames).shape == (2, 4)
+    assert torch.allclose(head.probabilities(frames).sum(dim=1), torch.ones(2))
+    assert is_stochastic(head) and not is_stochastic(MultiHypothesisHead(UNet(9, 12), 4))
+    assert any(name.startswith("score_head.") for name in head.state_dict())
+
+
+def test_samples_are_hypotheses_drawn_with_the_head_probabilities() -> None:
+    probabilities = [0.1, 0.6, 0.3]
+    head = _scored(probabilities).eval()
+    frames = torch.rand(2, 9, 8, 8)
+    with torch.no_grad():
+        hypotheses = head(frames)
+        samples = draw_samples(head, frames, 3000, seed=1)
+    assert samples.shape == (2, 3000, 3, 8, 8)
+    # every sample is exactly one of its input's hypotheses; count which
+    distance = (samples[:, :, None] - hypotheses[:, None]).abs().flatten(3).amax(dim=3)
+    assert bool((distance.min(dim=2).values == 0).all())
+    counts = torch.bincount(distance.argmin(dim=2).flatten(), minlength=3).float() / 6000
+    # binomial sd at n = 6000 is <= 0.0065; allow ~4 sd
+    assert torch.allclose(counts, torch.tensor(probabilities), atol=0.027)
+    with torch.no_grad():
+        assert torch.equal(draw_samples(head, frames, 5, seed=3), draw_samples(head, frames, 5, seed=3))
+
+
+def test_scored_head_errors_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="scores=True needs hypotheses"):
+        build_model("unet", in_channels=9, scores=True)
+    head = _scored([0.5, 0.5])
+    with pytest.raises(ValueError, match=r"takes \(N, 9, H, W\) model inputs"):
+        head.scores(torch.rand(1, 3, 8, 8))
+    with pytest.raises(ValueError, match="count must be a whole number"):
+        head.sample(torch.rand(1, 9, 8, 8), 0)

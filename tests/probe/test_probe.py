@@ -152,7 +152,9 @@ def test_default_specs_build_offline_and_cover_the_weight_free_losses() -> None:
         losslab.loss(spec)  # no downloads: every default builds here
     names = {spec.split("(")[0] for spec in DEFAULT_PROBE_SPECS}
     assert {"swd", "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi", "perceptual", "ciede2000",
-            "delta_e76", "flip", "ms_flip", "robust"} <= names
+            "delta_e76", "flip", "ms_flip", "robust", "wavelet", "gradient_variance",
+            "contextual", "dists"} <= names
+    assert "swd(colorspace=lab)" in DEFAULT_PROBE_SPECS
 
 
 def test_distribution_losses_prefer_the_shift_computed_like_any_row(images) -> None:

@@ -155,7 +155,15 @@ def test_baseline_rows_and_hypothesis_scores_are_shown(comparison_dir: Path) -> 
     assert "2 runs, identical but for the loss, and 1 untrained baseline." in html
     assert "12.25" in html and "0 / 2 / 2 / 2" in html  # per-hypothesis table
     assert "psnr_plausible" in html and "nearest plausible answer" in html
+    assert "score (mean probability)" not in html  # no score head, no column
     assert (comparison_dir / "report" / "psnr_per_image.png").is_file()
+
+    metrics["per_hypothesis"] |= {"score_mean": [0.8125, 0.1875], "score_accuracy": 0.625}
+    metrics_path.write_text(json.dumps(metrics))
+    html = build_report(comparison_dir).read_text()
+    assert "score (mean probability)" in html
+    assert '<td class="num">0.8125</td>' in html and '<td class="num">0.1875</td>' in html
+    assert "nearest to the target in 62.5% of the" in html
 
 
 def test_metamer_section_embeds_the_runners_figure(comparison_dir: Path) -> None:

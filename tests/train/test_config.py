@@ -46,6 +46,12 @@ def test_yaml_round_trip_keeps_every_field(tmp_path: Path) -> None:
         ({"steps": 0}, "steps must be an integer >= 1"),
         ({"task_options": {"scale": 3}}, "scale must be 2 or 4"),
         ({"hypotheses": {"epsilon": 1.0}}, "epsilon must be a number in [0, 1)"),
+        ({"hypotheses": {"assignment": "aneal"}}, "Did you mean 'annealed'"),
+        ({"hypotheses": {"count": 4, "assignment": "evolving", "mode": "wta"}},
+         "applies to assignment 'relaxed' only"),
+        ({"hypotheses": {"count": 4, "assignment": "annealed", "temperature_end": 0.0}},
+         "temperature_schedule: linear"),
+        ({"hypotheses": {"scores": True}}, "scores needs hypotheses.count >= 2"),
         ({"data": {"batch_size": 6}, "devices": 4}, "multiple of 4"),
     ],
 )

@@ -11,6 +11,7 @@ from PIL import Image
 from train_helpers import column, read_metrics, tiny_config
 
 from losslab.losses.pixel import MSELoss
+from losslab.models.stochastic import draw_samples
 from losslab.train import (
     TrainingDivergedError,
     load_config,
@@ -270,3 +271,57 @@ def test_resume_rebuilds_the_random_vgg_exactly_and_old_checkpoints_still_resume
         assert state.keys() == reference.keys()  # written again without the VGG
         for key in reference:  # same batches, same rebuilt VGG: the same weights
             torch.testing.assert_close(state[key], reference[key], rtol=0, atol=0, msg=key)
+
+
+@pytest.mark.parametrize(
+    ("hypotheses", "key", "expected"),
+    [
+        ({"count": 3, "assignment": "evolving"}, "hypotheses/top_k",
+         {0: 3.0, 1: 3.0, 2: 2.0, 3: 2.0, 4: 1.0, 5: 1.0}),
+        ({"count": 3, "assignment": "annealed", "temperature": 1.0, "temperature_end": 0.01,
+          "schedule_steps": 4}, "hypotheses/temperature",
+         {0: 1.0, 1: 10 ** -0.5, 2: 0.1, 3: 10 ** -1.5, 4: 0.01, 5: 0.01}),
+    ],
+)
+def test_the_trainer_gives_the_assignment_its_step(tmp_path: Path, hypotheses: dict, key: str,
+                                                   expected: dict) -> None:
+    # evolving over 3/4 of the run's 6 steps (4): k = 3 - floor(2 * step / 4), then 1
+    result = train(tiny_config(tmp_path / "run",
+                               **{f"hypotheses.{k}": v for k, v in hypotheses.items()}))
+    logged = column(read_metrics(result.run_dir), key)
+    assert logged == pytest.approx(expected)
+
+
+def test_a_score_head_is_trained_logged_checkpointed_and_sampled(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path / "run", task="predict_next", data="moving_shapes",
+                         **{"data.options": {"val_size": 4, "train_size": 8},
+                            "hypotheses.count": 3, "hypotheses.scores": True})
+    result = train(config)
+    rows = read_metrics(result.run_dir)
+    assert sorted(column(rows, "train/score_loss")) == list(range(6))
+    accuracy = column(rows, "train/score_accuracy")
+    assert all(0.0 <= value <= 1.0 for value in accuracy.values())
+    assert "val/score_accuracy" in result.metrics
+    weights = _weights(result.last_checkpoint)
+    assert any(key.startswith("model.score_head.") for key in weights)
+    model, _ = load_run(result.run_dir, "last")
+    loaded = dict(model.named_parameters())
+    for key, value in weights.items():  # the head is part of the model that is read back
+        if key.startswith("model.score_head."):
+            torch.testing.assert_close(loaded[key.removeprefix("model.")], value)
+    inputs, outputs, _ = predict_validation(result.run_dir)
+    assert outputs.shape == (4, 3, 3, 32, 32)  # evaluation still sees every hypothesis
+    with torch.no_grad():
+        samples = draw_samples(model, inputs, 2, seed=0)
+    assert samples.shape == (4, 2, 3, 32, 32)
+
+
+def test_the_score_head_does_not_change_the_hypotheses(tmp_path: Path) -> None:
+    # the head reads the input with its own parameters, so the same seed trains the same K
+    options = {"task": "predict_next", "data": "moving_shapes", "steps": 4, "val_every": 4,
+               "data.options": {"val_size": 4, "train_size": 8}, "hypotheses.count": 2}
+    plain = train(tiny_config(tmp_path / "plain", **options))
+    scored = train(tiny_config(tmp_path / "scored", **options, **{"hypotheses.scores": True}))
+    _, plain_outputs, _ = predict_validation(plain.run_dir)
+    _, scored_outputs, _ = predict_validation(scored.run_dir)
+    torch.testing.assert_close(scored_outputs, plain_outputs)

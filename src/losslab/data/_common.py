@@ -70,11 +70,8 @@ class DatasetEntry:
 
 
 
-def _import_dataset_modules() -> None:
-    import losslab.data  # noqa: F401  (registration side effect: every data module registers)
-
-
-DATASETS: Registry[DatasetEntry] = Registry("dataset", loader=_import_dataset_modules)
+#: Filled by ``@register_dataset``; ``losslab/data/__init__.py`` imports every data module.
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
 
 
 def register_dataset(name: str) -> Callable[[Builder], Builder]:

@@ -23,7 +23,10 @@ Multi-hypothesis runs (outputs ``(N, K, C, H, W)``) are scored on the best hypot
 (lowest MSE to the target, the "oracle" choice winner-takes-all training optimises;
 ``psnr_plausible`` on the hypothesis nearest to any plausible answer) and per hypothesis in
 ``per_hypothesis`` (``psnr``, ``psnr_plausible`` and ``nearest_counts``: how often hypothesis
-``k`` is nearest to plausible answer ``p``); the predictions file keeps all ``K``.
+``k`` is nearest to plausible answer ``p``); the predictions file keeps all ``K``. A model with a
+score head (``hypotheses.scores``) adds ``score_mean`` (the head's mean probability of each
+hypothesis over the validation images) and ``score_accuracy`` (fraction of images whose most
+probable hypothesis is the one nearest to the target).
 
 Stochastic runs (the evaluated model satisfies :func:`losslab.models.stochastic.is_stochastic`)
 are evaluated on ``S`` samples per validation input (``samples=``, default
@@ -252,6 +255,19 @@ def stored_sample_inputs(samples: Tensor) -> int:
     return max(1, min(samples.shape[0], MAX_STORED_SAMPLE_BYTES // per_input))
 
 
+def score_summary(probabilities: Tensor, outputs: Tensor, targets: Tensor) -> dict[str, Any]:
+    """A score head's ``{"score_mean": [K], "score_accuracy": float}``: each hypothesis's mean
+    probability ``(N, K) -> (K,)``, and the fraction of images whose most probable hypothesis
+    is the best one (lowest MSE to the target, as :func:`best_hypothesis`)."""
+    if probabilities.shape != outputs.shape[:2]:
+        raise ValueError(f"score probabilities must be (N, K) = {tuple(outputs.shape[:2])}; got "
+                         f"{tuple(probabilities.shape)}.")
+    chosen = probabilities.argmax(dim=1)
+    return {"score_mean": probabilities.mean(dim=0).tolist(),
+            "score_accuracy": float((chosen == best_hypothesis_index(outputs, targets))
+                                    .float().mean())}
+
+
 def spectrum_of(outputs: Tensor, targets: Tensor) -> dict[str, list[float]]:
     """Mean radial luma power spectra ``{"frequency", "output", "target"}`` (frequency in
     fractions of Nyquist; best hypothesis for 5-D outputs)."""
@@ -343,24 +359,34 @@ def evaluate_run(run_dir: str | Path, samples: int = DEFAULT_SAMPLES, seed: int 
     # the training module: no loss networks, no discriminators) and its validation set once.
     run = open_run(path, checkpoint="last")
     encode = _encoder(run.model) if run.config.task == "reconstruct" else None
-    if is_stochastic(run.model):
+    if is_stochastic(run.model) and not callable(getattr(run.model, "probabilities", None)):
         inputs, drawn, targets = run.sample(samples, seed=seed)
         return write_evaluation(path, inputs, drawn[:, 0], targets, run.plausible(), encode,
                                 samples=drawn, sample_seed=seed)
+    # Hypotheses (a score head included: it is scored as K hypotheses, with the head's
+    # probabilities per hypothesis) and deterministic models.
     inputs, outputs, targets = run.predict()
-    return write_evaluation(path, inputs, outputs, targets, run.plausible(), encode)
+    probabilities = None
+    if callable(getattr(run.model, "probabilities", None)):  # a score head (hypotheses.scores)
+        with torch.no_grad():
+            probabilities = torch.cat([run.model.probabilities(chunk)
+                                       for chunk in inputs.split(16)])
+    return write_evaluation(path, inputs, outputs, targets, run.plausible(), encode,
+                            score_probabilities=probabilities)
 
 
 def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tensor,
                      plausible: Tensor | None = None,
                      encode: Callable[[Tensor], Tensor] | None = None,
-                     samples: Tensor | None = None, sample_seed: int = 0) -> dict[str, Any]:
+                     samples: Tensor | None = None, sample_seed: int = 0, *,
+                     score_probabilities: Tensor | None = None) -> dict[str, Any]:
     """Score ``outputs`` against ``targets`` and write the files listed in the module docstring
     into ``path`` (a run directory, or a baseline's directory); returns the metrics.
 
     Shapes: inputs as the model takes them, outputs ``(N, 3, H, W)`` or ``(N, K, 3, H, W)``,
     targets ``(N, 3, H, W)``, plausible ``(N, P, 3, H, W)``; all in ``[0, 1]``. A stochastic
-    run passes its ``samples`` ``(N, S, 3, H, W)`` and ``outputs = samples[:, 0]``.
+    run passes its ``samples`` ``(N, S, 3, H, W)`` and ``outputs = samples[:, 0]``;
+    ``score_probabilities`` ``(N, K)``, a score head's probabilities (5-D outputs only).
     """
     inputs, outputs, targets = (t.detach().float().cpu() for t in (inputs, outputs, targets))
     if plausible is not None:
@@ -380,6 +406,9 @@ def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tenso
         torch.save(saved, temporary)
 
     metrics = compute_metrics(outputs, targets, encode, plausible, samples, sample_seed)
+    if score_probabilities is not None and "per_hypothesis" in metrics:
+        metrics["per_hypothesis"] |= score_summary(score_probabilities.float().cpu(), outputs,
+                                                   targets)
     if encode is not None:
         write_json_atomic(evaluation / "neighbours.json", neighbours_of(encode, targets))
     write_json_atomic(evaluation / "spectrum.json", spectrum_of(outputs, targets))

@@ -15,10 +15,13 @@ from losslab.losses.adversarial import (
 from losslab.losses.base import Loss
 from losslab.losses.color_difference import CIEDE2000Loss, DeltaE76Loss
 from losslab.losses.context import LossContext
+from losslab.losses.contextual import ContextualLoss
+from losslab.losses.dists import DISTSLoss
 from losslab.losses.flip import FLIPLoss, MSFLIPLoss
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
+from losslab.losses.gradient_variance import GradientVarianceLoss
 from losslab.losses.haarpsi import HaarPSILoss
 from losslab.losses.ldl import LDLLoss
 from losslab.losses.lpips import LPIPSLoss
@@ -52,6 +55,7 @@ from losslab.losses.views import (
     resolve_view,
     ycbcr_matrix,
 )
+from losslab.losses.wavelet import WaveletLoss
 from losslab.losses.weighted_sum import WeightedSum
 
 __all__ = [
@@ -62,6 +66,8 @@ __all__ = [
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
+    "ContextualLoss",
+    "DISTSLoss",
     "DeltaE76Loss",
     "DiscriminatorCollapseWarning",
     "EnergyScoreLoss",
@@ -70,6 +76,7 @@ __all__ = [
     "FrequencyLoss",
     "GMSDLoss",
     "GradientDifferenceLoss",
+    "GradientVarianceLoss",
     "HaarPSILoss",
     "HuberLoss",
     "IdentityView",
@@ -96,6 +103,7 @@ __all__ = [
     "SlicedWassersteinLoss",
     "SpatialView",
     "SpecError",
+    "WaveletLoss",
     "WeightSchedule",
     "WeightedSum",
     "adversarial_terms",

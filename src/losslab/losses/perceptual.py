@@ -144,6 +144,48 @@ def vgg19_features(
     return features, description
 
 
+def check_vgg19_layers(layers: Sequence[str] | str, owner: str) -> list[str]:
+    """``layers`` as a list of distinct VGG19 layer names; a wrong name raises with a hint."""
+    names = [layers] if isinstance(layers, str) else list(layers)
+    if not names:
+        raise ValueError(f"{owner} needs at least one layer, e.g. layers=['relu2_2'].")
+    for name in names:
+        if name not in VGG19_LAYERS:
+            raise ValueError(
+                f"unknown VGG19 layer {name!r}.{_layer_hint(name)} Layers are "
+                "conv{b}_{i}, relu{b}_{i} (b=1..5; i=1..2 for blocks 1-2, 1..4 for 3-5) and "
+                "pool{b}, e.g. relu2_2."
+            )
+    if len(set(names)) != len(names):
+        raise ValueError(f"{owner} layers must be distinct; got {names}.")
+    return names
+
+
+def vgg19_slices(
+    layers: Sequence[str], weights: str = "imagenet", seed: int = 0
+) -> tuple[nn.ModuleList, str]:
+    """Consecutive slices of :func:`vgg19_features` ending at each of ``layers`` (in depth order).
+
+    Running the slices one after the other yields every requested layer from one forward pass;
+    the network is truncated after the deepest layer. The slices are frozen and in eval mode.
+
+    Returns:
+        ``(slices, description)``: one ``nn.Sequential`` per layer, and the weights' description.
+    """
+    depth = [VGG19_LAYERS[name] for name in layers]
+    if depth != sorted(depth):
+        raise ValueError(f"vgg19_slices needs layers in depth order; got {list(layers)}.")
+    features, description = vgg19_features(weights, seed, last_index=depth[-1])
+    slices, start = [], 0
+    for end in depth:
+        slices.append(nn.Sequential(*[features[i] for i in range(start, end + 1)]))
+        start = end + 1
+    result = nn.ModuleList(slices)
+    result.requires_grad_(False)
+    result.eval()
+    return result, description
+
+
 def _load_features(
     features: nn.Sequential, full: nn.Sequential, state: dict[str, Tensor], source: str
 ) -> None:
@@ -229,20 +271,7 @@ class PerceptualLoss(Loss):
         check_values: bool | None = None,
     ) -> None:
         super().__init__(input_range=input_range, check_values=check_values)
-        if isinstance(layers, str):
-            layers = [layers]
-        self.layers = list(layers)
-        if not self.layers:
-            raise ValueError("perceptual needs at least one layer, e.g. layers=['relu2_2'].")
-        for name in self.layers:
-            if name not in VGG19_LAYERS:
-                raise ValueError(
-                    f"unknown VGG19 layer {name!r}.{_layer_hint(name)} Layers are "
-                    "conv{b}_{i}, relu{b}_{i} (b=1..5; i=1..2 for blocks 1-2, 1..4 for 3-5) and "
-                    "pool{b}, e.g. relu2_2."
-                )
-        if len(set(self.layers)) != len(self.layers):
-            raise ValueError(f"perceptual layers must be distinct; got {self.layers}.")
+        self.layers = check_vgg19_layers(layers, "perceptual")
         if layer_weights is None:
             raw = [1.0] * len(self.layers)
         else:
@@ -271,19 +300,12 @@ class PerceptualLoss(Loss):
         self.weights = os.fspath(weights)
         self.seed = int(seed)
 
-        # Sort requested layers by depth; slices run consecutively, truncated at the deepest.
         order = sorted(range(len(self.layers)), key=lambda i: VGG19_LAYERS[self.layers[i]])
         self._depth_order = [self.layers[i] for i in order]
         self._ordered_weights = [self.layer_weights[i] for i in order]
-        features, self.weights_description = vgg19_features(
-            self.weights, self.seed, last_index=VGG19_LAYERS[self._depth_order[-1]]
-        )
-        slices, start = [], 0
-        for name in self._depth_order:
-            end = VGG19_LAYERS[name] + 1
-            slices.append(nn.Sequential(*[features[i] for i in range(start, end)]))
-            start = end
-        self.slices = nn.ModuleList(slices)
+        self.slices, self.weights_description = vgg19_slices(self._depth_order, self.weights,
+                                                             self.seed)
+        slices = list(self.slices)
         if self.distance == "swd":
             # As many fixed unit directions as the layer has channels (Heitz et al. 2021), drawn
             # in depth order from the seed; buffers, so they follow .to(device) and state_dict.

@@ -46,11 +46,10 @@ class LossEntry:
         return tuple(p.name for p in self.parameters)
 
 
-def _import_loss_modules() -> None:
-    import losslab.losses  # noqa: F401  (registration side effect: every loss module registers)
-
-
-LOSSES: Registry[LossEntry] = Registry("loss", plural="losses", loader=_import_loss_modules)
+#: Filled by ``@register_loss`` as each loss module is imported; ``losslab/losses/__init__.py``
+#: imports every one (importing this module imports that package first), so the table is full
+#: before anyone can read it.
+LOSSES: Registry[LossEntry] = Registry("loss", plural="losses")
 
 
 def _describe(cls: type) -> str:

@@ -18,7 +18,11 @@ from losslab.models.discriminators import (
     discriminator_name,
 )
 from losslab.models.discriminators_multiscale import MultiScaleDiscriminator
-from losslab.models.multi_hypothesis_head import MultiHypothesisHead
+from losslab.models.multi_hypothesis_head import (
+    MultiHypothesisHead,
+    ScoredHypothesisHead,
+    ScoreHead,
+)
 from losslab.models.registry import (
     available_models,
     build_model,
@@ -37,6 +41,8 @@ __all__ = [
     "MultiScaleDiscriminator",
     "PatchDiscriminator",
     "ResidualBlock",
+    "ScoreHead",
+    "ScoredHypothesisHead",
     "SuperResolutionNet",
     "UNet",
     "UNetDiscriminator",

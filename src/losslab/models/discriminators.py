@@ -265,16 +265,10 @@ class ConditionalPatchDiscriminator(PatchDiscriminator):
         return self.forward_features(image, condition)[0]
 
 
-def _import_discriminator_modules() -> None:
-    # Registration side effect: the multi-scale and U-Net modules add their names on import.
-    import losslab.models.discriminator_unet
-    import losslab.models.discriminators_multiscale  # noqa: F401
-
-
 #: Discriminator name -> (class, default constructor options). Every architecture ``x`` has a
 #: conditional form registered as ``conditional_x`` (the adversarial term's ``conditional=true``).
-DISCRIMINATORS: Registry[tuple[type[nn.Module], dict[str, Any]]] = Registry(
-    "discriminator", loader=_import_discriminator_modules)
+#: ``losslab/models/__init__.py`` imports the multi-scale and U-Net modules, which add theirs.
+DISCRIMINATORS: Registry[tuple[type[nn.Module], dict[str, Any]]] = Registry("discriminator")
 CONDITIONAL_PREFIX = "conditional_"
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import Tensor, nn
 
 from losslab.models._common import check_count
@@ -97,3 +98,78 @@ class MultiHypothesisHead(nn.Module):
         if method is None:
             raise TypeError(f"the wrapped {type(self.model).__name__} has no {name}() method.")
         return method
+
+
+class ScoreHead(nn.Module):
+    """``K`` logits per input from a tiny network of its own: which hypothesis will win.
+
+    Two stride-2 3x3 convolutions (``width`` channels, SiLU), a global average pool over the
+    image and a linear layer to ``K`` logits. It reads the *model input* (not the hypotheses'
+    features), so training it does not change the hypotheses, and the pooling makes its answer
+    independent of where in the image things are (it sees what is there: colours, shapes).
+
+    Shape:
+        - input: ``(N, in_channels, H, W)``, ``H, W >= 1``.
+        - output: ``(N, K)`` logits (unnormalised log-probabilities).
+    """
+
+    def __init__(self, in_channels: int, hypotheses: int, width: int = 16) -> None:
+        super().__init__()
+        self.in_channels = check_count("in_channels", in_channels)
+        self.hypotheses = check_count("hypotheses", hypotheses)
+        width = check_count("width", width)
+        self.features = nn.Sequential(
+            nn.Conv2d(in_channels, width, 3, stride=2, padding=1), nn.SiLU(),
+            nn.Conv2d(width, width, 3, stride=2, padding=1), nn.SiLU(),
+            nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.logits = nn.Linear(width, hypotheses)
+
+    def forward(self, inputs: Tensor) -> Tensor:
+        if inputs.dim() != 4 or inputs.shape[1] != self.in_channels:
+            raise ValueError(f"the score head takes (N, {self.in_channels}, H, W) model inputs; "
+                             f"got shape {tuple(inputs.shape)}.")
+        return self.logits(self.features(inputs))
+
+
+class ScoredHypothesisHead(MultiHypothesisHead):
+    """A :class:`MultiHypothesisHead` with a :class:`ScoreHead`: a *stochastic* model.
+
+    ``forward`` is unchanged (all ``K`` hypotheses, ``(N, K, C, H, W)``), so evaluation and the
+    winner-takes-all loss see every hypothesis; :meth:`scores` gives the head's ``(N, K)`` logits,
+    trained (by the trainer) with cross-entropy against each sample's winning hypothesis, so
+    ``softmax(scores)`` estimates how often each hypothesis is the right one for this input.
+    :meth:`sample` draws one hypothesis per sample with those probabilities: the contract of
+    :mod:`losslab.models.stochastic`.
+
+    Args:
+        model, hypotheses, channels: as :class:`MultiHypothesisHead`.
+        in_channels: channels of the model input (what the score head reads).
+        score_width: channels of the score head's convolutions.
+    """
+
+    is_stochastic = True
+
+    def __init__(self, model: nn.Module | Callable[..., nn.Module], hypotheses: int,
+                 channels: int = 3, *, in_channels: int, score_width: int = 16) -> None:
+        super().__init__(model, hypotheses, channels)
+        self.score_head = ScoreHead(in_channels, hypotheses, score_width)
+
+    def scores(self, inputs: Tensor) -> Tensor:
+        """The score head's logits ``(N, K)`` for model inputs ``(N, C_in, H, W)``."""
+        return self.score_head(inputs)
+
+    def probabilities(self, inputs: Tensor) -> Tensor:
+        """``softmax(scores)``: ``(N, K)``, rows sum to 1."""
+        return torch.softmax(self.scores(inputs).float(), dim=1)
+
+    def sample(self, inputs: Tensor, count: int, generator: torch.Generator | None = None
+               ) -> Tensor:
+        """``count`` draws per input, each one hypothesis picked with the head's probability:
+        ``(N, count, C, H, W)``. ``generator`` (on the inputs' device) makes it reproducible."""
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a whole number >= 1; got {count!r}.")
+        hypotheses = self(inputs)
+        index = torch.multinomial(self.probabilities(inputs), count, replacement=True,
+                                  generator=generator)  # (N, count)
+        rows = torch.arange(hypotheses.shape[0], device=hypotheses.device).unsqueeze(1)
+        return hypotheses[rows, index]

@@ -17,17 +17,14 @@ from torch import nn
 
 from losslab.core.registry import Registry, suggest
 from losslab.models._common import check_count
-from losslab.models.multi_hypothesis_head import MultiHypothesisHead
+from losslab.models.multi_hypothesis_head import MultiHypothesisHead, ScoredHypothesisHead
 
 T = TypeVar("T", bound=type)
 
 
 
-def _import_model_modules() -> None:
-    import losslab.models  # noqa: F401  (registration side effect: every model module registers)
-
-
-MODELS: Registry[type[nn.Module]] = Registry("model", loader=_import_model_modules)
+#: Filled by ``@register_model``; ``losslab/models/__init__.py`` imports every model module.
+MODELS: Registry[type[nn.Module]] = Registry("model")
 
 
 def register_model(name: str, *, aliases: tuple[str, ...] = ()) -> Callable[[T], T]:
@@ -58,7 +55,8 @@ def model_parameters(name: str) -> list[str]:
     return [p.name for p in parameters if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
 
-def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> nn.Module:
+def build_model(name: str, *, hypotheses: int | None = None, scores: bool = False,
+                **options: Any) -> nn.Module:
     """Construct the model registered as ``name`` with ``options`` (constructor arguments).
 
     Args:
@@ -66,6 +64,8 @@ def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> 
             ``unet``, ...).
         hypotheses: if given (``K >= 1``), build the model with ``K`` times its output channels
             and wrap it in a ``MultiHypothesisHead``, so it returns ``(N, K, C, H, W)``.
+        scores: with ``hypotheses``, wrap it in a ``ScoredHypothesisHead`` instead (a score head
+            on the model input, reading ``options["in_channels"]``; the model can be sampled).
         **options: constructor arguments of the model (see its docstring).
 
     Example:
@@ -81,6 +81,9 @@ def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> 
             f"Options of {name!r}: {', '.join(known) or 'none'}."
         )
     if hypotheses is None:
+        if scores:
+            raise ValueError("scores=True needs hypotheses=K (the score head picks one of K "
+                             "hypotheses); give hypotheses or drop scores.")
         return cls(**options)
 
     channels_for = getattr(cls, "output_channels_for", None)
@@ -92,4 +95,12 @@ def build_model(name: str, *, hypotheses: int | None = None, **options: Any) -> 
     check_count("hypotheses", hypotheses)
     channels = int(channels_for(options))
     options = {**options, "out_channels": hypotheses * channels}
+    if scores:
+        default = inspect.signature(cls.__init__).parameters.get("in_channels")
+        in_channels = options.get("in_channels", getattr(default, "default", None))
+        if isinstance(in_channels, bool) or not isinstance(in_channels, int):
+            raise ValueError(f"a score head reads the model input: model {name!r} needs an "
+                             "integer in_channels option to build one.")
+        return ScoredHypothesisHead(cls(**options), hypotheses=hypotheses, channels=channels,
+                                    in_channels=in_channels)
     return MultiHypothesisHead(cls(**options), hypotheses=hypotheses, channels=channels)

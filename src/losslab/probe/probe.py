@@ -65,7 +65,9 @@ DEFAULT_PROBE_SPECS: tuple[str, ...] = (
     "swd", "swd(highpass=1)", "perceptual(weights=random, distance=swd)",
     "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi",
     "ciede2000", "delta_e76", "flip", "ms_flip", "robust", "robust(0)",
-    "nlpd", "gmsd", "ms_gmsd", "haarpsi", "mdsi", "energy_score", "crps",
+    "energy_score", "crps",
+    "wavelet", "wavelet(mode=stationary)", "gradient_variance", "swd(colorspace=lab)",
+    "contextual(weights=random)", "dists(weights=random)",
 )
 
 ProbeValues = dict[str, dict[str, dict[str, float]]]

@@ -305,6 +305,7 @@ class HypothesisRow:
     psnr: float | None
     psnr_plausible: float | None
     nearest_counts: str  # images per plausible answer, "a / b / c"
+    score: float | None = None  # the score head's mean probability of this hypothesis
 
 
 @dataclass
@@ -313,6 +314,8 @@ class HypothesisTable:
     has_plausible: bool
     has_counts: bool
     rows: list[HypothesisRow]
+    has_scores: bool = False
+    score_accuracy: float | None = None  # how often the head's top pick is the best hypothesis
 
 
 @dataclass
@@ -331,7 +334,8 @@ class MetricsSection:
 
 def _hypothesis_tables(runs: Sequence[RunRecord]) -> list[HypothesisTable]:
     """Per multi-hypothesis run (``metrics["per_hypothesis"]``): each hypothesis's PSNR, PSNR to
-    the nearest plausible answer and how often it lands nearest each plausible answer."""
+    the nearest plausible answer, how often it lands nearest each plausible answer and, with a
+    score head, its mean probability (and how often the head's top pick was the best one)."""
     tables = []
     for run in runs:
         per = run.metrics.get("per_hypothesis")
@@ -339,11 +343,17 @@ def _hypothesis_tables(runs: Sequence[RunRecord]) -> list[HypothesisTable]:
             continue
         counts = per.get("nearest_counts")
         plausible = per.get("psnr_plausible")
+        scores = per.get("score_mean")
+        scores = scores if isinstance(scores, list) and len(scores) == len(per["psnr"]) else None
         rows = [HypothesisRow(index=k + 1, psnr=value,
                               psnr_plausible=plausible[k] if plausible else None,
-                              nearest_counts=" / ".join(map(str, counts[k])) if counts else "")
+                              nearest_counts=" / ".join(map(str, counts[k])) if counts else "",
+                              score=scores[k] if scores else None)
                 for k, value in enumerate(per["psnr"])]
-        tables.append(HypothesisTable(run.label, bool(plausible), bool(counts), rows))
+        accuracy = per.get("score_accuracy")
+        tables.append(HypothesisTable(run.label, bool(plausible), bool(counts), rows,
+                                      has_scores=scores is not None,
+                                      score_accuracy=accuracy if _number(accuracy) else None))
     return tables
 
 

@@ -68,6 +68,8 @@ PrecisionName = Literal["32", "16-mixed", "bf16-mixed"]
 StrategyName = Literal["auto", "ddp"]
 AcceleratorName = Literal["auto", "cpu", "gpu", "cuda", "mps"]
 WTAMode = Literal["relaxed", "wta"]
+AssignmentName = Literal["relaxed", "annealed", "evolving"]
+TemperatureScheduleName = Literal["exponential", "linear"]
 DownscaleMethod = Literal["bicubic", "area"]
 
 TASKS: tuple[str, ...] = get_args(TaskName)
@@ -105,6 +107,8 @@ LossSpec = Annotated[str, Field(pattern=r"\S", examples=["l1(luma)", "mse + 0.01
 LearningRate = Annotated[float, Field(gt=0, allow_inf_nan=False),
                          Expect("a finite number > 0 such as 1e-3")]
 Fraction = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False), Expect("a number in [0, 1)")]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False),
+                             Expect("a finite number >= 0")]
 Options = Annotated[dict[str, Any], Expect("a mapping (YAML dict) such as {width: 8}")]
 DatasetName = Annotated[str, Field(min_length=1),
                         Expect("a data set name (losslab.data.available_datasets())")]
@@ -198,20 +202,72 @@ class TaskOptions(_Section):
 
 
 class HypothesesConfig(_Section):
-    """Multiple hypotheses (winner-takes-all training).
+    """Multiple hypotheses (winner-takes-all training) and their score head.
 
     Attributes:
         count: ``K``, the number of outputs per input; 1 = an ordinary single-output model.
             ``K > 1`` wraps the model in ``MultiHypothesisHead`` and the loss in
             ``MultiHypothesisLoss``.
+        assignment: how each sample's loss is shared among the ``K`` hypotheses:
+            ``relaxed`` (``mode``/``epsilon`` below, fixed), ``annealed`` (annealed MCL:
+            ``softmax(-loss_k / T)`` with ``T`` falling from ``temperature`` to
+            ``temperature_end``) or ``evolving`` (evolving WTA: the ``k`` best share it, ``k``
+            falling from ``K`` to 1); see :mod:`losslab.losses.multi_hypothesis`.
         mode: ``relaxed`` (the best hypothesis per sample gets ``1 - epsilon`` of the loss, the
-            others share ``epsilon``, so none of them dies) or ``wta`` (only the best one).
+            others share ``epsilon``, so none of them dies) or ``wta`` (only the best one);
+            assignment ``relaxed`` only.
         epsilon: the relaxed-WTA share given to the non-winning hypotheses, in ``[0, 1)``.
+        temperature: annealed: the starting temperature, in the base loss's units (per-image
+            MSE of ``[0, 1]`` images is about 1e-3 to 1e-1; the default 0.01 -> 1e-5 spans
+            the loss differences between hypotheses of MSE on such images).
+        temperature_end: annealed: the final temperature (0 = hard WTA; linear schedule only).
+        temperature_schedule: annealed: ``exponential`` (geometric) or ``linear`` cooling.
+        schedule_steps: annealed/evolving: steps until the temperature / top-k reaches its end
+            (null = 3/4 of the run's ``steps``, so the last quarter trains at the end value);
+            after that the end value holds.
+        scores: add a score head (K logits per input, trained with cross-entropy to predict
+            each sample's winning hypothesis); the model can then be sampled (one hypothesis
+            drawn by the head's probabilities), see ``MultiHypothesisHead``.
+        score_weight: weight of the score head's cross-entropy in the training loss (the head
+            has its own parameters, so this only sets how fast it learns).
     """
 
     count: HypothesisCount = Field(1, description="K outputs per input (winner-takes-all); 1 = one")
+    assignment: AssignmentName = Field("relaxed", description="relaxed (fixed epsilon), annealed "
+                                       "(soft-min at falling temperature) or evolving (top-k, "
+                                       "k from K to 1)")
     mode: WTAMode = Field("relaxed", description="relaxed (losers share epsilon) or wta")
     epsilon: Fraction = Field(0.05, description="relaxed-WTA share of the non-winning hypotheses")
+    temperature: NonNegativeFloat = Field(
+        0.01, description="annealed: starting temperature (base loss units)")
+    temperature_end: NonNegativeFloat = Field(
+        1e-5, description="annealed: final temperature (0 = hard WTA, linear schedule only)")
+    temperature_schedule: TemperatureScheduleName = Field(
+        "exponential", description="annealed: exponential (geometric) or linear cooling")
+    schedule_steps: Annotated[PositiveInt | None, Expect("null or an integer >= 1")] = Field(
+        None, description="annealed/evolving: steps to reach the end (null = 3/4 of the run's "
+        "steps)")
+    scores: Flag = Field(False, description="a score head predicting the winning hypothesis "
+                         "(makes the model samplable)")
+    score_weight: Annotated[float, Field(gt=0, allow_inf_nan=False),
+                            Expect("a finite number > 0")] = Field(
+        1.0, description="weight of the score head's cross-entropy")
+
+    @model_validator(mode="after")
+    def _check_assignment(self) -> HypothesesConfig:
+        if self.assignment != "relaxed" and self.mode != "relaxed":
+            raise ValueError(f"hypotheses.mode={self.mode!r} applies to assignment 'relaxed' "
+                             f"only; drop mode (assignment {self.assignment!r} ends in hard WTA "
+                             "by itself).")
+        if self.assignment == "annealed":
+            if self.temperature <= 0 or self.temperature_end > self.temperature:
+                raise ValueError("hypotheses: annealing needs temperature > 0 and "
+                                 "temperature_end <= temperature; e.g. 0.01 -> 0.0001.")
+            if self.temperature_schedule == "exponential" and self.temperature_end <= 0:
+                raise ValueError("hypotheses: an exponential temperature schedule never reaches "
+                                 "0; set temperature_end > 0 (e.g. 1e-4) or "
+                                 "temperature_schedule: linear.")
+        return self
 
 
 class OptimizerConfig(_Section):
@@ -376,6 +432,9 @@ class TrainConfig(TrainSettings):
         """Checks that involve several fields or the registries (run after every field passed)."""
         _check_registered_names(self)
         _check_crop_multiple(self)
+        if self.hypotheses.scores and self.hypotheses.count < 2:  # here: count may come later
+            raise ValueError("hypotheses.scores needs hypotheses.count >= 2 (a score head "
+                             "chooses among hypotheses); set the count or drop scores.")
         processes = self.processes
         if processes is not None and self.data.batch_size % processes:
             raise ValueError(
@@ -432,11 +491,19 @@ class TrainConfig(TrainSettings):
         return config
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        """The config as YAML, in field order; a field of :data:`LATER_FIELDS` at its default
+        is left out, so an older run's ``config.yaml`` is written back byte for byte."""
+        values = self.to_dict()
+        for key, default in LATER_FIELDS.items():
+            section, name = key.split(".")
+            if values[section].get(name, _UNSET) == default:
+                del values[section][name]
+        return yaml.safe_dump(values, sort_keys=False)
 
     def identity(self) -> dict[str, Any]:
         """What a checkpoint of this run may be resumed with: :func:`run_identity` with
-        ``resuming=True`` (all fields but :data:`RESUME_SAFE_FIELDS`), flat."""
+        ``resuming=True`` (all fields but :data:`RESUME_SAFE_FIELDS`), flat; fields of
+        :data:`LATER_FIELDS` only when they differ from their default."""
         return run_identity(self.to_dict(), resuming=True)
 
     def fingerprint(self) -> str:
@@ -454,6 +521,18 @@ RESUME_SAFE_FIELDS = frozenset({
     "val_every", "sample_every", "grad_share_every", "log_every", "checkpoint.resume",
     "progress_bar", "optimizer.lr", "skip_nonfinite",
 })
+
+
+_UNSET = object()
+
+#: Fields added after runs were already on disk, with their defaults: left out of the
+#: fingerprint at that default, so a run trained before the field existed still resumes.
+LATER_FIELDS: dict[str, Any] = {
+    "hypotheses.assignment": "relaxed", "hypotheses.temperature": 0.01,
+    "hypotheses.temperature_end": 1e-5, "hypotheses.temperature_schedule": "exponential",
+    "hypotheses.schedule_steps": None, "hypotheses.scores": False,
+    "hypotheses.score_weight": 1.0,
+}
 
 
 def run_identity(values: Mapping[str, Any], *, resuming: bool = False) -> dict[str, Any]:
@@ -474,9 +553,13 @@ def run_identity(values: Mapping[str, Any], *, resuming: bool = False) -> dict[s
             plans, as JSON keeps them).
         resuming: leave out :data:`RESUME_SAFE_FIELDS` (checkpoint fingerprints), not only
             ``out``.
+
+    Either way a field of :data:`LATER_FIELDS` counts only when it differs from its default,
+    so runs written before the field existed keep their identity.
     """
     skip = RESUME_SAFE_FIELDS if resuming else LOCATION_FIELDS
-    return {k: v for k, v in flatten(values).items() if k not in skip}
+    return {k: v for k, v in flatten(values).items()
+            if k not in skip and LATER_FIELDS.get(k, _UNSET) != v}
 
 
 #: Fields that only say where a run is written (a moved comparison's runs stay reusable).

@@ -18,11 +18,18 @@ class FlushDenormals(L.Callback):
     """Turn ``torch.set_flush_denormal`` on for the fit and off again afterwards.
 
     torch has no getter for the flag, so teardown sets it back to torch's default (off); a
-    process that wants it on outside training can set it again after ``fit``.
+    process that wants it on outside training can set it again after ``fit``. A fit that stops
+    with an exception (a diverged loss) sets it back too: the flag is process-wide, and left on
+    it would change every later float computation of the process (seen: a hypothesis test
+    failing after a diverged training in the same pytest run).
     """
 
     def setup(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
         torch.set_flush_denormal(True)  # False where the CPU lacks the instructions: harmless
 
     def teardown(self, trainer: L.Trainer, module: L.LightningModule, stage: str) -> None:
+        torch.set_flush_denormal(False)
+
+    def on_exception(self, trainer: L.Trainer, module: L.LightningModule,
+                     exception: BaseException) -> None:
         torch.set_flush_denormal(False)

@@ -64,13 +64,28 @@ def build_criterion(config: TrainConfig) -> WeightedSum:
     return total
 
 
+def build_multi_hypothesis_loss(config: TrainConfig, criterion: WeightedSum) -> MultiHypothesisLoss:
+    """The winner-takes-all wrapper of ``criterion`` with the ``hypotheses:`` assignment; its
+    schedule runs over ``hypotheses.schedule_steps`` (default: three quarters of the run's
+    ``steps``, so the last quarter trains with the end value: hard WTA for evolving; it scales
+    with ``--budget-scale``)."""
+    options = config.hypotheses
+    return MultiHypothesisLoss(
+        criterion, mode=options.mode, epsilon=options.epsilon, assignment=options.assignment,
+        temperature=options.temperature, temperature_end=options.temperature_end,
+        temperature_schedule=options.temperature_schedule,
+        schedule_steps=options.schedule_steps or max(1, (3 * config.steps) // 4))
+
+
 def build_network(config: TrainConfig, item: Tensor) -> nn.Module:
-    """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``)."""
+    """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``, in
+    ``ScoredHypothesisHead`` with ``hypotheses.scores``)."""
     task = get_task(config)
     options = {**task.model_options(item), **config.model.options}
     count = config.hypotheses.count
     return build_model(config.model.name or task.default_model,
-                       hypotheses=count if count > 1 else None, **options)
+                       hypotheses=count if count > 1 else None,
+                       scores=config.hypotheses.scores and count > 1, **options)
 
 
 class TaskModule(L.LightningModule):
@@ -91,8 +106,7 @@ class TaskModule(L.LightningModule):
         criterion = build_criterion(config)
         self.loss: Loss = criterion  # the one registered copy (state_dict keys "loss.*")
         if config.hypotheses.count > 1:
-            self.loss = MultiHypothesisLoss(criterion, mode=config.hypotheses.mode,
-                                            epsilon=config.hypotheses.epsilon)
+            self.loss = build_multi_hypothesis_loss(config, criterion)
         # Discriminators are built now (a conditional one from an example input's channels), so
         # they are in the state_dict before a checkpoint is loaded and before DDP wraps us.
         example_inputs, _ = self.task.split(self.val_set[0].unsqueeze(0))
@@ -151,11 +165,15 @@ class TaskModule(L.LightningModule):
         loss, bad = self.guarded_loss(prediction, target, context, step)
         logs = (self.gradient_share_logs(prediction, target, context)
                 if bad is None and due(self.config.grad_share_every, step) else {})
+        score_loss, score_logs = (self.score_loss(self.model, inputs) if bad is None
+                                  else (None, {}))
 
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         if bad is None:
-            self.manual_backward(loss)
+            # the score head has its own parameters: its cross-entropy trains only the head
+            self.manual_backward(loss if score_loss is None
+                                 else loss + self.config.hypotheses.score_weight * score_loss)
             bad = "gradients" if self.guard and self.guard.bad_gradients(self.model.parameters()) else None
         if bad is not None:  # skip: without gradients Adam changes neither weights nor moments
             optimizer.zero_grad(set_to_none=True)
@@ -169,14 +187,29 @@ class TaskModule(L.LightningModule):
 
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
         if due(self.config.log_every, step):
-            logs |= self.training_logs(loss) | d_logs
+            logs |= self.training_logs(loss) | d_logs | {
+                f"train/{key}": value for key, value in score_logs.items()}
         if logs:
             self.write_metrics(logs, step)
         return loss.detach()
 
+    def score_loss(self, model: nn.Module, inputs: Tensor) -> tuple[Tensor | None, dict[str, Tensor]]:
+        """The score head's cross-entropy against each sample's winning hypothesis (the lowest
+        per-hypothesis loss of the last loss call, detached) and ``{score_loss,
+        score_accuracy}`` (fraction of samples whose winner has the highest logit); ``(None,
+        {})`` for a model without a score head."""
+        if not callable(getattr(model, "scores", None)) or not isinstance(self.loss, MultiHypothesisLoss):
+            return None, {}
+        winners = self.loss.last_best
+        logits = model.scores(inputs).float()
+        value = nn.functional.cross_entropy(logits, winners)
+        accuracy = (logits.detach().argmax(dim=1) == winners).float().mean()
+        return value, {"score_loss": value.detach(), "score_accuracy": accuracy}
+
     def prepare_terms(self, step: int) -> None:
-        """Tell the weight schedules and the adversarial terms the step."""
-        self.criterion.set_step(step)
+        """Tell the weight schedules, the hypotheses' assignment (annealed temperature,
+        evolving top-k) and the adversarial terms the step."""
+        self.loss.set_step(step)  # a MultiHypothesisLoss passes it on to the sum
         for discriminator in self.adversarial:
             discriminator.term.set_step(step)
 
@@ -283,6 +316,8 @@ class TaskModule(L.LightningModule):
         for discriminator in self.adversarial:
             logs |= {f"adversarial/{discriminator.name}/{k}": v
                      for k, v in discriminator.term.last_logs.items()}
+        if isinstance(self.loss, MultiHypothesisLoss):
+            logs |= self.loss.assignment_logs(self.config.hypotheses.count)
         logs["lr"] = self.optimizers().param_groups[0]["lr"]
         return logs
 
@@ -316,6 +351,8 @@ class TaskModule(L.LightningModule):
         values = {"val/loss": loss,
                   **{f"val/loss/{n}": v for n, v in self.term_values().items()},
                   "val/l1": (prediction - target).abs().mean()}
+        values |= {f"val/{key}": value
+                   for key, value in self.score_loss(self.eval_model, inputs)[1].items()}
         for name, value in values.items():
             self.log(name, value, on_epoch=True, batch_size=target.shape[0], sync_dist=True,
                      logger=False)

@@ -56,5 +56,5 @@ def test_the_term_with_a_hand_attached_discriminator_matches_its_features() -> N
     prediction, target = torch.rand(2, 3, 24, 24), torch.rand(2, 3, 24, 24)
     fake = term.discriminator.features(2 * prediction - 1)
     real = term.discriminator.features(2 * target - 1)
-    assert float(matching(prediction, target)) == pytest.approx(
-        float(feature_matching_loss(fake, real)), rel=1e-6)
+    assert float(matching(prediction, target).detach()) == pytest.approx(
+        float(feature_matching_loss(fake, real).detach()), rel=1e-6)

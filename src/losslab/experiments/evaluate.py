@@ -62,6 +62,17 @@ import torch
 from torch import Tensor
 
 from losslab.core.atomic import atomic_path, write_text_atomic
+from losslab.core.records import (
+    CONFIG_FILE,
+    EVALUATION_DIR,
+    EXPERIMENT_FILE,
+    METRICS_CSV,
+    METRICS_FILE,
+    NEIGHBOURS_FILE,
+    PREDICTIONS_FILE,
+    RUNS_DIR,
+    SPECTRUM_FILE,
+)
 from losslab.losses.multi_hypothesis import best_hypothesis as best_hypothesis_index
 from losslab.losses.multi_hypothesis import select_hypothesis
 from losslab.metrics import (
@@ -98,11 +109,11 @@ def check_run_dir(run_dir: str | Path) -> Path:
     path = Path(run_dir)
     if not path.is_dir():
         raise NotARunError(f"run directory {str(path)!r} does not exist.")
-    config = path / "config.yaml"
+    config = path / CONFIG_FILE
     checkpoints = path / "checkpoints"
     if not config.is_file():
         hint = ""
-        if (path / "runs").is_dir() or (path / "experiment.yaml").is_file():
+        if (path / RUNS_DIR).is_dir() or (path / EXPERIMENT_FILE).is_file():
             hint = (" It looks like a comparison directory: evaluate one of its runs "
                     f"({path / 'runs' / '<run_name>'}) or rebuild its report with losslab report.")
         raise NotARunError(
@@ -391,7 +402,7 @@ def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tenso
     inputs, outputs, targets = (t.detach().float().cpu() for t in (inputs, outputs, targets))
     if plausible is not None:
         plausible = plausible.detach().float().cpu()
-    evaluation = path / "evaluation"
+    evaluation = path / EVALUATION_DIR
     evaluation.mkdir(parents=True, exist_ok=True)
     saved = {"inputs": inputs, "outputs": outputs, "targets": targets}
     if plausible is not None:
@@ -402,7 +413,7 @@ def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tenso
         saved["outputs"] = outputs.clone()
         saved["samples"] = samples[: stored_sample_inputs(samples)].clone()
         saved["sample_mean"] = sample_mean(samples)
-    with atomic_path(evaluation / "predictions.pt") as temporary:
+    with atomic_path(evaluation / PREDICTIONS_FILE) as temporary:
         torch.save(saved, temporary)
 
     metrics = compute_metrics(outputs, targets, encode, plausible, samples, sample_seed)
@@ -410,10 +421,10 @@ def write_evaluation(path: Path, inputs: Tensor, outputs: Tensor, targets: Tenso
         metrics["per_hypothesis"] |= score_summary(score_probabilities.float().cpu(), outputs,
                                                    targets)
     if encode is not None:
-        write_json_atomic(evaluation / "neighbours.json", neighbours_of(encode, targets))
-    write_json_atomic(evaluation / "spectrum.json", spectrum_of(outputs, targets))
-    write_json_atomic(path / "metrics.json", metrics)
-    write_metrics_csv(path / "metrics.csv", {path.name: metrics})
+        write_json_atomic(evaluation / NEIGHBOURS_FILE, neighbours_of(encode, targets))
+    write_json_atomic(evaluation / SPECTRUM_FILE, spectrum_of(outputs, targets))
+    write_json_atomic(path / METRICS_FILE, metrics)
+    write_metrics_csv(path / METRICS_CSV, {path.name: metrics})
     return metrics
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from losslab.core.records import METAMERS_JSON, METAMERS_PNG
 from losslab.experiments.evaluate import write_json_atomic
 from losslab.experiments.planning import PlannedRun
 from losslab.experiments.specs import probe_spec
@@ -47,7 +48,7 @@ def run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int,
         if spec is not None:
             rows.append((plan.label, spec))
     if not rows:
-        write_json_atomic(out_dir / "metamers.json", {"error": "no loss without adversarial "
+        write_json_atomic(out_dir / METAMERS_JSON, {"error": "no loss without adversarial "
                                                                "terms to synthesise for"})
         return
     try:
@@ -63,7 +64,7 @@ def run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int,
             extra={"notes": notes},
         )
     except (ValueError, RuntimeError, FloatingPointError, OSError) as error:
-        (out_dir / "metamers.png").unlink(missing_ok=True)
-        write_json_atomic(out_dir / "metamers.json", {"error": str(error), "notes": notes})
+        (out_dir / METAMERS_PNG).unlink(missing_ok=True)
+        write_json_atomic(out_dir / METAMERS_JSON, {"error": str(error), "notes": notes})
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from losslab.core.records import RUNS_DIR
 from losslab.experiments.evaluate import DEFAULT_SAMPLES
 from losslab.experiments.schema import Experiment, ExperimentError, settings_overrides
 from losslab.experiments.seeds import seed_run_name
@@ -90,7 +91,7 @@ def plan_runs(experiment: Experiment, out_dir: str | Path,
             "task": experiment.task,
             "loss": entry.loss,
             "steps": entry.steps or budget.steps,
-            "out": str(out_dir / "runs" / run_name),
+            "out": str(out_dir / RUNS_DIR / run_name),
             "name": entry.name,
             "seed": budget.seed,
             "data": {
@@ -118,7 +119,7 @@ def plan_runs(experiment: Experiment, out_dir: str | Path,
                 seeded = copy.deepcopy(values)
                 seeded["seed"] = seed
                 seeded["data"]["seed"] = data_seed
-                seeded["out"] = str(out_dir / "runs" / name)
+                seeded["out"] = str(out_dir / RUNS_DIR / name)
             plans.append(PlannedRun(entry.name, name, entry.loss, entry.hypotheses, entry.note,
                                     seeded, seed=seed if name != run_name else values["seed"],
                                     entry_run_name=run_name, metamer=entry.metamer,

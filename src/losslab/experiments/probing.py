@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from losslab import probe as probe_module
+from losslab.core.records import PROBE_CSV, PROBE_JSON, PROBE_PNG
 from losslab.experiments.planning import PlannedRun
 from losslab.experiments.specs import called_losses, probe_spec
 
@@ -34,9 +35,9 @@ def run_probe(plans: list[PlannedRun], out_dir: Path,
         if image_size is not None and not any("ms_ssim" in called_losses(spec) for spec in specs):
             images = probe_module.default_probe_images(size=image_size)
         result = probe_module.run_probe(specs, images)
-        probe_module.write_probe_json(result, out_dir / "probe.json")
-        probe_module.write_probe_csv(result, out_dir / "probe.csv")
-        probe_module.plot_probe_heatmap(result, out_dir / "probe.png")
+        probe_module.write_probe_json(result, out_dir / PROBE_JSON)
+        probe_module.write_probe_csv(result, out_dir / PROBE_CSV)
+        probe_module.plot_probe_heatmap(result, out_dir / PROBE_PNG)
     return notes
 
 

@@ -16,6 +16,26 @@ from typing import Any
 
 from torch import Tensor
 
+from losslab.core.records import (
+    COMPARISON_FILE,
+    CONFIG_FILE,
+    DONE_FILE,
+    EVALUATION_DIR,
+    EXPERIMENT_FILE,
+    LOGS_DIR,
+    METAMERS_JSON,
+    METRICS_CSV,
+    METRICS_FILE,
+    NEIGHBOURS_FILE,
+    PREDICTIONS_FILE,
+    PROBE_JSON,
+    RUNS_DIR,
+    SPECTRUM_FILE,
+    ComparisonRecord,
+    RunEntry,
+    parse_record,
+    read_record,
+)
 from losslab.core.serialization import load_torch_file
 from losslab.core.yaml_io import load_yaml
 
@@ -81,7 +101,7 @@ class RunRecord:
         return isinstance(self.metrics.get("samples"), dict)
 
     def _saved(self) -> dict[str, Any] | None:
-        path = self.run_dir / "evaluation" / "predictions.pt"
+        path = self.run_dir / EVALUATION_DIR / PREDICTIONS_FILE
         if not path.is_file():
             return None
         loaded = load_torch_file(path, what="saved predictions",
@@ -114,10 +134,10 @@ class RunRecord:
         return {key: loaded[key].float() for key in keys if isinstance(loaded.get(key), Tensor)}
 
     def spectrum(self) -> dict[str, list[float]] | None:
-        return _read_json(self.run_dir / "evaluation" / "spectrum.json")
+        return _read_json(self.run_dir / EVALUATION_DIR / SPECTRUM_FILE)
 
     def neighbours(self) -> dict[str, Any] | None:
-        return _read_json(self.run_dir / "evaluation" / "neighbours.json")
+        return _read_json(self.run_dir / EVALUATION_DIR / NEIGHBOURS_FILE)
 
     def training_log(self) -> dict[str, list[tuple[float, float]]]:
         """Every numeric column of the run's Lightning CSV logs as ``(step, value)`` pairs."""
@@ -170,7 +190,7 @@ def read_training_log(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
     Returns ``{column: [(step, value), ...]}`` for the numeric columns (``step`` and ``epoch``
     excluded); empty cells are skipped. Missing logs give ``{}``.
     """
-    files = sorted((run_dir / "logs").rglob("metrics.csv"), key=_version_number)
+    files = sorted((run_dir / LOGS_DIR).rglob(METRICS_CSV), key=_version_number)
     series: dict[str, list[tuple[float, float]]] = {}
     for file in files:
         with file.open(newline="", encoding="utf-8") as handle:
@@ -191,20 +211,20 @@ def read_training_log(run_dir: Path) -> dict[str, list[tuple[float, float]]]:
     return series
 
 
-def _runs_from_listing(directory: Path) -> list[dict[str, Any]]:
+def _runs_from_listing(directory: Path) -> list[RunEntry]:
     runs = []
-    for run_dir in sorted(p for p in (directory / "runs").iterdir() if p.is_dir()):
-        config = _read_yaml(run_dir / "config.yaml")
+    for run_dir in sorted(p for p in (directory / RUNS_DIR).iterdir() if p.is_dir()):
+        config = _read_yaml(run_dir / CONFIG_FILE)
         if not config:
             continue
         hypotheses = config.get("hypotheses", {})
-        runs.append({
-            "label": config.get("name") or run_dir.name,
-            "run_dir": run_dir.name,
-            "loss": config.get("loss", ""),
-            "hypotheses": hypotheses.get("count", 1) if isinstance(hypotheses, dict) else 1,
-            "steps": config.get("steps"),
-        })
+        runs.append(RunEntry(
+            label=config.get("name") or run_dir.name,
+            run_dir=run_dir.name,
+            loss=config.get("loss", ""),
+            hypotheses=hypotheses.get("count", 1) if isinstance(hypotheses, dict) else 1,
+            steps=config.get("steps"),
+        ))
     return runs
 
 
@@ -226,20 +246,22 @@ def load_comparison(directory: str | Path) -> Comparison:
         )
     if not (path / "runs").is_dir():
         hint = ""
-        if (path / "config.yaml").is_file():
+        if (path / CONFIG_FILE).is_file():
             hint = " It looks like a single run: use losslab evaluate on it instead."
         raise NotAComparisonError(
             f"{str(path)!r} is not a comparison directory: it has no runs/ folder (losslab compare "
             f"EXPERIMENT --out DIR makes one).{hint}"
         )
-    experiment = _read_yaml(path / "experiment.yaml")
-    summary = _read_json(path / "comparison.json") or {}
-    listed = summary.get("runs")
+    experiment = _read_yaml(path / EXPERIMENT_FILE)
+    summary: ComparisonRecord | None = read_record(ComparisonRecord, path / COMPARISON_FILE)
+    listed = list(summary.runs) if summary is not None else []
     if not listed:
-        table = _read_json(path / "metrics.json") or {}
+        table = _read_json(path / METRICS_FILE) or {}
         listed = [
-            {"label": label, "run_dir": row.get("run_dir", label), "loss": row.get("loss", ""),
-             "baseline": bool(row.get("baseline", False))}
+            parse_record(RunEntry, {"label": label, "run_dir": row.get("run_dir", label),
+                                    "loss": row.get("loss", ""),
+                                    "baseline": bool(row.get("baseline", False))},
+                         path / METRICS_FILE)
             for label, row in table.items() if isinstance(row, dict)
         ] or _runs_from_listing(path)
     if not listed:
@@ -247,40 +269,43 @@ def load_comparison(directory: str | Path) -> Comparison:
                                   "compare into it first.")
     runs = []
     for item in listed:
-        run_dir = path / "runs" / str(item["run_dir"])
-        config = _read_yaml(run_dir / "config.yaml")
-        metrics = _read_json(run_dir / "metrics.json") or {}
-        spread = item.get("spread") if isinstance(item.get("spread"), dict) else {}
+        run_dir = path / RUNS_DIR / item.run_dir
+        config = _read_yaml(run_dir / CONFIG_FILE)
+        metrics = _read_json(run_dir / METRICS_FILE) or {}
+        spread = item.spread
         if spread:  # several seeds: the table and the plots show the mean over the seeds
             metrics = {**metrics, **{key: value["mean"] for key, value in spread.items()
-                                     if isinstance(value, dict) and "mean" in value}}
-        hypotheses = item.get("hypotheses")
+                                     if "mean" in value}}
+        hypotheses = item.hypotheses
         if hypotheses is None:
             block = config.get("hypotheses", {})
             hypotheses = block.get("count", 1) if isinstance(block, dict) else 1
         runs.append(RunRecord(
-            label=str(item.get("label") or run_dir.name),
+            label=item.label or run_dir.name,
             run_dir=run_dir,
-            loss=str(item.get("loss") or config.get("loss", "")),
+            loss=item.loss or str(config.get("loss", "")),
             hypotheses=int(hypotheses),
-            note=str(item.get("note") or ""),
-            steps=item.get("steps", config.get("steps")),
-            weights=list(item.get("weights") or []),
-            probe_spec=item.get("probe_spec"),
-            probe_note=str(item.get("probe_note") or ""),
+            note=item.note,
+            steps=item.steps if "steps" in item.model_fields_set else config.get("steps"),
+            weights=list(item.weights),
+            probe_spec=item.probe_spec,
+            probe_note=item.probe_note,
             metrics=metrics,
-            done=(run_dir / "DONE").is_file(),
-            baseline=bool(item.get("baseline", False)),
-            seeds=dict(item.get("seeds") or {}),
+            done=(run_dir / DONE_FILE).is_file(),
+            baseline=item.baseline,
+            seeds=dict(item.seeds),
             spread=spread,
-            median_seed=item.get("median_seed"),
-            headline_metric=str(item.get("headline_metric") or ""),
+            median_seed=item.median_seed,
+            headline_metric=item.headline_metric,
         ))
+    weights = (summary.perceptual_weights if summary is not None
+               and "perceptual_weights" in summary.model_fields_set
+               else experiment.get("perceptual_weights"))
     return Comparison(
         directory=path,
         experiment=experiment,
         runs=runs,
-        perceptual_weights=summary.get("perceptual_weights", experiment.get("perceptual_weights")),
-        probe=_read_json(path / "probe.json"),
-        metamers=_read_json(path / "metamers.json"),
+        perceptual_weights=weights,
+        probe=_read_json(path / PROBE_JSON),
+        metamers=_read_json(path / METAMERS_JSON),
     )

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from losslab.core.records import TASK_INPUT_CAPTIONS
 from losslab.metrics.fidelity import per_image_psnr
 from losslab.metrics.plausibility import per_image_psnr_plausible
 from losslab.metrics.samples import CLOSENESS, ideal_mean_error, reached_answers, rmse_between
@@ -38,13 +39,6 @@ METRIC_DIRECTIONS: dict[str, tuple[Direction, str]] = {
 }
 _ARROWS: dict[Direction, str] = {"max": "↑", "min": "↓", "one": "→1", "none": ""}
 
-#: What the grid's input row shows, per task (the caption names it).
-_TASK_INPUTS = {
-    "super_resolve": "the low-resolution input (shown enlarged, nearest neighbour)",
-    "colorize": "the luma-only input",
-    "predict_next": "the last input frame",
-    "reconstruct": "the input (identical to the target, so not shown)",
-}
 
 
 # -- metric columns -------------------------------------------------------------------------------
@@ -248,7 +242,7 @@ def image_grid(comparison: Comparison, out: Path) -> tuple[ImageGrid, Tensor | N
     task = str(comparison.experiment.get("task", ""))
     loaded = [(run, run.predictions()) for run in comparison.runs]
     with_predictions = [(run, p) for run, p in loaded if p is not None]
-    section = ImageGrid(src=None, task=task, input_text=_TASK_INPUTS.get(task, "the model input"),
+    section = ImageGrid(src=None, task=task, input_text=TASK_INPUT_CAPTIONS.get(task, "the model input"),
                         not_evaluated=[run.label for run, p in loaded if p is None])
     if not with_predictions:
         return section, None

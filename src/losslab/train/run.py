@@ -29,6 +29,7 @@ from lightning.pytorch.strategies import DDPStrategy
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
+from losslab.core.records import CONFIG_FILE
 from losslab.models.stochastic import draw_samples
 from losslab.train.callbacks import (
     ApplyLearningRate,
@@ -182,7 +183,7 @@ def train(
         enable_model_summary=False, enable_progress_bar=config.progress_bar, default_root_dir=out,
     )
     if trainer.is_global_zero:
-        save_config(config, out / "config.yaml")
+        save_config(config, out / CONFIG_FILE)
     try:
         with warnings.catch_warnings():  # both are expected and handled when resuming
             warnings.filterwarnings("ignore", message=".*dataloader is not resumable.*")
@@ -269,7 +270,7 @@ def load_module(run_dir: str | Path, checkpoint: str = "best") -> TaskModule:
     :func:`open_run` (:func:`load_run`, :func:`predict_validation`).
     """
     run_dir = Path(run_dir)
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(run_dir / CONFIG_FILE)
     module = TaskModule(config)
     state = load_checkpoint(_checkpoint_path(run_dir, checkpoint))
     module.load_state_dict(state["state_dict"])
@@ -390,7 +391,7 @@ def open_run(run_dir: str | Path, checkpoint: str = "best") -> LoadedRun:
             the model of ``config.yaml`` (the message names the file).
     """
     run_dir = Path(run_dir)
-    config = load_config(run_dir / "config.yaml")
+    config = load_config(run_dir / CONFIG_FILE)
     path = _checkpoint_path(run_dir, checkpoint)
     state = load_checkpoint(path).get("state_dict")
     if not isinstance(state, Mapping):
@@ -440,7 +441,7 @@ def validation_plausible(config: TrainConfig | str | Path) -> Tensor | None:
     ``[0, 1]``, or ``None`` when the data does not know them (see
     :meth:`~losslab.train.tasks.Task.plausible_targets`). ``config``: a config or a run dir."""
     if not isinstance(config, TrainConfig):
-        config = load_config(Path(config) / "config.yaml")
+        config = load_config(Path(config) / CONFIG_FILE)
     _, val_set = build_data(config)
     return get_task(config).plausible_targets(val_set, _validation_indices(config, val_set))
 

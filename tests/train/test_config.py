@@ -248,3 +248,24 @@ def test_an_existing_runs_config_yaml_loads_and_is_written_back_identically(tmp_
     config = load_config(path)
     assert config.fingerprint() == "a054542bcc1831d3"  # its checkpoints still resume
     assert config.to_yaml() == OLD_CONFIG_YAML
+
+
+def test_run_identity_is_the_one_definition_of_a_run_and_of_what_may_resume() -> None:
+    from losslab.train.config import LATER_FIELDS, RESUME_SAFE_FIELDS, run_identity
+
+    config = TrainConfig.from_dict({"loss": "l1", "steps": 4, "optimizer": {"lr": 0.01},
+                                    "out": "runs/a"})
+    values = config.to_dict()
+    finished = run_identity(values)
+    resumable = run_identity(values, resuming=True)
+    assert config.identity() == resumable
+    assert finished["steps"] == 4 and finished["optimizer.lr"] == 0.01 and "out" not in finished
+    assert not set(resumable) & RESUME_SAFE_FIELDS
+    assert set(finished) - set(resumable) <= RESUME_SAFE_FIELDS
+    moved = {**values, "out": "elsewhere/a"}  # where a run lives is not what it is
+    assert run_identity(moved) == finished
+    # a field added later counts only away from its default (runs written before it reuse)
+    key, default = next(iter(LATER_FIELDS.items()))
+    section, name = key.split(".")
+    assert key not in finished
+    assert run_identity({**values, section: {**values[section], name: default}}) == finished

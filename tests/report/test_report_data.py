@@ -49,3 +49,22 @@ def test_empty_runs_folder_is_an_error(tmp_path: Path) -> None:
 def test_missing_directory_says_it_does_not_exist(tmp_path: Path) -> None:
     with pytest.raises(NotAComparisonError, match=r"does not exist.*losslab compare"):
         load_comparison(tmp_path / "typo")
+
+
+def test_comparison_json_is_read_as_its_record_tolerant_of_old_and_unknown_keys(
+    comparison_dir: Path
+) -> None:
+    path = comparison_dir / "comparison.json"
+    summary = json.loads(path.read_text())
+    summary.pop("version", None)  # an older file
+    summary["written_by"] = "another losslab"  # a key this version does not know
+    summary["runs"][0]["colour"] = "blue"
+    path.write_text(json.dumps(summary))
+    assert [run.label for run in load_comparison(comparison_dir).runs] == [
+        "sharp", "blurry", "two guesses"]
+    summary["runs"][0]["hypotheses"] = "two"
+    path.write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match=r"comparison\.json: runs\.0\.hypotheses: .*'two'.*"
+                                         r"re-run the comparison") as info:
+        load_comparison(comparison_dir)
+    assert "\n" not in str(info.value)

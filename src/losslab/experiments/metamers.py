@@ -60,7 +60,7 @@ def run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int,
         write_metamers(
             [spec for _, spec in rows], METAMER_IMAGE, out_dir, size=image_size,
             starts=METAMER_STARTS, steps=steps, labels=[label for label, _ in rows],
-            name="metamers", title="What each loss considers equal (loss metamers)",
+            name=Path(METAMERS_JSON).stem, title="What each loss considers equal (loss metamers)",
             extra={"notes": notes},
         )
     except (ValueError, RuntimeError, FloatingPointError, OSError) as error:

@@ -19,7 +19,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
-from losslab.core.records import TASK_INPUT_CAPTIONS
+from losslab.core.records import METAMERS_PNG, PROBE_PNG, TASK_INPUT_CAPTIONS
 from losslab.metrics.fidelity import per_image_psnr
 from losslab.metrics.plausibility import per_image_psnr_plausible
 from losslab.metrics.samples import CLOSENESS, ideal_mean_error, reached_answers, rmse_between
@@ -580,9 +580,9 @@ class Probe:
 def probe(comparison: Comparison, out: Path) -> Probe:
     """The runner's ``probe.png`` copied into the report (or drawn from ``probe.json``)."""
     src = None
-    if (comparison.directory / "probe.png").is_file():
-        shutil.copyfile(comparison.directory / "probe.png", out / "probe.png")
-        src = "probe.png"
+    if (comparison.directory / PROBE_PNG).is_file():  # the runner's figure, as it drew it
+        shutil.copyfile(comparison.directory / PROBE_PNG, out / PROBE_PNG)
+        src = PROBE_PNG
     elif comparison.probe:
         src = _name(figures.probe_heatmap(comparison.probe, out / "probe.png"))
     return Probe(src, [(run.label, run.probe_note) for run in comparison.runs if run.probe_note])
@@ -604,17 +604,17 @@ class Metamers:
 
 def metamers(comparison: Comparison, out: Path) -> Metamers:
     """The loss metamers written by the runner, copied into the report folder."""
-    source = comparison.directory / "metamers.png"
+    source = comparison.directory / METAMERS_PNG
     info = comparison.metamers or {}
     if info.get("error"):
         return Metamers(src=None, error=str(info["error"]))
     if not source.is_file():
         return Metamers(src=None)
-    shutil.copyfile(source, out / "metamers.png")
+    shutil.copyfile(source, out / METAMERS_PNG)
     results = info.get("results") or []
     first = results[0] if results else {}
     return Metamers(
-        src="metamers.png",
+        src=METAMERS_PNG,
         image=str(info.get("image", "?")),
         size="x".join(str(v) for v in first.get("image_size", [])) or "?",
         starts=", ".join(first.get("starts", {})) or "?",

@@ -73,6 +73,7 @@ from losslab.losses import loss as build_loss
 from losslab.synthesis import load_image, minimum_size, write_metamers
 from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
 from losslab.train.checkpointing import read_checkpoint_info
+from losslab.train.config import plain_data
 from losslab.train.tasks import get_task_class
 from losslab.weights import WeightsUnavailableError, get_weights_info
 
@@ -188,6 +189,9 @@ def plan_runs(experiment: Experiment, out_dir: str | Path) -> list[PlannedRun]:
         }
         values = _deep_merge(values, settings_overrides(experiment.train_options))
         values = _deep_merge(values, settings_overrides(entry.train_options))
+        if entry.latent.model_fields_set:  # only then: plain runs keep their recorded identity
+            values = _deep_merge(values, {"latent": plain_data(
+                entry.latent.model_dump(exclude_unset=True))})
         plans.append(PlannedRun(entry.name, run_name, entry.loss, entry.hypotheses, entry.note,
                                 values))
     return plans

@@ -57,6 +57,7 @@ from losslab.train.config import (
     CropSize,
     DatasetName,
     HypothesisCount,
+    LatentConfig,
     LearningRate,
     LossSpec,
     ModelName,
@@ -160,6 +161,9 @@ class Entry(_ExperimentModel):
         name: the human label shown in tables and figures (default: the loss spec).
         loss: the loss spec, e.g. ``"l1(luma)"`` or ``"mse + 0.001*adversarial"``.
         hypotheses: ``K > 1`` trains a multi-hypothesis head (winner-takes-all over ``loss``).
+        latent: a latent ``z`` for sampling (``{mode: cvae, dim: 8, kl_weight:
+            '1e-3@ramp(1000,1600)'}``; see :class:`~losslab.train.config.LatentConfig`); only
+            the keys given are set, over the shared ``train_options``.
         note: one sentence shown beside the entry in the report.
         steps, batch_size, lr: override the shared budget for this entry only.
         model_options: merged over the experiment's ``model_options`` for this entry.
@@ -173,6 +177,8 @@ class Entry(_ExperimentModel):
                         "spec); unique", json_schema_extra=_no_default_in_schema)
     loss: LossSpec = Field(description="a loss spec such as 'l1(luma)'; see losslab losses")
     hypotheses: HypothesisCount = Field(1, description="K outputs, winner-takes-all (1 = one)")
+    latent: LatentConfig = Field(default_factory=LatentConfig, description="a latent z for "
+                                 "sampling: {mode: cvae | noise, dim, kl_weight, ...}")
     note: Text = Field("", description="one sentence shown beside the entry in the report")
     steps: Steps | None = Field(None, description="this entry's steps (default: budget.steps)")
     batch_size: BatchSize | None = Field(None, description="this entry's batch size (default: "
@@ -291,6 +297,8 @@ class Experiment(_ExperimentModel):
             item: dict[str, Any] = {"name": entry.name, "loss": entry.loss}
             if entry.hypotheses != 1:
                 item["hypotheses"] = entry.hypotheses
+            if entry.latent.model_fields_set:
+                item["latent"] = plain_data(entry.latent.model_dump(exclude_unset=True))
             if entry.note:
                 item["note"] = entry.note
             for key in ("steps", "batch_size", "lr"):

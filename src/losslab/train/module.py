@@ -37,11 +37,19 @@ from losslab.losses.multi_hypothesis import (
 )
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
 from losslab.models import build_model
+from losslab.models.latent import (
+    LatentModel,
+    gaussian_kl,
+    kl_with_free_bits,
+    prior_noise,
+    reparameterise,
+)
 from losslab.train.adversarial import attach_discriminators
-from losslab.train.config import TrainConfig
+from losslab.train.config import TrainConfig, parse_scheduled_weight
 from losslab.train.data import GlobalBatchSampler, build_data
 from losslab.train.ema import ema_decay_at, make_ema, update_ema
 from losslab.train.gradient_share import gradient_shares
+from losslab.train.latent import CollapseMonitor, build_posterior, step_generator, write_note
 from losslab.train.nonfinite import NonFiniteGuard
 from losslab.train.tasks import get_task
 
@@ -63,12 +71,20 @@ def build_criterion(config: TrainConfig) -> WeightedSum:
 
 
 def build_network(config: TrainConfig, item: Tensor) -> nn.Module:
-    """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``)."""
+    """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``, in
+    :class:`~losslab.models.latent.LatentModel` when ``latent.mode != 'none'``; with
+    ``broadcast`` injection the network gets ``latent.dim`` extra input channels)."""
     task = get_task(config)
     options = {**task.model_options(item), **config.model.options}
     count = config.hypotheses.count
-    return build_model(config.model.name or task.default_model,
-                       hypotheses=count if count > 1 else None, **options)
+    name = config.model.name or task.default_model
+    latent = config.latent
+    if not latent.enabled:
+        return build_model(name, hypotheses=count if count > 1 else None, **options)
+    in_channels = int(task.split(item.unsqueeze(0))[0].shape[1])
+    if latent.injection == "broadcast":
+        options["in_channels"] = in_channels + latent.dim
+    return LatentModel(build_model(name, **options), latent.dim, in_channels, latent.injection)
 
 
 class TaskModule(L.LightningModule):
@@ -93,7 +109,14 @@ class TaskModule(L.LightningModule):
                                             epsilon=config.hypotheses.epsilon)
         # Discriminators are built now (a conditional one from an example input's channels), so
         # they are in the state_dict before a checkpoint is loaded and before DDP wraps us.
-        example_inputs, _ = self.task.split(self.val_set[0].unsqueeze(0))
+        example_inputs, example_target = self.task.split(self.val_set[0].unsqueeze(0))
+        # latent runs: cvae's posterior q(z | input, target) is trained with the model but is not
+        # part of the evaluated model (evaluated_weights keeps model.* / ema_model.* only).
+        self.latent = config.latent if config.latent.enabled else None
+        self.posterior = (build_posterior(config, example_inputs, example_target)
+                          if config.latent.mode == "cvae" else None)
+        self.kl_weight, self.kl_schedule = parse_scheduled_weight(config.latent.kl_weight)
+        self.collapse = CollapseMonitor(config.latent.collapse_kl, config.latent.collapse_patience)
         self.adversarial = attach_discriminators(self.criterion, condition=example_inputs)
         self._adaptive = any(d.term.adaptive for d in self.adversarial)
         self.ema_model = make_ema(self.model) if config.ema_decay > 0 else None
@@ -102,11 +125,13 @@ class TaskModule(L.LightningModule):
         check_stabilisers(config, self.criterion, bool(self.ema_terms))
         self.guard = NonFiniteGuard(config.skip_nonfinite) if config.skip_nonfinite else None
         self.automatic_optimization = False
-        # DDP reduces the generator's gradients only: each discriminator averages its own in its
-        # D step (DDP's reducer would wait for D gradients in the generator's backward and fail),
-        # and the EMA copy has none. Read by torch's DistributedDataParallel at wrapping.
+        # DDP reduces the generator's gradients only (and the cvae posterior's, trained with it):
+        # each discriminator averages its own in its D step (DDP's reducer would wait for D
+        # gradients in the generator's backward and fail), and the EMA copy has none. Read by
+        # torch's DistributedDataParallel at wrapping.
         self._ddp_params_and_buffers_to_ignore = [
-            name for name, _ in self.named_parameters() if not name.startswith("model.")]
+            name for name, _ in self.named_parameters()
+            if not name.startswith(("model.", "posterior."))]
 
     @property
     def eval_model(self) -> nn.Module:
@@ -129,16 +154,26 @@ class TaskModule(L.LightningModule):
         inputs, target = self.task.split(batch)
         self.prepare_terms(inputs, step)
 
-        prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
-        loss, bad = self.guarded_loss(prediction, target, inputs, step)
+        if self.latent is None:
+            prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
+            loss, bad = self.guarded_loss(prediction, target, inputs, step)
+            latent_logs: dict[str, Any] = {}
+        else:  # a decoding of q's z (cvae) or m samples of the prior's (noise), see latent_loss
+            prediction, loss, bad, latent_logs = self.latent_loss(inputs, target, step)
+            if prediction.dim() == 5:  # noise: terms other than sample-based ones see each draw
+                inputs = inputs.repeat_interleave(prediction.shape[1], dim=0)
+                target = target.repeat_interleave(prediction.shape[1], dim=0)
+                prediction = prediction.flatten(0, 1)
         logs = (self.gradient_share_logs(prediction, target, inputs)
-                if bad is None and due(self.config.grad_share_every, step) else {})
+                if bad is None and self.latent is None and due(self.config.grad_share_every, step)
+                else {})
 
         optimizer = self.optimizers()
         optimizer.zero_grad(set_to_none=True)
         if bad is None:
             self.manual_backward(loss)
-            bad = "gradients" if self.guard and self.guard.bad_gradients(self.model.parameters()) else None
+            bad = ("gradients" if self.guard and self.guard.bad_gradients(self.trained_parameters())
+                   else None)
         if bad is not None:  # skip: without gradients Adam changes neither weights nor moments
             optimizer.zero_grad(set_to_none=True)
         optimizer.step()  # a skipped step still counts, so the next batch comes
@@ -151,10 +186,109 @@ class TaskModule(L.LightningModule):
 
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
         if due(self.config.log_every, step):
-            logs |= self.training_logs(loss) | d_logs
+            logs |= self.training_logs(loss) | d_logs | latent_logs
         if logs:
             self.write_metrics(logs, step)
         return loss.detach()
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """The parameters the generator's optimizer updates: the model's and the posterior's."""
+        parameters = list(self.model.parameters())
+        if self.posterior is not None:
+            parameters += list(self.posterior.parameters())
+        return parameters
+
+    # -- latent-variable runs -------------------------------------------------------------
+    def latent_loss(self, inputs: Tensor, target: Tensor, step: int
+                    ) -> tuple[Tensor, Tensor, str | None, dict[str, Any]]:
+        """``(prediction, loss, cause, logs)`` of one step of a latent run.
+
+        ``cvae``: ``z ~ q(z | inputs, target)`` (reparameterised), ``prediction = model(inputs,
+        z)`` ``(N, C, H, W)``, ``loss = spec(prediction, target) + beta(step) * KL`` with free
+        bits. ``noise``: ``prediction`` is ``latent.samples`` draws per input ``(N, m, C, H,
+        W)`` and ``loss`` the spec on them (its sample-based terms see the draws). The noise
+        comes from :func:`~losslab.train.latent.step_generator`, so a resumed run draws the same.
+        ``cause`` names what was NaN/Inf with ``skip_nonfinite`` (else that raises).
+        """
+        latent = self.config.latent
+        generator = step_generator(self.config.seed, step, self.global_rank, inputs.device)
+        if latent.mode == "noise":
+            n, m = inputs.shape[0], latent.samples
+            z = prior_noise(n * m, latent.dim, device=inputs.device, dtype=inputs.dtype,
+                            generator=generator)
+            samples = self.model(inputs.repeat_interleave(m, dim=0), z)
+            samples = samples.unflatten(0, (n, m)).to(target.dtype)
+            loss, bad = self.guarded_loss(samples, target, inputs, step)
+            return samples, loss, bad, {}
+        posterior = self.posterior
+        if posterior is None:
+            raise RuntimeError("latent.mode 'cvae' without a posterior encoder; build the "
+                               "TaskModule from the config.")
+        mean, log_variance = posterior(inputs, target)
+        z = reparameterise(mean, log_variance, generator)
+        prediction = self.model(inputs, z).to(target.dtype)
+        reconstruction, bad = self.guarded_loss(prediction, target, inputs, step)
+        kl_per_dim = gaussian_kl(mean.float(), log_variance.float())
+        kl = kl_per_dim.sum()
+        beta = self.kl_weight * self.kl_schedule.factor(step)
+        loss = reconstruction + beta * kl_with_free_bits(kl_per_dim, latent.free_bits)
+        kl_value = float(kl.detach())
+        if bad is None and not torch.isfinite(kl.detach()):
+            if self.guard is None:
+                raise TrainingDivergedError(f"non-finite KL of the posterior at step {step}; "
+                                            "lower the learning rate.")
+            bad = "kl"
+        warning = self.collapse.update(step, kl_value, beta) if bad is None else None
+        if warning is not None:
+            log.warning("%s", warning)
+            if self.trainer.is_global_zero:
+                write_note(self.config.out, "posterior_collapse", self.collapse.reported)
+        logs = {"train/kl": kl_value, "train/kl_weight": beta,
+                "train/reconstruction": float(reconstruction.detach())}
+        return prediction, loss, bad, logs
+
+    def latent_validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        """Validation of a latent run: ``val/psnr`` and ``val/l1`` of one prior sample per input
+        (what evaluation scores; seeded by the batch, the same draws at every validation).
+
+        ``val/loss`` (which picks ``best.ckpt``): ``cvae``: the spec on the decoding of the
+        posterior mean plus the *final* KL weight times the KL (the objective at the end of the
+        warm-up, so values of different steps compare; a prior sample's error would prefer the
+        collapsed mean); ``noise``: the spec on ``latent.samples`` prior draws per input.
+        """
+        inputs, target = self.task.split(batch)
+        for term in self.ema_terms:  # the EMA prediction belongs to the training batch
+            term.set_ema_prediction(None)
+        model = self.eval_model
+        generator = torch.Generator(device=inputs.device)
+        generator.manual_seed(self.config.seed * 1_000_003 + batch_idx)
+        latent = self.config.latent
+        values: dict[str, Tensor] = {}
+        if latent.mode == "cvae":
+            posterior = self.posterior
+            if posterior is None:
+                raise RuntimeError("latent.mode 'cvae' without a posterior encoder; build the "
+                                   "TaskModule from the config.")
+            prediction = model.sample(inputs, 1, generator=generator)[:, 0].to(target.dtype)
+            mean, log_variance = posterior(inputs, target)
+            decoded = model(inputs, mean).to(target.dtype)
+            reconstruction = self.loss(decoded, target, inputs)
+            kl = gaussian_kl(mean.float(), log_variance.float()).sum()
+            values |= {f"val/loss/{n}": v for n, v in self.term_values().items()}
+            loss = reconstruction + self.kl_weight * kl
+            values |= {"val/kl": kl, "val/reconstruction": reconstruction}
+        else:
+            samples = model.sample(inputs, latent.samples, generator=generator).to(target.dtype)
+            loss = self.loss(samples, target, inputs)
+            values |= {f"val/loss/{n}": v for n, v in self.term_values().items()}
+            prediction = samples[:, 0]
+        total, count = squared_error_sum(prediction, target)
+        self._val_squared_error += total
+        self._val_count += count
+        values |= {"val/loss": loss, "val/l1": (prediction - target).abs().mean()}
+        for name, value in values.items():
+            self.log(name, value, on_epoch=True, batch_size=target.shape[0], sync_dist=True,
+                     logger=False)
 
     def prepare_terms(self, inputs: Tensor, step: int) -> None:
         """Tell the terms the step; hand LDL terms the EMA model's prediction for ``inputs``."""
@@ -289,6 +423,8 @@ class TaskModule(L.LightningModule):
         self._val_count = torch.zeros((), device=self.device)
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        if self.latent is not None:
+            return self.latent_validation_step(batch, batch_idx)
         inputs, target = self.task.split(batch)
         for term in self.ema_terms:  # the EMA prediction belongs to the training batch
             term.set_ema_prediction(None)
@@ -327,7 +463,7 @@ class TaskModule(L.LightningModule):
     # -- optimizers and data --------------------------------------------------------------
     def configure_optimizers(self) -> torch.optim.Optimizer:
         options = self.config.optimizer
-        return torch.optim.Adam(self.model.parameters(), lr=options.lr, betas=tuple(options.betas),
+        return torch.optim.Adam(self.trained_parameters(), lr=options.lr, betas=tuple(options.betas),
                                 weight_decay=options.weight_decay)
 
     def train_dataloader(self) -> DataLoader:
@@ -371,6 +507,7 @@ class TaskModule(L.LightningModule):
             "discriminator_optimizers": [d.optimizer.state_dict() for d in self.adversarial],
             "discriminator_accuracy": [d.d_accuracy for d in self.adversarial],
             "nonfinite": self.guard.state_dict() if self.guard is not None else {},
+            "latent_collapse": self.collapse.state_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -384,6 +521,7 @@ class TaskModule(L.LightningModule):
             discriminator.d_accuracy = accuracy
         if self.guard is not None:
             self.guard.load_state_dict(stored.get("nonfinite", {}))
+        self.collapse.load_state_dict(stored.get("latent_collapse", {}))
 
 
 def check_stabilisers(config: TrainConfig, criterion: WeightedSum, has_ema_terms: bool) -> None:

@@ -39,7 +39,7 @@ def futures_reached(samples: torch.Tensor, plausible: torch.Tensor) -> float:
 
     ``samples`` ``(N, m, C, H, W)``, ``plausible`` ``(N, P, C, H, W)``.
     """
-    n, m = samples.shape[:2]
+    n = samples.shape[0]
     ghost = plausible.mean(dim=1, keepdim=True)  # (N, 1, C, H, W)
     ghost_error = (ghost - plausible).pow(2).flatten(2).mean(-1)  # (N, P)
     reached = []

@@ -36,7 +36,7 @@ from losslab.losses.multi_hypothesis import (
     select_hypothesis,
 )
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
-from losslab.models import build_model
+from losslab.models import build_model, get_model_class, model_parameters
 from losslab.models.latent import (
     LatentModel,
     gaussian_kl,
@@ -83,6 +83,13 @@ def build_network(config: TrainConfig, item: Tensor) -> nn.Module:
         return build_model(name, hypotheses=count if count > 1 else None, **options)
     in_channels = int(task.split(item.unsqueeze(0))[0].shape[1])
     if latent.injection == "broadcast":
+        if "in_channels" not in model_parameters(name):
+            raise ValueError(f"model {name!r} has no in_channels option, so z cannot be added as "
+                             "input channels; use latent.injection: film (with a U-Net) or "
+                             "model: unet.")
+        channels_for = getattr(get_model_class(name), "output_channels_for", None)
+        if channels_for is not None:  # out_channels may default to in_channels (autoencoder)
+            options["out_channels"] = int(channels_for(options))
         options["in_channels"] = in_channels + latent.dim
     return LatentModel(build_model(name, **options), latent.dim, in_channels, latent.injection)
 

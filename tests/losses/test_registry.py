@@ -34,10 +34,13 @@ def _build(name: str) -> losslab.losses.Loss:
     return criterion
 
 
-def _pair(size: int = 48) -> tuple[torch.Tensor, torch.Tensor]:
+def _pair(size: int = 48, samples: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """A prediction near a target; for sample-based losses (``sample_based``) two such draws
+    per input, ``(N, 2, C, H, W)``."""
     target = torch.rand(2, 3, size, size)
-    prediction = (target + 0.1 * torch.randn_like(target)).clamp(0, 1)
-    return prediction, target
+    draws = 2 if samples else 1
+    prediction = (target.unsqueeze(1) + 0.1 * torch.randn(2, draws, 3, size, size)).clamp(0, 1)
+    return (prediction if samples else prediction[:, 0]), target
 
 
 def test_the_registry_holds_the_core_names() -> None:
@@ -50,7 +53,7 @@ def test_the_registry_holds_the_core_names() -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_gradient_reaches_the_prediction_only(name: str) -> None:
     criterion = _build(name)
-    prediction, target = _pair()
+    prediction, target = _pair(samples=criterion.sample_based)
     prediction.requires_grad_(True)
     target.requires_grad_(True)
     value = criterion(prediction, target.detach() if name not in {"feature_matching"} else target)
@@ -67,14 +70,15 @@ def test_gradient_reaches_the_prediction_only(name: str) -> None:
 @pytest.mark.parametrize("name", NAMES)
 def test_mismatched_shapes_are_rejected(name: str) -> None:
     criterion = _build(name)
+    shape = (1, 2, 3, 48, 48) if criterion.sample_based else (1, 3, 48, 48)
     with pytest.raises(ValueError, match="same shape"):
-        criterion(torch.rand(1, 3, 48, 48), torch.rand(1, 3, 48, 40))
+        criterion(torch.rand(*shape), torch.rand(1, 3, 48, 40))
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_buffers_follow_a_dtype_move(name: str) -> None:
     criterion = _build(name).double()
-    prediction, target = _pair()
+    prediction, target = _pair(samples=criterion.sample_based)
     value = criterion(prediction.double(), target.double())
     assert value.dtype == torch.float64 and torch.isfinite(value)
 

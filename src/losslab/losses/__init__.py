@@ -31,6 +31,7 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.scoring import CRPSLoss, EnergyScoreLoss, KernelScoreLoss, ScoringRuleLoss
 from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
 from losslab.losses.structural import MSSSIMLoss, SSIMLoss
@@ -49,11 +50,13 @@ from losslab.losses.views import (
 
 __all__ = [
     "AdversarialLoss",
+    "CRPSLoss",
     "ChannelView",
     "CharbonnierLoss",
     "ChromaView",
     "ColorView",
     "DiscriminatorCollapseWarning",
+    "EnergyScoreLoss",
     "FeatureMatchingLoss",
     "FrequencyLoss",
     "GMSDLoss",
@@ -61,6 +64,7 @@ __all__ = [
     "HaarPSILoss",
     "HuberLoss",
     "IdentityView",
+    "KernelScoreLoss",
     "L1Loss",
     "LDLLoss",
     "LPIPSLoss",
@@ -76,6 +80,7 @@ __all__ = [
     "PixelLoss",
     "RangeMixupWarning",
     "SSIMLoss",
+    "ScoringRuleLoss",
     "SlicedWassersteinLoss",
     "SpatialView",
     "SpecError",

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import losslab
-from losslab.losses import AdversarialLoss, FeatureMatchingLoss, adversarial_terms
+from losslab.losses import AdversarialLoss, FeatureMatchingLoss, LossContext, adversarial_terms
 from losslab.losses.adversarial import (
     DiscriminatorCollapseWarning,
     adaptive_weight,
@@ -189,14 +189,15 @@ def test_conditional_term_with_a_low_resolution_condition() -> None:
     prediction, target = torch.rand(2, 3, 24, 24, requires_grad=True), torch.rand(2, 3, 24, 24)
     low_res = torch.rand(2, 3, 12, 12)
     attach_discriminators(term, condition=low_res)
-    term(prediction, target, low_res).backward()
+    term(prediction, target, LossContext(condition=low_res)).backward()
     assert prediction.grad is not None and prediction.grad.abs().sum() > 0
     assert term.discriminator.condition_channels == 3  # type: ignore[union-attr]
     assert term.discriminator_objective(prediction, target, low_res)[1]["d_loss"] > 0
     # The condition matters: a different condition changes the generator loss.
     with torch.no_grad():
-        other = term(prediction, target, low_res.flip(-1))
-        assert float(other) != pytest.approx(float(term(prediction, target, low_res)))
+        other = term(prediction, target, LossContext(condition=low_res.flip(-1)))
+        assert float(other) != pytest.approx(
+            float(term(prediction, target, LossContext(condition=low_res))))
     with pytest.raises(ValueError, match="conditional but got no condition"):
         term(prediction, target)
 
@@ -248,19 +249,19 @@ def test_adaptive_weight_inside_a_sum_matches_an_independent_computation() -> No
     with pytest.raises(ValueError, match="last_layer=model"):
         criterion(torch.sigmoid(head(x)), y)
     prediction = torch.sigmoid(head(x))
-    total = criterion(prediction, y, last_layer=head.weight)
+    total = criterion(prediction, y, LossContext(last_layer=head.weight))
     rec = F.l1_loss(prediction, y)
     g = -term.discriminator(2 * prediction - 1).mean()
     expected_weight = adaptive_weight(rec, g, head.weight)
     assert term.last_logs["adaptive_weight"] == pytest.approx(float(expected_weight), rel=1e-5)
     assert float(total.detach()) == pytest.approx(float((rec + 0.5 * expected_weight * g).detach()), rel=1e-5)
-    # The term alone: both arguments given explicitly give the same weight.
-    term(prediction, y, reconstruction=rec, last_layer=head.weight)
+    # The term alone: both given explicitly in the context give the same weight.
+    term(prediction, y, LossContext(reconstruction=rec, last_layer=head.weight))
     assert term.last_logs["adaptive_weight"] == pytest.approx(float(expected_weight), rel=1e-5)
     with pytest.raises(ValueError, match="reconstruction loss"):
-        term(prediction, y, last_layer=head.weight)
+        term(prediction, y, LossContext(last_layer=head.weight))
     with pytest.raises(TypeError, match="final layer weight"):
-        term(prediction, y, reconstruction=rec, last_layer=head.weight.detach())
+        term(prediction, y, LossContext(reconstruction=rec, last_layer=head.weight.detach()))
     # Without gradients (validation) the last weight is reused and nothing is required.
     with torch.no_grad():
         term(prediction, y)
@@ -339,6 +340,6 @@ def test_adaptive_weight_reuses_the_sums_reconstruction_instead_of_recomputing_i
     original = l1.compute
     l1.compute = lambda p, t: calls.append(1) or original(p, t)  # type: ignore[method-assign]
     prediction = model(torch.rand(2, 3, 32, 32))
-    criterion(prediction, torch.rand(2, 3, 32, 32), last_layer=model.weight).backward()
+    criterion(prediction, torch.rand(2, 3, 32, 32), LossContext(last_layer=model.weight)).backward()
     assert len(calls) == 1  # once for the total; the adaptive weight got that value
     assert list(criterion.last_values) == ["l1", "adversarial(adaptive=true,width=4,depth=2)"]

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import losslab
-from losslab.losses import AdversarialLoss
+from losslab.losses import AdversarialLoss, LossContext
 from losslab.losses.adversarial import discriminator_loss, generator_loss
 from losslab.models import MultiScaleDiscriminator, UNetDiscriminator
 from losslab.train.adversarial import DiscriminatorTrainer, attach_discriminators
@@ -57,7 +57,7 @@ def test_every_discriminator_trains_and_its_state_round_trips(disc: str) -> None
     logs = d.step(fake, real, cond)
     assert changed(gan.discriminator, before) and logs["r1"] > 0 and logs["d_updates"] == 1
     prediction = fake.clone().requires_grad_(True)
-    gan(prediction, real, cond).backward()
+    gan(prediction, real, LossContext(condition=cond)).backward()
     assert prediction.grad is not None and prediction.grad.abs().sum() > 0
     # A D of the same kind built from an example condition loads the checkpointed state.
     other = trainer(cond, disc=disc, r1=1.0, conditional=True)

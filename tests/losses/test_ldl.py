@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import losslab
+from losslab.losses import LossContext
 from losslab.losses.ldl import LDLLoss, artifact_map, local_variance
 
 
@@ -39,8 +40,7 @@ def test_map_matches_a_direct_computation(window: int, with_ema: bool) -> None:
                              None if ema is None else ema.numpy(), window, 0.2)
     np.testing.assert_allclose(got.numpy(), expected, rtol=1e-9, atol=1e-12)
     criterion = LDLLoss(window=window)
-    criterion.set_ema_prediction(ema)
-    value = criterion(prediction, target)
+    value = criterion(prediction, target, LossContext(ema_prediction=ema))
     direct = (torch.from_numpy(expected) * (target - prediction).abs()).mean()
     assert float(value) == pytest.approx(float(direct), rel=1e-9)
 
@@ -61,8 +61,7 @@ def test_pixels_where_the_model_beats_its_ema_get_no_gradient() -> None:
     ema = target.clone()
     ema[..., :8] = (target[..., :8] + 0.6).clamp(0, 1)  # EMA worse on the left half
     criterion = LDLLoss()
-    criterion.set_ema_prediction(ema)
-    criterion(prediction, target).backward()
+    criterion(prediction, target, LossContext(ema_prediction=ema)).backward()
     residual = (target - prediction.detach()).abs().sum(1)
     better = residual < (target - ema).abs().sum(1)
     assert not better[..., 8:].any()  # right half: the EMA is exact, the model cannot beat it
@@ -79,7 +78,6 @@ def test_errors_and_spec() -> None:
         LDLLoss(window=4)
     with pytest.raises(ValueError, match="power must be > 0"):
         LDLLoss(power=0)
-    criterion = LDLLoss()
-    criterion.set_ema_prediction(torch.rand(1, 3, 8, 8))
-    with pytest.raises(ValueError, match="set_ema_prediction"):
-        criterion(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8))
+    with pytest.raises(ValueError, match="ema_prediction=ema_model"):
+        LDLLoss()(torch.rand(2, 3, 8, 8), torch.rand(2, 3, 8, 8),
+                  LossContext(ema_prediction=torch.rand(1, 3, 8, 8)))

@@ -159,7 +159,7 @@ class _ScalarOnly(Loss):
 
 
 class _Adversarial(MSELoss):
-    is_adversarial = True
+    judged_by_discriminator = True
 
 
 def test_unsupported_bases_raise_clear_errors() -> None:

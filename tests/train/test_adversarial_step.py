@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 import losslab
-from losslab.losses import AdversarialLoss
+from losslab.losses import AdversarialLoss, LossContext, WeightedSum
 from losslab.losses.adversarial import DISCRIMINATOR_ARCHITECTURES, DiscriminatorCollapseWarning
 from losslab.models import ConditionalPatchDiscriminator, MultiScaleDiscriminator, UNetDiscriminator
 from losslab.models.discriminators import discriminator_architectures, discriminator_name
@@ -347,7 +347,7 @@ def test_adversarial_training_is_sharp_where_mse_regresses_to_the_blurred_mean()
             index = torch.randint(0, len(past), (16,), generator=batches)
             inputs, targets = past[index], future[index]
             prediction = model(inputs)
-            loss = criterion(prediction, targets, inputs)
+            loss = criterion(prediction, targets, LossContext(condition=inputs))
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
@@ -356,10 +356,11 @@ def test_adversarial_training_is_sharp_where_mse_regresses_to_the_blurred_mean()
 
     # Both models share an MSE warm-up; then one continues on MSE, the other on a small MSE term
     # plus a conditional LSGAN term.
+    # A lone term is wrapped in a sum, as the trainer does, so one call takes the context.
     mse_model = next_frame_model()
-    train(mse_model, losslab.loss("mse"), 300, (0.9, 0.999))
+    train(mse_model, WeightedSum([losslab.loss("mse")]), 300, (0.9, 0.999))
     gan_model = copy.deepcopy(mse_model)
-    train(mse_model, losslab.loss("mse"), 300, (0.9, 0.999))
+    train(mse_model, WeightedSum([losslab.loss("mse")]), 300, (0.9, 0.999))
     gan = losslab.loss(
         "0.1*mse + adversarial(objective=lsgan, conditional=true, width=32, depth=2)",
         check_values=False,

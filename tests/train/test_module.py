@@ -55,14 +55,14 @@ def test_generator_last_layer_is_passed_to_the_loss_on_every_call(tmp_path: Path
     seen = []
     original = type(discriminator.term).evaluate
 
-    def evaluate(self, *args: object, **kwargs: object) -> torch.Tensor:  # type: ignore[no-untyped-def]
-        seen.append(kwargs.get("last_layer"))
-        return original(self, *args, **kwargs)
+    def evaluate(self, prediction, target, context):  # type: ignore[no-untyped-def]
+        seen.append(context.last_layer)
+        return original(self, prediction, target, context)
 
     monkeypatch.setattr(type(discriminator.term), "evaluate", evaluate)
     batch = torch.stack([module.train_set[i] for i in range(2)])
     inputs, target = module.task.split(batch)
-    module.compute_loss(module.model(inputs), target, inputs, 0)
+    module.compute_loss(module.model(inputs), target, module.loss_context(inputs), 0)
     assert seen == [last]
     plain = TaskModule(tiny_config(tmp_path / "y", loss="l1 + 0.1*adversarial(width=8, depth=2)"))
     assert plain.last_layer() is None  # no adaptive term: nothing to pass

@@ -45,7 +45,7 @@ Canonical text (what :func:`render` writes, and so the one spelling of each tree
   ``[1, -1, 0]``; a call without arguments has no parentheses (``perceptual()`` renders
   ``perceptual``); arguments stay in the order written;
 - schedules ``@start(S)``, ``@ramp(B,E)``, ``@share(F)`` in the order written, with no space
-  (the form :meth:`losslab.losses.base.WeightSchedule.render` writes); integer-valued steps
+  (the form :meth:`losslab.losses.schedule.WeightSchedule.render` writes); integer-valued steps
   are written as integers (``start(1e3)`` renders ``start(1000)``);
 - an integer as its decimal digits without leading zeros; any other number as the shortest
   text that reads back as the same float (Python's ``repr``), with the exponent written

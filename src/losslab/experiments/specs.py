@@ -82,13 +82,12 @@ def _calls_adversarial(term: Term) -> bool:
         entry = get_loss_entry(term.call.name)
     except ValueError:
         return False
-    return bool(getattr(entry.cls, "is_adversarial", False)
-                or getattr(entry.cls, "uses_discriminator", False))
+    return bool(entry.cls.judged_by_discriminator)
 
 
 def is_adversarial_term(term: str) -> bool:
-    """Whether a term calls a loss whose class declares ``is_adversarial = True`` (or uses a
-    discriminator); ``False`` for text that is not one term."""
+    """Whether a term calls a loss judged by a discriminator (``Loss.judged_by_discriminator``:
+    adversarial, feature matching); ``False`` for text that is not one term."""
     try:
         tree = parse(term)
     except SpecError:

@@ -12,7 +12,8 @@ from losslab.losses.adversarial import (
     adversarial_terms,
     link_feature_matching,
 )
-from losslab.losses.base import Loss, WeightedSum, WeightSchedule
+from losslab.losses.base import Loss
+from losslab.losses.context import LossContext
 from losslab.losses.frequency import FrequencyLoss
 from losslab.losses.gmsd import GMSDLoss, MSGMSDLoss
 from losslab.losses.gradient import GradientDifferenceLoss
@@ -31,6 +32,7 @@ from losslab.losses.registry import (
     get_loss_entry,
     register_loss,
 )
+from losslab.losses.schedule import WeightSchedule
 from losslab.losses.scoring import CRPSLoss, EnergyScoreLoss, KernelScoreLoss, ScoringRuleLoss
 from losslab.losses.spatial import SpatialView
 from losslab.losses.spec import SpecError, loss, parse_spec
@@ -47,6 +49,7 @@ from losslab.losses.views import (
     resolve_view,
     ycbcr_matrix,
 )
+from losslab.losses.weighted_sum import WeightedSum
 
 __all__ = [
     "AdversarialLoss",
@@ -69,6 +72,7 @@ __all__ = [
     "LDLLoss",
     "LPIPSLoss",
     "Loss",
+    "LossContext",
     "LumaView",
     "MDSILoss",
     "MSELoss",

@@ -18,8 +18,9 @@ not produce them. It penalises the L1 residual only where both hold:
 5. ``loss = mean(delta * M * |target - prediction|)`` with the map detached (it selects pixels;
    its own gradient would push the residual to be uniform, not small).
 
-The EMA prediction comes from the trainer (:meth:`LDLLoss.set_ema_prediction`, set every
-training step when ``ema_decay > 0``; ``losslab train`` refuses an ``ldl`` term without EMA).
+The EMA prediction comes from the trainer in the loss context
+(:attr:`~losslab.losses.context.LossContext.ema_prediction`, every training step when
+``ema_decay > 0``; without it the map is unrefined; ``losslab train`` refuses an ``ldl`` term without EMA).
 Without one (a standalone call, validation) step 4 is skipped: the paper's unrefined map.
 
 Spec: ``l1 + 0.01*adversarial + 1.0*ldl`` (Real-ESRGAN trains LDL at weight 1).
@@ -34,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from losslab.losses.base import Loss
+from losslab.losses.context import LossContext, as_context
 from losslab.losses.registry import register_loss
 
 
@@ -96,21 +98,25 @@ class LDLLoss(Loss):
             raise ValueError(f"power must be > 0 (the paper uses 0.2 = 1/5); got {power!r}.")
         self.window, self.power = window, float(power)
         self.min_size = window // 2 + 1
-        self._ema_prediction: Tensor | None = None
 
-    def set_ema_prediction(self, ema_prediction: Tensor | None) -> None:
-        """The EMA generator's output ``(N, C, H, W)`` (``input_range``) on the same inputs as
-        the next calls' prediction; ``None`` clears it (unrefined map)."""
-        self._ema_prediction = None if ema_prediction is None else ema_prediction.detach()
+    def forward(self, prediction: Tensor, target: Tensor,
+                context: LossContext | None = None) -> Tensor:
+        """LDL loss; ``context.ema_prediction`` (the EMA model's output on the same inputs)
+        refines the artifact map, without it the map is unrefined."""
+        self.validate(prediction, target)
+        return self.evaluate(prediction, target, as_context(context))
 
-    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
-        ema = self._ema_prediction
+    def evaluate(self, prediction: Tensor, target: Tensor,
+                 context: LossContext | None = None) -> Tensor:
+        ema = context.ema_prediction if context is not None else None
         if ema is not None and ema.shape != prediction.shape:
             raise ValueError(
                 f"the EMA prediction has shape {tuple(ema.shape)} but the prediction "
-                f"{tuple(prediction.shape)}: set_ema_prediction(ema_model(inputs)) with this "
-                "step's inputs, or set_ema_prediction(None)."
+                f"{tuple(prediction.shape)}: pass LossContext(ema_prediction=ema_model(inputs)) "
+                "for this step's inputs, or no EMA prediction."
             )
+        if ema is not None:
+            ema = ema.detach()
         prediction, target = self.to_unit_range(prediction), self.to_unit_range(target)
         weight = artifact_map(prediction, target, None if ema is None else self.to_unit_range(ema),
                               self.window, self.power)

@@ -27,7 +27,9 @@ from losslab.core.validation import (
     check_reduction,
     reduce,
 )
-from losslab.losses.base import Loss, WeightedSum, weighted_terms
+from losslab.losses.base import Loss
+from losslab.losses.context import LossContext, as_context
+from losslab.losses.weighted_sum import WeightedSum, fold_samples, weighted_terms
 
 WTAMode = Literal["relaxed", "wta"]
 
@@ -216,10 +218,19 @@ class MultiHypothesisLoss(Loss):
         if isinstance(self.base, WeightedSum):
             self.base.set_step(step)
 
+    def forward(self, prediction: Tensor, target: Tensor,
+                context: LossContext | None = None) -> Tensor:
+        """The WTA-weighted loss of ``(N, K, C, H, W)`` hypotheses against ``(N, C, H, W)``
+        targets. ``context`` is accepted so a trainer calls every criterion the same way; no
+        term here reads it (terms that would are refused at construction)."""
+        as_context(context)
+        self.validate(prediction, target)
+        return self.evaluate(prediction, target)
+
     def validate(self, prediction: Tensor, target: Tensor) -> None:
         """Check the ``(N, K, C, H, W)`` / ``(N, C, H, W)`` pair, then the base's own checks."""
         _check_hypotheses_pair(prediction, target)
-        self.base.validate(*_flatten_pair(prediction, target))
+        self.base.validate(*fold_samples(prediction, target))
 
     def per_hypothesis(self, predictions: Tensor, target: Tensor) -> Tensor:
         """Base loss of every (sample, hypothesis) pair, ``(N, K)``, graph-connected.
@@ -233,7 +244,7 @@ class MultiHypothesisLoss(Loss):
         self, predictions: Tensor, target: Tensor
     ) -> tuple[Tensor, dict[str, Tensor]]:
         samples, hypotheses = predictions.shape[:2]
-        flat_predictions, flat_target = _flatten_pair(predictions, target)
+        flat_predictions, flat_target = fold_samples(predictions, target)
         total: Tensor | None = None
         per_term: dict[str, Tensor] = {}
         for part in weighted_terms(self.base):
@@ -257,7 +268,8 @@ class MultiHypothesisLoss(Loss):
             total = predictions.flatten(2).sum(dim=2) * 0.0
         return total, per_term
 
-    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
+    def evaluate(self, prediction: Tensor, target: Tensor,
+                 context: LossContext | None = None) -> Tensor:
         values, per_term = self._per_hypothesis_terms(prediction, target)
         weights = winner_takes_all_weights(values.detach(), self.mode, self.epsilon)
         self.last_best = values.detach().argmin(dim=1)
@@ -268,15 +280,8 @@ class MultiHypothesisLoss(Loss):
         return (weights * values).sum(dim=1).mean()
 
 
-def _flatten_pair(predictions: Tensor, target: Tensor) -> tuple[Tensor, Tensor]:
-    """``(N, K, C, H, W)``, ``(N, C, H, W)`` -> two ``(N*K, C, H, W)`` tensors (target repeated)."""
-    hypotheses = predictions.shape[1]
-    repeated = target.unsqueeze(1).expand(-1, hypotheses, -1, -1, -1)
-    return predictions.flatten(0, 1), repeated.flatten(0, 1)
-
-
 def _check_per_sample_capable(name: str, term: Loss) -> None:
-    if getattr(term, "is_adversarial", False) or term.uses_condition:
+    if term.judged_by_discriminator or term.uses_condition:
         raise TypeError(
             f"term {name!r} is adversarial/conditional; MultiHypothesisLoss cannot apply it per "
             "hypothesis. Apply it separately, e.g. to select_hypothesis(predictions, "

@@ -21,7 +21,7 @@ Bare values before any ``name=`` fill the loss's positional parameters (``l1(lum
 
 This module gives the tree its meaning: each call's name is looked up in the loss registry,
 its arguments are matched to the class's parameters, and the schedules become
-:class:`~losslab.losses.base.WeightSchedule` objects. Errors name the position in the string
+:class:`~losslab.losses.schedule.WeightSchedule` objects. Errors name the position in the string
 and suggest the closest valid name.
 """
 
@@ -34,8 +34,10 @@ from typing import Any
 from losslab.core.registry import suggest
 from losslab.core.spec_tree import Call, Schedule, Spec, SpecError, Term, render, spec_error
 from losslab.core.spec_tree import parse as parse_tree
-from losslab.losses.base import CONSTANT, Loss, WeightedSum, WeightSchedule
+from losslab.losses.base import Loss
 from losslab.losses.registry import all_loss_names, available_losses, get_loss_entry
+from losslab.losses.schedule import CONSTANT, WeightSchedule
+from losslab.losses.weighted_sum import WeightedSum
 
 #: ``SpecError`` lives with the parser in core; it is re-exported here and from losslab.losses.
 __all__ = ["SpecError", "loss", "parse_spec"]
@@ -173,7 +175,7 @@ def parse_spec(
     """Build a loss from a spec string or tree (see the module docstring for the grammar).
 
     A spec with a single unweighted, unscheduled term returns that term's module; anything else
-    returns a :class:`~losslab.losses.base.WeightedSum`.
+    returns a :class:`~losslab.losses.weighted_sum.WeightedSum`.
 
     Args:
         spec: e.g. ``"mse + 0.01*perceptual(layers=relu1_2,relu2_2, weights=random)"``, or a

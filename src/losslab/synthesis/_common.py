@@ -67,7 +67,7 @@ def criterion_from(
             f"{type(spec).__name__}."
         )
     for module in criterion.modules():
-        if getattr(module, "is_adversarial", False) or getattr(module, "uses_discriminator", False):
+        if isinstance(module, Loss) and module.judged_by_discriminator:
             term = getattr(module, "term_name", type(module).__name__)
             raise ValueError(
                 f"{role} {name!r} has the term {term!r}, which is judged by a discriminator "

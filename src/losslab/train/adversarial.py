@@ -28,14 +28,14 @@ criterion, attach, then move it with ``criterion.to(device)``)::
 
 A conditional term (``conditional=true``) judges ``(image, model input)`` pairs: pass one batch
 of inputs, ``attach_discriminators(criterion, condition=inputs)``, so D is built with the right
-channels, and call ``criterion(prediction, targets, inputs)`` / ``d.step(prediction, targets,
-inputs)``. An adaptive term (``adaptive=true``) needs the generator's last layer on every call:
-``criterion(prediction, targets, last_layer=model[-2].weight)``.
+channels, and call ``criterion(prediction, targets, LossContext(condition=inputs))`` /
+``d.step(prediction, targets, inputs)``. An adaptive term (``adaptive=true``) needs the
+generator's last layer on every call: ``LossContext(last_layer=model[-2].weight)``.
 
 Contract with the trainer (``docs/architecture.md``, "Adversarial terms"), per training step::
 
     for d in discriminators: d.term.set_step(global_step)   # gates the term before `start`
-    loss = criterion(prediction, target, condition, last_layer=w)   # G loss; D frozen inside
+    loss = criterion(prediction, target, LossContext(condition, last_layer=w))  # D frozen inside
     manual_backward(loss); generator_optimizer.step()
     for d in discriminators:
         logs = d.step(prediction, target, condition)   # zero_grad / backward / step of D

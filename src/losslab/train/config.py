@@ -56,7 +56,7 @@ from losslab.core.atomic import write_text_atomic
 from losslab.core.registry import suggest
 from losslab.core.yaml_io import Positions, load_yaml, load_yaml_with_positions
 from losslab.data import available_datasets
-from losslab.losses.base import CONSTANT, WeightSchedule
+from losslab.losses.schedule import CONSTANT, WeightSchedule
 from losslab.models import available_models
 from losslab.models.registry import get_model_class
 from losslab.train.config_errors import ConfigError, Expect, OneLineErrors, validated

@@ -13,16 +13,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from losslab.losses.base import WeightedSum
+from losslab.losses.context import LossContext
+from losslab.losses.weighted_sum import WeightedSum
 
 
 def gradient_shares(
     criterion: WeightedSum,
     prediction: Tensor,
     target: Tensor,
-    condition: Tensor | None = None,
-    *,
-    last_layer: Tensor | None = None,
+    context: LossContext | None = None,
 ) -> dict[str, tuple[float, float]]:
     """``{term name: (gradient norm, share)}`` of each weighted term w.r.t. ``prediction``.
 
@@ -31,9 +30,9 @@ def gradient_shares(
         prediction: ``(N, C, H, W)`` model output that is part of an autograd graph (or a leaf
             with ``requires_grad``); the graph is kept (``retain_graph=True``).
         target: ``(N, C, H, W)`` target.
-        condition: the model input, for conditional adversarial terms.
-        last_layer: the generator's last layer weight, for adaptive adversarial terms (the
-            terms are evaluated as the sum evaluates them, :meth:`WeightedSum.evaluate_terms`).
+        context: the step's :class:`~losslab.losses.context.LossContext` (the model input for
+            conditional adversarial terms, the last layer for adaptive ones); the terms are
+            evaluated as the sum evaluates them (:meth:`WeightedSum.evaluate_terms`).
 
     Returns:
         Norms are ``|| w_i * d term_i / d prediction ||_2``; shares are norms over their sum
@@ -43,8 +42,7 @@ def gradient_shares(
         raise ValueError("gradient_shares needs a prediction that requires grad (the model "
                          "output inside the training step).")
     norms = dict.fromkeys(criterion.term_names, 0.0)
-    for part, value in criterion.evaluate_terms(prediction, target, condition,
-                                                last_layer=last_layer):
+    for part, value in criterion.evaluate_terms(prediction, target, context):
         if part.current == 0.0:
             continue
         (gradient,) = torch.autograd.grad(part.current * value, prediction, retain_graph=True,

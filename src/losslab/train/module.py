@@ -29,12 +29,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
 import losslab
-from losslab.losses.base import Loss, WeightedSum
+from losslab.losses.base import Loss
+from losslab.losses.context import LossContext
 from losslab.losses.multi_hypothesis import (
     MultiHypothesisLoss,
     best_hypothesis,
     select_hypothesis,
 )
+from losslab.losses.weighted_sum import WeightedSum
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
 from losslab.models import build_model, get_model_class, model_parameters
 from losslab.models.latent import (
@@ -127,9 +129,9 @@ class TaskModule(L.LightningModule):
         self.adversarial = attach_discriminators(self.criterion, condition=example_inputs)
         self._adaptive = any(d.term.adaptive for d in self.adversarial)
         self.ema_model = make_ema(self.model) if config.ema_decay > 0 else None
-        self.ema_terms = [part.term for part in self.criterion.weighted_terms()
-                          if getattr(part.term, "uses_ema_prediction", False)]
-        check_stabilisers(config, self.criterion, bool(self.ema_terms))
+        self.uses_ema_prediction = any(part.term.uses_ema_prediction
+                                       for part in self.criterion.weighted_terms())
+        check_stabilisers(config, self.criterion, self.uses_ema_prediction)
         self.guard = NonFiniteGuard(config.skip_nonfinite) if config.skip_nonfinite else None
         self.automatic_optimization = False
         # DDP reduces the generator's gradients only (and the cvae posterior's, trained with it):
@@ -150,6 +152,17 @@ class TaskModule(L.LightningModule):
         weights (``None`` when no term is adaptive)."""
         return last_layer_weight(self.model) if self._adaptive else None
 
+    def loss_context(self, inputs: Tensor, *, training: bool = True) -> LossContext:
+        """What the terms beyond ``(prediction, target)`` read this step: the model input
+        (conditional discriminators), the last layer (adaptive weights) and, in training, the
+        EMA model's prediction for ``inputs`` (LDL; validation uses the unrefined map)."""
+        ema_prediction = None
+        if training and self.uses_ema_prediction and self.ema_model is not None:
+            with torch.no_grad():
+                ema_prediction = self.ema_model.eval()(inputs)
+        return LossContext(condition=inputs, last_layer=self.last_layer(),
+                           ema_prediction=ema_prediction)
+
     @property
     def criterion(self) -> WeightedSum:
         """The weighted sum of terms (inside the multi-hypothesis wrapper when ``K > 1``)."""
@@ -159,19 +172,20 @@ class TaskModule(L.LightningModule):
     def training_step(self, batch: Tensor, batch_idx: int) -> Tensor:
         step = self.global_step  # updates done so far; schedules and logs use this number
         inputs, target = self.task.split(batch)
-        self.prepare_terms(inputs, step)
+        self.prepare_terms(step)
+        context = self.loss_context(inputs)
 
         if self.latent is None:
             prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
-            loss, bad = self.guarded_loss(prediction, target, inputs, step)
+            loss, bad = self.guarded_loss(prediction, target, context, step)
             latent_logs: dict[str, Any] = {}
         else:  # a decoding of q's z (cvae) or m samples of the prior's (noise), see latent_loss
-            prediction, loss, bad, latent_logs = self.latent_loss(inputs, target, step)
-            if prediction.dim() == 5:  # noise: terms other than sample-based ones see each draw
+            prediction, loss, bad, latent_logs = self.latent_loss(inputs, target, context, step)
+            if prediction.dim() == 5:  # noise: a discriminator judges each draw on its own
                 inputs = inputs.repeat_interleave(prediction.shape[1], dim=0)
                 target = target.repeat_interleave(prediction.shape[1], dim=0)
                 prediction = prediction.flatten(0, 1)
-        logs = (self.gradient_share_logs(prediction, target, inputs)
+        logs = (self.gradient_share_logs(prediction, target, context)
                 if bad is None and self.latent is None and due(self.config.grad_share_every, step)
                 else {})
 
@@ -206,7 +220,7 @@ class TaskModule(L.LightningModule):
         return parameters
 
     # -- latent-variable runs -------------------------------------------------------------
-    def latent_loss(self, inputs: Tensor, target: Tensor, step: int
+    def latent_loss(self, inputs: Tensor, target: Tensor, context: LossContext, step: int
                     ) -> tuple[Tensor, Tensor, str | None, dict[str, Any]]:
         """``(prediction, loss, cause, logs)`` of one step of a latent run.
 
@@ -225,7 +239,7 @@ class TaskModule(L.LightningModule):
                             generator=generator)
             samples = self.model(inputs.repeat_interleave(m, dim=0), z)
             samples = samples.unflatten(0, (n, m)).to(target.dtype)
-            loss, bad = self.guarded_loss(samples, target, inputs, step)
+            loss, bad = self.guarded_loss(samples, target, context, step)
             return samples, loss, bad, {}
         posterior = self.posterior
         if posterior is None:
@@ -234,7 +248,7 @@ class TaskModule(L.LightningModule):
         mean, log_variance = posterior(inputs, target)
         z = reparameterise(mean, log_variance, generator)
         prediction = self.model(inputs, z).to(target.dtype)
-        reconstruction, bad = self.guarded_loss(prediction, target, inputs, step)
+        reconstruction, bad = self.guarded_loss(prediction, target, context, step)
         kl_per_dim = gaussian_kl(mean.float(), log_variance.float())
         kl = kl_per_dim.sum()
         beta = self.kl_weight * self.kl_schedule.factor(step)
@@ -264,8 +278,7 @@ class TaskModule(L.LightningModule):
         collapsed mean); ``noise``: the spec on ``latent.samples`` prior draws per input.
         """
         inputs, target = self.task.split(batch)
-        for term in self.ema_terms:  # the EMA prediction belongs to the training batch
-            term.set_ema_prediction(None)
+        context = self.loss_context(inputs, training=False)
         model = self.eval_model
         generator = torch.Generator(device=inputs.device)
         generator.manual_seed(self.config.seed * 1_000_003 + batch_idx)
@@ -279,14 +292,14 @@ class TaskModule(L.LightningModule):
             prediction = model.sample(inputs, 1, generator=generator)[:, 0].to(target.dtype)
             mean, log_variance = posterior(inputs, target)
             decoded = model(inputs, mean).to(target.dtype)
-            reconstruction = self.loss(decoded, target, inputs)
+            reconstruction = self.loss(decoded, target, context)
             kl = gaussian_kl(mean.float(), log_variance.float()).sum()
             values |= {f"val/loss/{n}": v for n, v in self.term_values().items()}
             loss = reconstruction + self.kl_weight * kl
             values |= {"val/kl": kl, "val/reconstruction": reconstruction}
         else:
             samples = model.sample(inputs, latent.samples, generator=generator).to(target.dtype)
-            loss = self.loss(samples, target, inputs)
+            loss = self.loss(samples, target, context)
             values |= {f"val/loss/{n}": v for n, v in self.term_values().items()}
             prediction = samples[:, 0]
         total, count = squared_error_sum(prediction, target)
@@ -297,35 +310,30 @@ class TaskModule(L.LightningModule):
             self.log(name, value, on_epoch=True, batch_size=target.shape[0], sync_dist=True,
                      logger=False)
 
-    def prepare_terms(self, inputs: Tensor, step: int) -> None:
-        """Tell the terms the step; hand LDL terms the EMA model's prediction for ``inputs``."""
+    def prepare_terms(self, step: int) -> None:
+        """Tell the weight schedules and the adversarial terms the step."""
         self.criterion.set_step(step)
         for discriminator in self.adversarial:
             discriminator.term.set_step(step)
-        if self.ema_terms and self.ema_model is not None:
-            with torch.no_grad():
-                ema_prediction = self.ema_model.eval()(inputs)
-            for term in self.ema_terms:
-                term.set_ema_prediction(ema_prediction)
 
-    def guarded_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor,
+    def guarded_loss(self, prediction: Tensor, target: Tensor, context: LossContext,
                      step: int) -> tuple[Tensor, str | None]:
         """``(loss, None)``, or with ``skip_nonfinite`` on a NaN/Inf ``(loss, cause)``: the
         names of the non-finite terms (or ``model output``) instead of an error."""
         if self.guard is None:
-            return self.compute_loss(prediction, target, inputs, step), None
+            return self.compute_loss(prediction, target, context, step), None
         if not bool(torch.isfinite(prediction.detach()).all()):
             return prediction.sum() * 0.0, "model output"
         self.loss.last_values = {}  # type: ignore[assignment]  # so stale values are not blamed
         try:
-            loss = self.loss(prediction, target, inputs, last_layer=self.last_layer())
+            loss = self.loss(prediction, target, context)
         except FloatingPointError:
             loss = prediction.sum() * float("nan")
         if bool(torch.isfinite(loss.detach())):
             return loss, None
-        return loss, self.nonfinite_terms(prediction, target, inputs)
+        return loss, self.nonfinite_terms(prediction, target, context)
 
-    def nonfinite_terms(self, prediction: Tensor, target: Tensor, inputs: Tensor) -> str:
+    def nonfinite_terms(self, prediction: Tensor, target: Tensor, context: LossContext) -> str:
         """Which terms were NaN/Inf in this step's loss call (``term_values``), or, when a term
         raised before the sum recorded its values, which are NaN/Inf evaluated alone."""
         bad = [name for name, value in self.term_values().items()
@@ -336,7 +344,7 @@ class TaskModule(L.LightningModule):
             for part in self.criterion.weighted_terms():
                 try:
                     finite = bool(torch.isfinite(part.term.evaluate(
-                        prediction, target, inputs if part.term.uses_condition else None)).all())
+                        prediction, target, context)).all())
                 except FloatingPointError:
                     finite = False
                 if not finite:
@@ -375,10 +383,11 @@ class TaskModule(L.LightningModule):
             logs |= {f"adversarial/{discriminator.name}/{k}": v for k, v in term_logs.items()}
         return logs, cause
 
-    def compute_loss(self, prediction: Tensor, target: Tensor, inputs: Tensor, step: int) -> Tensor:
-        """``self.loss(prediction, target, inputs)``; NaN/Inf raises :class:`TrainingDivergedError`."""
+    def compute_loss(self, prediction: Tensor, target: Tensor, context: LossContext,
+                     step: int) -> Tensor:
+        """``self.loss(prediction, target, context)``; NaN/Inf raises :class:`TrainingDivergedError`."""
         try:
-            return self.loss(prediction, target, inputs, last_layer=self.last_layer())
+            return self.loss(prediction, target, context)
         except FloatingPointError as error:
             raise TrainingDivergedError(f"non-finite loss at step {step}: {error}") from error
         except ValueError as error:
@@ -413,12 +422,12 @@ class TaskModule(L.LightningModule):
         logs["lr"] = self.optimizers().param_groups[0]["lr"]
         return logs
 
-    def gradient_share_logs(self, prediction: Tensor, target: Tensor, inputs: Tensor) -> dict[str, float]:
+    def gradient_share_logs(self, prediction: Tensor, target: Tensor,
+                            context: LossContext) -> dict[str, float]:
         """``grad_norm/<term>`` and ``grad_share/<term>`` (see :mod:`.gradient_share`)."""
         if prediction.dim() == 5:  # hypotheses: measure on each sample's winning hypothesis
             prediction = select_hypothesis(prediction, self.loss.last_best)
-        shares = gradient_shares(self.criterion, prediction, target, inputs,
-                                 last_layer=self.last_layer())
+        shares = gradient_shares(self.criterion, prediction, target, context)
         logs = {f"grad_norm/{name}": norm for name, (norm, _) in shares.items()}
         return logs | {f"grad_share/{name}": share for name, (_, share) in shares.items()}
 
@@ -433,10 +442,8 @@ class TaskModule(L.LightningModule):
         if self.latent is not None:
             return self.latent_validation_step(batch, batch_idx)
         inputs, target = self.task.split(batch)
-        for term in self.ema_terms:  # the EMA prediction belongs to the training batch
-            term.set_ema_prediction(None)
         prediction = self.eval_model(inputs).to(target.dtype)
-        loss = self.loss(prediction, target, inputs)
+        loss = self.loss(prediction, target, self.loss_context(inputs, training=False))
         if prediction.dim() == 5:  # hypotheses: L1/PSNR of the best one per sample (oracle)
             prediction = select_hypothesis(prediction, best_hypothesis(prediction, target))
         total, count = squared_error_sum(prediction, target)

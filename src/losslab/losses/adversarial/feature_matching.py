@@ -21,8 +21,10 @@ from torch import Tensor, nn
 
 from losslab.losses.adversarial.loss import AdversarialLoss
 from losslab.losses.adversarial.objectives import Objective, feature_matching_loss
-from losslab.losses.base import Loss, WeightedSum, weighted_terms
+from losslab.losses.base import Loss
+from losslab.losses.context import LossContext
 from losslab.losses.registry import register_loss
+from losslab.losses.weighted_sum import WeightedSum, weighted_terms
 
 
 @register_loss("feature_matching", aliases=("fm",))
@@ -42,7 +44,7 @@ class FeatureMatchingLoss(Loss):
     """
 
     uses_condition: ClassVar[bool] = True
-    uses_discriminator: ClassVar[bool] = True
+    judged_by_discriminator: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -94,12 +96,14 @@ class FeatureMatchingLoss(Loss):
         object.__setattr__(self, "_partner", partner)
         self.adversary = None
 
-    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None) -> Tensor:
+    def evaluate(self, prediction: Tensor, target: Tensor,
+                 context: LossContext | None = None) -> Tensor:
         partner = self.partner
         if partner is None:  # pragma: no cover - an own adversary exists until linked
             raise RuntimeError("feature matching has no discriminator.")
         if not partner.active:
             return prediction.sum() * 0.0
+        condition = context.condition if context is not None else None
         fake, real = partner.discriminator_features(prediction, target, condition)
         return feature_matching_loss(fake, real)
 

@@ -28,11 +28,11 @@ same way.
 
 Adaptive weight (``adaptive=true``, VQGAN): the generator loss is multiplied by
 ``lambda = ||grad_w L_rec|| / (||grad_w L_G|| + 1e-4)`` (clamped to ``[0, 1e4]``, detached).
-Both inputs are call arguments: ``last_layer`` (``w``, the generator's last layer weight) and
-``reconstruction`` (``L_rec``, graph-connected). Inside a
+Both inputs come in the :class:`~losslab.losses.context.LossContext`: ``last_layer`` (``w``, the
+generator's last layer weight) and ``reconstruction`` (``L_rec``, graph-connected). Inside a
 :class:`~losslab.losses.WeightedSum` the sum computes ``L_rec`` (the weighted total of its terms
-without a discriminator) and passes it on, and passes on the ``last_layer`` it was called with:
-``criterion(prediction, target, condition, last_layer=model.head.weight)``.
+without a discriminator) and sets it; the trainer passes the rest:
+``criterion(prediction, target, LossContext(condition=inputs, last_layer=model.head.weight))``.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from losslab.losses.adversarial.objectives import (
     scale_mean,
 )
 from losslab.losses.base import Loss
+from losslab.losses.context import LossContext, as_context
 from losslab.losses.registry import register_loss
 
 #: Largest first-layer width of a discriminator (64 is usual; 99999999 would only fail in the
@@ -167,7 +168,7 @@ class AdversarialLoss(Loss):
         - output: scalar.
     """
 
-    is_adversarial: ClassVar[bool] = True
+    judged_by_discriminator: ClassVar[bool] = True
     uses_condition: ClassVar[bool] = True
     uses_reconstruction: ClassVar[bool] = True
 
@@ -303,8 +304,8 @@ class AdversarialLoss(Loss):
         if condition is None:
             raise ValueError(
                 "this adversarial term is conditional but got no condition: pass the model's "
-                "input as condition (criterion(prediction, target, condition)) or build it "
-                "with conditional=false."
+                "input, criterion(prediction, target, LossContext(condition=inputs)), or build "
+                "it with conditional=false."
             )
         return self.to_discriminator_range(condition)
 
@@ -332,26 +333,27 @@ class AdversarialLoss(Loss):
         return fake, real
 
     # -- generator side -------------------------------------------------------------------
-    def forward(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None, *,
-                reconstruction: Tensor | None = None, last_layer: Tensor | None = None) -> Tensor:
+    def forward(self, prediction: Tensor, target: Tensor,
+                context: LossContext | None = None) -> Tensor:
         """Generator loss for ``(N, C, H, W)`` images in ``input_range``.
 
-        Args:
-            condition: the model's input (conditional terms only).
-            reconstruction: graph-connected reconstruction loss ``L_rec`` (``adaptive=true``).
-            last_layer: the generator's last layer weight ``w`` (``adaptive=true``).
+        ``context`` (:class:`~losslab.losses.context.LossContext`): ``condition`` (the model's
+        input, conditional terms only), ``reconstruction`` (the graph-connected reconstruction
+        loss ``L_rec``) and ``last_layer`` (the generator's last layer weight ``w``), both for
+        ``adaptive=true``. In a :class:`~losslab.losses.weighted_sum.WeightedSum` the sum sets
+        ``reconstruction``.
         """
         self.validate(prediction, target)
-        return self.evaluate(prediction, target, condition, reconstruction=reconstruction,
-                             last_layer=last_layer)
+        return self.evaluate(prediction, target, as_context(context))
 
-    def evaluate(self, prediction: Tensor, target: Tensor, condition: Tensor | None = None, *,
-                 reconstruction: Tensor | None = None, last_layer: Tensor | None = None) -> Tensor:
+    def evaluate(self, prediction: Tensor, target: Tensor,
+                 context: LossContext | None = None) -> Tensor:
+        context = as_context(context)
         if not self.active:
             self._last = {"g_loss": 0.0, "adaptive_weight": 0.0, "active": 0.0}
             return prediction.sum() * 0.0
         disc = self._attached()
-        cond = self._condition(condition)
+        cond = self._condition(context.condition)
         with frozen(disc):
             fake_logits, _ = self.run_discriminator(self.to_discriminator_range(prediction), cond)
             real_logits = None
@@ -361,7 +363,8 @@ class AdversarialLoss(Loss):
         g_loss = scale_mean([generator_loss(fake, real, self.objective) for fake, real
                              in zip(fake_logits, real_logits or [None] * len(fake_logits),
                                     strict=True)])
-        weight = self._adaptive(g_loss, reconstruction, last_layer) if self.adaptive else None
+        weight = (self._adaptive(g_loss, context.reconstruction, context.last_layer)
+                  if self.adaptive else None)
         value = g_loss if weight is None else g_loss * weight
         if self._values_checked() and not bool(torch.isfinite(value)):
             raise FloatingPointError(
@@ -382,8 +385,8 @@ class AdversarialLoss(Loss):
             return self._last_adaptive if self._last_adaptive is not None else g_loss.new_tensor(1.0)
         if last_layer is None:
             raise ValueError(
-                "adaptive=true needs the generator's last layer: call the loss with "
-                "last_layer=model.<final layer>.weight (losslab's trainer passes it)."
+                "adaptive=true needs the generator's last layer: pass "
+                "LossContext(last_layer=model.<final layer>.weight) (losslab's trainer does)."
             )
         if not isinstance(last_layer, Tensor) or not last_layer.requires_grad:
             raise TypeError(
@@ -394,7 +397,7 @@ class AdversarialLoss(Loss):
             raise ValueError(
                 "adaptive=true needs the reconstruction loss: put a reconstruction term in the "
                 "same sum (e.g. 'l1 + 0.1*adversarial(adaptive=true)'; the sum passes its total), "
-                "or call the term with reconstruction=<graph-connected loss tensor>."
+                "or pass LossContext(reconstruction=<graph-connected loss tensor>)."
             )
         weight = adaptive_weight(reconstruction, g_loss, last_layer)
         self._last_adaptive = weight

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import losslab
-from losslab.losses import L1Loss, Loss, MSELoss, WeightedSum, WeightSchedule
-from losslab.losses.base import weighted_terms
+from losslab.losses import L1Loss, Loss, LossContext, MSELoss, WeightedSum
+from losslab.losses.weighted_sum import fold_samples, weighted_terms
 
 
 def test_python_composition_matches_the_weighted_sum() -> None:
@@ -54,11 +54,6 @@ def test_schedules_change_effective_weights_at_the_stated_steps() -> None:
     assert "mse" not in total.last_values  # a term that has not started is not computed
 
 
-def test_schedule_validation() -> None:
-    with pytest.raises(ValueError, match="begin < end"):
-        WeightSchedule("ramp", 200, 100)
-
-
 def test_nan_total_names_the_term() -> None:
     class Exploding(MSELoss):
         def compute(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -93,7 +88,7 @@ def test_gradient_reaches_prediction_only() -> None:
 class _Judged(Loss):
     """A stand-in adversarial term that records what the sum hands it."""
 
-    is_adversarial = True
+    judged_by_discriminator = True
     uses_reconstruction = True
 
     def __init__(self) -> None:
@@ -101,10 +96,10 @@ class _Judged(Loss):
         self.calls: list[dict[str, object]] = []
 
     def evaluate(self, prediction: torch.Tensor, target: torch.Tensor,
-                 condition: torch.Tensor | None = None, *,
-                 reconstruction: torch.Tensor | None = None,
-                 last_layer: torch.Tensor | None = None) -> torch.Tensor:
-        self.calls.append({"reconstruction": reconstruction, "last_layer": last_layer})
+                 context: LossContext | None = None) -> torch.Tensor:
+        assert context is not None
+        self.calls.append({"reconstruction": context.reconstruction,
+                           "last_layer": context.last_layer})
         return prediction.mean()
 
 
@@ -128,12 +123,63 @@ def test_evaluate_terms_hands_the_reconstruction_and_last_layer_to_judged_terms_
     criterion = WeightedSum([judged, L1Loss(), MSELoss()], [0.1, 2.0, 3.0])
     prediction, target = torch.rand(2, 3, 8, 8, requires_grad=True), torch.rand(2, 3, 8, 8)
     layer = torch.ones(3, requires_grad=True)
-    evaluated = criterion.evaluate_terms(prediction, target, last_layer=layer)
+    evaluated = criterion.evaluate_terms(prediction, target, LossContext(last_layer=layer))
     assert [part.name for part, _ in evaluated] == ["l1", "mse", "_Judged"]  # judged ones last
     (call,) = judged.calls
     expected = 2.0 * (prediction - target).abs().mean() + 3.0 * (prediction - target).pow(2).mean()
     torch.testing.assert_close(call["reconstruction"], expected)
     assert call["reconstruction"].requires_grad and call["last_layer"] is layer
-    total = criterion(prediction, target, last_layer=layer)
+    total = criterion(prediction, target, LossContext(last_layer=layer))
     torch.testing.assert_close(total, expected + 0.1 * prediction.mean())
     assert judged.calls[-1]["last_layer"] is layer
+
+
+class _SampleSpread(Loss):
+    """A stand-in sample-based term: the mean spread of the draws around their mean."""
+
+    sample_based = True
+
+    def check_shapes(self, prediction: torch.Tensor, target: torch.Tensor) -> None:
+        if prediction.dim() != 5:
+            raise ValueError("samples must be (N, m, C, H, W)")
+
+    def compute(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return (prediction - prediction.mean(dim=1, keepdim=True)).abs().mean()
+
+
+def test_samples_go_to_sample_terms_and_every_draw_to_the_image_terms() -> None:
+    samples, target = torch.rand(2, 4, 3, 8, 8), torch.rand(2, 3, 8, 8)
+    spread = _SampleSpread()
+    criterion = MSELoss() + 0.5 * spread
+    total = criterion(samples, target)
+    per_draw = (samples - target.unsqueeze(1)).pow(2).mean()  # each of the 4 draws vs the target
+    torch.testing.assert_close(total, per_draw + 0.5 * spread.compute(samples, target))
+    assert set(criterion.last_values) == {"mse", "_SampleSpread"}
+    flat, repeated = fold_samples(samples, target)
+    assert flat.shape == repeated.shape == (8, 3, 8, 8)
+    torch.testing.assert_close(repeated[4:8], target[1].expand(4, -1, -1, -1))
+
+
+def test_samples_without_a_sample_based_term_are_refused() -> None:
+    with pytest.raises(ValueError, match="no term of 'l1 \\+ mse' is sample-based"):
+        (L1Loss() + MSELoss())(torch.rand(2, 4, 3, 8, 8), torch.rand(2, 3, 8, 8))
+
+
+def test_the_loss_call_is_plain_and_the_context_is_checked() -> None:
+    prediction, target = torch.rand(1, 3, 8, 8), torch.rand(1, 3, 8, 8)
+    with pytest.raises(TypeError):  # a plain term takes two images, nothing more
+        L1Loss()(prediction, target, LossContext())  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"LossContext\(condition=inputs\)"):
+        (L1Loss() + MSELoss())(prediction, target, prediction)  # type: ignore[arg-type]
+    torch.testing.assert_close((L1Loss() + MSELoss())(prediction, target, LossContext()),
+                               (L1Loss() + MSELoss())(prediction, target))
+
+
+def test_capability_flags_are_declared_once_on_the_base_class() -> None:
+    flags = {"judged_by_discriminator", "uses_condition", "uses_reconstruction",
+             "uses_ema_prediction", "sample_based", "edge_sign_blind"}
+    assert all(getattr(Loss, flag) is False for flag in flags)
+    from losslab.losses import AdversarialLoss, FeatureMatchingLoss, LDLLoss
+
+    assert AdversarialLoss.judged_by_discriminator and FeatureMatchingLoss.judged_by_discriminator
+    assert LDLLoss.uses_ema_prediction and not L1Loss.judged_by_discriminator

@@ -212,3 +212,24 @@ def test_film_injection_trains_a_unet(tmp_path: Path) -> None:
     result = train(config)
     run = open_run(result.run_dir, "last")
     assert run.model.injection == "film" and run.model.film_layers[0] == "inc"
+
+
+def test_noise_mode_trains_on_m_draws_with_a_sample_based_loss(tmp_path: Path) -> None:
+    options = {"loss": "energy_score + 0.1*mse", "latent.mode": "noise", "latent.dim": 3,
+               "latent.samples": 3, "val_every": 2,
+               "data.options": {"val_size": 4, "train_size": 12}}
+    out = tmp_path / "run"
+    train(tiny_config(out, steps=2, **options))
+    resumed = train(tiny_config(out, steps=4, **options))
+    straight = train(tiny_config(tmp_path / "straight", steps=4, **options))
+    rows = read_metrics(straight.run_dir)
+    assert set(column(rows, "train/energy_score")) == set(range(4))
+    assert "val/loss/energy_score" in straight.metrics
+    assert not any(k.startswith("posterior.") for k in _state(straight.last_checkpoint))
+    a, b = _state(resumed.last_checkpoint), _state(straight.last_checkpoint)
+    for key in b:  # the draws of a step do not depend on where the run was resumed
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0)
+    run = open_run(straight.run_dir, "last")
+    inputs = run.task.split(run.val_set[0].unsqueeze(0))[0]
+    samples = draw_samples(run.model, inputs, 4, seed=0)
+    assert samples.shape == (1, 4, 3, 32, 32) and (samples[0, 0] - samples[0, 1]).abs().amax() > 0

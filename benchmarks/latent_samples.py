@@ -11,6 +11,8 @@ Until ``losslab evaluate`` scores samples (the sample-evaluation work), this is 
   averaged over inputs. A draw *reaches* answer ``p`` when ``p`` is its nearest answer and it is
   nearer to ``p`` (MSE) than the mean of all answers is (the ghost MSE predicts): a draw that is
   still the ghost reaches nothing;
+- ``baseline_psnr_plausible`` / ``ghost_psnr_plausible``: the same score of the task's trivial
+  baseline (a copy of the last frame) and of the mean of the plausible answers (MSE's optimum);
 - ``diversity``: mean pairwise RMSE between the draws of one input (0 for a deterministic model);
 - ``chroma_ratio`` / ``grad_ratio`` / ``hf_ratio`` of one sample
   (:func:`losslab.metrics.compute.compute_image_metrics`).
@@ -31,7 +33,7 @@ import torch
 from losslab.metrics.compute import compute_image_metrics
 from losslab.metrics.plausibility import nearest_plausible, psnr_plausible
 from losslab.models.stochastic import draw_samples, is_stochastic
-from losslab.train.run import open_run
+from losslab.train.run import baseline_validation, open_run
 
 
 def futures_reached(samples: torch.Tensor, plausible: torch.Tensor) -> float:
@@ -77,6 +79,12 @@ def score(run_dir: str, count: int, seed: int) -> dict[str, object]:
         result["futures"] = futures_reached(samples, plausible)
         _, index = nearest_plausible(first, plausible)
         result["nearest_counts"] = torch.bincount(index, minlength=plausible.shape[1]).tolist()
+        # the same validation items' trivial answers: the task's baseline (copy of the last
+        # frame) and the mean of the plausible answers (the optimum of MSE, its "ghost")
+        baseline = baseline_validation(run.config)
+        if baseline is not None:
+            result["baseline_psnr_plausible"] = psnr_plausible(baseline[1].clamp(0, 1), plausible)
+        result["ghost_psnr_plausible"] = psnr_plausible(plausible.mean(dim=1), plausible)
     if samples.shape[1] > 1:
         m = samples.shape[1]
         flat = samples.flatten(2)

@@ -146,7 +146,8 @@ def test_posterior_encoder_starts_at_the_prior_and_reads_both_inputs() -> None:
     torch.manual_seed(0)
     encoder = PosteriorEncoder(3, 3, dim=4, width=4, levels=3)
     inputs, target = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
-    mean, log_variance = encoder(inputs, target)
+    with torch.no_grad():
+        mean, log_variance = encoder(inputs, target)
     assert mean.shape == log_variance.shape == (2, 4)
     assert float(mean.abs().max()) == 0.0 and float(log_variance.abs().max()) == 0.0
     nn.init.normal_(encoder.head.weight)
@@ -155,3 +156,13 @@ def test_posterior_encoder_starts_at_the_prior_and_reads_both_inputs() -> None:
     assert (a - b).abs().amax() > 1e-4  # the target moves z
     small, _ = encoder(torch.rand(2, 3, 8, 8), target)  # a low-resolution input is resized
     assert small.shape == (2, 4)
+
+
+def test_film_defaults_for_the_super_resolution_net() -> None:
+    from losslab.models import SuperResolutionNet
+
+    torch.manual_seed(0)
+    model = LatentModel(SuperResolutionNet(scale=2, width=8, blocks=2), 4, in_channels=3,
+                        injection="film")
+    assert model.film_layers == ["head", "body.0", "body.1"]
+    assert model.sample(torch.rand(1, 3, 8, 8), 2).shape == (1, 2, 3, 16, 16)

@@ -27,7 +27,8 @@ Injection of ``z`` (``injection``):
   Linear(z)`` per channel (initialised at zero, so training starts from the plain network). The
   modulated blocks are named submodules (``film_layers``); the default, for the U-Net, is its
   encoder levels (``inc`` and every ``down.i``), which the decoder sees both through the
-  bottleneck and through the skip connections. Each named block is replaced by a :class:`FiLMBlock`
+  bottleneck and through the skip connections; for the super-resolution net, its ``head`` and
+  residual blocks (low resolution, before the upsampling). Each named block is replaced by a :class:`FiLMBlock`
   wrapping it, so the network's code is unchanged.
 """
 
@@ -171,9 +172,13 @@ class FiLMBlock(nn.Module):
 
 
 def _default_film_layers(network: nn.Module) -> list[str]:
+    """The U-Net's encoder levels (``inc``, ``down.i``); the super-resolution net's ``head`` and
+    residual blocks (``body.i`` but its last convolution)."""
     names = dict(network.named_children())
     if "inc" in names and "down" in names:
         return ["inc", *(f"down.{i}" for i in range(len(names["down"])))]  # type: ignore[arg-type]
+    if "head" in names and "body" in names:
+        return ["head", *(f"body.{i}" for i in range(len(names["body"]) - 1))]  # type: ignore[arg-type]
     raise ValueError(f"{type(network).__name__} has no 'inc'/'down' blocks (the U-Net's), so FiLM "
                      "needs film_layers: the names of the blocks to modulate (see "
                      "network.named_modules()), or use injection: broadcast.")

@@ -418,6 +418,19 @@ def _summary(plan: PlannedRun) -> str:
     return (", " + ", ".join(parts)) if parts else ""
 
 
+SAMPLE_BASED_NOTE = ("not probed and no metamer row: a sample-based score (energy_score, crps, "
+                     "kernel_score) compares a set of draws with the target; the probe and the "
+                     "metamers change one image")
+
+
+def _sample_based(spec: str) -> bool:
+    """Whether the loss ``spec`` has a sample-based term (it scores ``(N, m, C, H, W)`` draws)."""
+    built = build_loss(spec)
+    terms = [part.term for part in built.weighted_terms()] if hasattr(built, "weighted_terms") \
+        else [built]
+    return any(getattr(term, "sample_based", False) for term in terms)
+
+
 def _run_probe(plans: list[PlannedRun], out_dir: Path,
                image_size: int | None = None) -> dict[str, dict[str, Any]]:
     """Probe the runs' losses (adversarial terms left out); write probe.json/csv/png.
@@ -431,6 +444,8 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
     specs: list[str] = []
     for plan in plans:
         spec, note = probe_spec(plan.loss)
+        if spec is not None and _sample_based(spec):
+            spec, note = None, SAMPLE_BASED_NOTE
         if plan.hypotheses > 1 and spec is not None:
             note = (f"probed as its per-hypothesis loss {spec!r}: the winner-takes-all minimum "
                     f"over {plan.hypotheses} outputs has no single prediction to perturb")
@@ -459,13 +474,15 @@ def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int)
     notes: dict[str, str] = {}
     for plan in plans:
         spec, note = probe_spec(plan.loss)
+        if spec is not None and _sample_based(spec):
+            spec, note = None, SAMPLE_BASED_NOTE
         if plan.hypotheses > 1 and spec is not None:
             note = (f"shown for its per-hypothesis loss {spec!r} (a winner-takes-all minimum over "
                     f"{plan.hypotheses} outputs has no single image to synthesise)")
-        if spec is None:
+        if spec is None and note != SAMPLE_BASED_NOTE:
             note = ("no row: its only term is adversarial, a discriminator trained with the "
                     "generator, not a fixed function of (image, target)")
-        elif spec != plan.loss and plan.hypotheses == 1:
+        elif spec is not None and spec != plan.loss and plan.hypotheses == 1:
             note = f"shown as {spec!r}: adversarial terms have no fixed value to synthesise for"
         if note:
             notes[plan.label] = note

@@ -8,7 +8,9 @@ the mean over clips) of
 - the ghost: every draw is the mean of the clip's 4 possible futures (MSE's answer);
 - ghost + noise: the mean plus i.i.d. Gaussian pixel noise of standard deviation ``sigma`` (the
   best of a grid) or the same noise blurred (Gaussian, ``--blur`` px; "smooth noise");
-- the ideal sampler: each draw is one of the 4 futures, uniformly at random.
+- the ideal sampler: each draw is one of the 4 futures, uniformly at random;
+- trained samplers: ``--runs DIR...`` (runs of the same experiment and seed), their
+  ``draw_samples(model, inputs, --samples, seed=0)`` from ``checkpoints/last.ckpt``.
 
 Lower is better; the script prints each score and its ratio to the ghost's. The ideal sampler
 is what a proper score rewards most, but if "mean plus noise" comes close the training signal
@@ -29,9 +31,10 @@ from losslab.core.filters import gaussian_blur
 from losslab.experiments.runner import plan_runs
 from losslab.experiments.schema import resolve_experiment
 from losslab.losses.scoring import EnergyScoreLoss
+from losslab.models.stochastic import draw_samples
 from losslab.train.config import TrainConfig
 from losslab.train.data import build_data
-from losslab.train.run import validation_plausible
+from losslab.train.run import open_run, validation_plausible
 from losslab.train.tasks import get_task
 
 
@@ -40,12 +43,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--blur", type=float, default=2.0, help="sigma (px) of the smooth noise")
+    parser.add_argument("--runs", nargs="*", default=[], help="stochastic run directories")
     args = parser.parse_args(argv)
     values = plan_runs(resolve_experiment("future"), "/tmp/unused")[0].config
     config = TrainConfig.from_dict({**values, "seed": args.seed})
     _, val_set = build_data(config)
     indices = list(range(min(config.data.val_items, len(val_set))))
-    _, target = get_task(config).split(torch.stack([val_set[i] for i in indices]))
+    inputs, target = get_task(config).split(torch.stack([val_set[i] for i in indices]))
     plausible = validation_plausible(config)  # (N, 4, 3, H, W)
     generator = torch.Generator().manual_seed(args.seed)
     n, m = target.shape[0], args.samples
@@ -63,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
         best = min((float(energy_score(ghost[:, None] + sigma * field, target)), sigma)
                    for sigma in [0.01 * k for k in range(1, 41)])
         scores[f"{name} (sigma {best[1]:.2f})"] = best[0]
+    for run_dir in args.runs:
+        run = open_run(run_dir, "last")
+        with torch.no_grad():
+            draws = draw_samples(run.model, inputs, m, seed=0)
+        scores[f"run {run_dir}"] = float(energy_score(draws, target))
     print(json.dumps({name: {"energy_score": value, "ratio_to_ghost": value / scores["ghost"]}
                       for name, value in scores.items()}, indent=1))
     return 0

@@ -8,9 +8,9 @@ Until ``losslab evaluate`` scores samples (the sample-evaluation work), this is 
   (:func:`losslab.metrics.plausibility.psnr_plausible`), the headline; also the mean over the
   ``--samples`` draws scored one at a time, and ``psnr`` of one sample to the actual target;
 - ``futures``: distinct plausible answers reached by the ``--samples`` draws of one input,
-  averaged over inputs. A draw *reaches* answer ``p`` when ``p`` is its nearest answer and it is
-  nearer to ``p`` (MSE) than the mean of all answers is (the ghost MSE predicts): a draw that is
-  still the ghost reaches nothing;
+  averaged over inputs. A draw *reaches* answer ``p`` when ``p`` is its nearest answer and the
+  draw is nearer (MSE) to ``p`` than to the mean of all answers (the ghost MSE predicts): a draw
+  that is (nearly) the ghost reaches nothing;
 - ``baseline_psnr_plausible`` / ``ghost_psnr_plausible``: the same score of the task's trivial
   baseline (a copy of the last frame) and of the mean of the plausible answers (MSE's optimum);
 - ``diversity``: mean pairwise RMSE between the draws of one input (0 for a deterministic model);
@@ -42,14 +42,14 @@ def futures_reached(samples: torch.Tensor, plausible: torch.Tensor) -> float:
     ``samples`` ``(N, m, C, H, W)``, ``plausible`` ``(N, P, C, H, W)``.
     """
     n = samples.shape[0]
-    ghost = plausible.mean(dim=1, keepdim=True)  # (N, 1, C, H, W)
-    ghost_error = (ghost - plausible).pow(2).flatten(2).mean(-1)  # (N, P)
+    ghost = plausible.mean(dim=1)  # (N, C, H, W)
     reached = []
     for i in range(n):
         draws = samples[i].clamp(0, 1)
         errors = (draws[:, None] - plausible[i][None]).pow(2).flatten(2).mean(-1)  # (m, P)
+        to_ghost = (draws - ghost[i]).pow(2).flatten(1).mean(-1)  # (m,)
         nearest = errors.argmin(dim=1)
-        hits = {int(p) for j, p in enumerate(nearest) if errors[j, p] < ghost_error[i, p]}
+        hits = {int(p) for j, p in enumerate(nearest) if errors[j, p] < to_ghost[j]}
         reached.append(len(hits))
     return sum(reached) / max(1, n)
 

@@ -101,7 +101,7 @@ from losslab.metrics import SAMPLE_KEYS
 from losslab.synthesis import load_image, minimum_size, write_metamers
 from losslab.train import StepReporter, TrainConfig, quiet_lightning, train
 from losslab.train.checkpointing import read_checkpoint_info
-from losslab.train.config import save_config
+from losslab.train.config import plain_data, save_config
 from losslab.train.config_errors import validated
 from losslab.train.tasks import get_task_class
 from losslab.weights import WeightsUnavailableError, get_weights_info
@@ -267,6 +267,9 @@ def plan_runs(experiment: Experiment, out_dir: str | Path,
         }
         values = _deep_merge(values, settings_overrides(experiment.train_options))
         values = _deep_merge(values, settings_overrides(entry.train_options))
+        if entry.latent.model_fields_set:  # only then: plain runs keep their recorded identity
+            values = _deep_merge(values, {"latent": plain_data(
+                entry.latent.model_dump(exclude_unset=True))})
         # the data seed of the entry's own run (train_options may set seed or data.seed)
         data_seed = values["data"].get("seed")
         data_seed = values["seed"] if data_seed is None else data_seed
@@ -687,6 +690,19 @@ def _summary(plan: PlannedRun) -> str:
     return (", " + ", ".join(parts)) if parts else ""
 
 
+SAMPLE_BASED_NOTE = ("not probed and no metamer row: a sample-based score (energy_score, crps, "
+                     "kernel_score) compares a set of draws with the target; the probe and the "
+                     "metamers change one image")
+
+
+def _sample_based(spec: str) -> bool:
+    """Whether the loss ``spec`` has a sample-based term (it scores ``(N, m, C, H, W)`` draws)."""
+    built = build_loss(spec)
+    terms = [part.term for part in built.weighted_terms()] if hasattr(built, "weighted_terms") \
+        else [built]
+    return any(getattr(term, "sample_based", False) for term in terms)
+
+
 def _run_probe(plans: list[PlannedRun], out_dir: Path,
                image_size: int | None = None) -> dict[str, dict[str, Any]]:
     """Probe the runs' losses (adversarial terms left out); write probe.json/csv/png.
@@ -700,6 +716,8 @@ def _run_probe(plans: list[PlannedRun], out_dir: Path,
     specs: list[str] = []
     for plan in plans:
         spec, note = probe_spec(plan.loss)
+        if spec is not None and _sample_based(spec):
+            spec, note = None, SAMPLE_BASED_NOTE
         if plan.hypotheses > 1 and spec is not None:
             note = (f"probed as its per-hypothesis loss {spec!r}: the winner-takes-all minimum "
                     f"over {plan.hypotheses} outputs has no single prediction to perturb")
@@ -728,16 +746,18 @@ def _run_metamers(plans: list[PlannedRun], out_dir: Path, size: int, steps: int)
     notes: dict[str, str] = {}
     for plan in plans:
         spec, note = probe_spec(plan.loss)
+        if spec is not None and _sample_based(spec):
+            spec, note = None, SAMPLE_BASED_NOTE
         if plan.hypotheses > 1 and spec is not None:
             note = (f"shown for its per-hypothesis loss {spec!r} (a winner-takes-all minimum over "
                     f"{plan.hypotheses} outputs has no single image to synthesise)")
         if not plan.metamer:
             spec, note = None, ("no row: left out by the experiment file (metamer: false; see "
                                 "the entry's note)")
-        elif spec is None:
+        elif spec is None and note != SAMPLE_BASED_NOTE:
             note = ("no row: its only term is adversarial, a discriminator trained with the "
                     "generator, not a fixed function of (image, target)")
-        elif spec != plan.loss and plan.hypotheses == 1:
+        elif spec is not None and spec != plan.loss and plan.hypotheses == 1:
             note = f"shown as {spec!r}: adversarial terms have no fixed value to synthesise for"
         if note:
             notes[plan.label] = note

@@ -22,6 +22,8 @@ from losslab.experiments import (
 )
 from losslab.experiments import metamers as metamers_module
 from losslab.experiments import preflight as preflight_module
+from losslab.experiments import probing as probing_module
+from losslab.experiments import runner as runner_module
 from losslab.experiments import training as training_module
 
 
@@ -338,3 +340,35 @@ def test_a_done_run_is_reused_only_when_its_marker_checkpoint_and_metrics_are_so
     assert json.loads((run / "DONE").read_text())["label"] == "l1"
     run_comparison(_experiment(), tmp_path, probe=False, progress=False)
     assert fake.trained == ["l1", "l1-luma", "l1"]  # now sound: reused
+
+
+def test_an_entrys_latent_reaches_its_config_and_its_identity(fake: FakeTrainer,
+                                                              tmp_path: Path) -> None:
+    latent = {"mode": "cvae", "dim": 4, "kl_weight": "1e-3@ramp(2,3)"}
+    experiment = _experiment(entries=[{"loss": "l1"}, {"name": "cvae", "loss": "l1",
+                                                       "latent": latent}])
+    plain, cvae = runner_module.plan_runs(experiment, tmp_path)
+    assert "latent" not in plain.config  # plain runs keep the identity they had
+    assert cvae.config["latent"] == latent
+    assert losslab.train.TrainConfig.from_dict(cvae.config).latent.dim == 4
+    assert experiment_from_dict(experiment.to_dict()).entries[1].latent.mode == "cvae"
+    run_comparison(experiment, tmp_path, probe=False, metamers=False, progress=False)
+    changed = _experiment(entries=[{"loss": "l1"}, {"name": "cvae", "loss": "l1",
+                                                    "latent": {**latent, "dim": 5}}])
+    with pytest.raises(ExperimentError, match="latent"):  # a finished run notices the change
+        run_comparison(changed, tmp_path, probe=False, metamers=False, progress=False)
+
+
+def test_sample_based_entries_are_left_out_of_the_probe_and_the_metamers(tmp_path: Path) -> None:
+    experiment = _experiment(entries=[
+        {"loss": "l1"},
+        {"name": "es", "loss": "energy_score(alpha=0.95)", "latent": {"mode": "noise"}}])
+    plans = runner_module.plan_runs(experiment, tmp_path)
+    notes = probing_module.run_probe(plans, tmp_path, image_size=32)
+    assert notes["l1"]["spec"] == "l1"
+    assert notes["es"]["spec"] is None and "sample-based" in notes["es"]["note"]
+    probed = json.loads((tmp_path / "probe.json").read_text())
+    assert "energy_score" not in json.dumps(probed)
+    metamers_module.run_metamers(plans, tmp_path, size=32, steps=2)
+    metamers = json.loads((tmp_path / "metamers.json").read_text())
+    assert "error" not in metamers and "sample-based" in metamers["notes"]["es"]

@@ -53,7 +53,9 @@ def test_shipped_experiments_build_valid_train_configs(tmp_path: Path) -> None:
     blur = plan_runs(resolve_experiment("blur"), tmp_path)
     assert TrainConfig.from_dict(blur[0].config).task_options.scale == 4
     future = plan_runs(resolve_experiment("future"), tmp_path)
-    assert [TrainConfig.from_dict(p.config).hypotheses.count for p in future] == [1, 1, 1, 4, 1]
+    configs = [TrainConfig.from_dict(p.config) for p in future]
+    assert [c.hypotheses.count for c in configs] == [1, 1, 1, 4, 1, 1, 1]
+    assert [c.latent.mode for c in configs] == ["none"] * 5 + ["cvae", "noise"]  # issue 19
     # every seed experiment but colors has a weight-free remedy entry (issue 10)
     for name in ("blur", "future", "colorize", "colorize_photos"):
         losses = [entry.loss for entry in resolve_experiment(name).entries]

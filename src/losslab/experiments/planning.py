@@ -19,6 +19,7 @@ from losslab.experiments.schema import Experiment, ExperimentError, settings_ove
 from losslab.experiments.seeds import seed_run_name
 from losslab.experiments.specs import safe_run_name, unique_run_names
 from losslab.train import TrainConfig
+from losslab.train.config import plain_data
 from losslab.train.tasks import get_task_class
 
 
@@ -109,6 +110,9 @@ def plan_runs(experiment: Experiment, out_dir: str | Path,
         }
         values = _deep_merge(values, settings_overrides(experiment.train_options))
         values = _deep_merge(values, settings_overrides(entry.train_options))
+        if entry.latent.model_fields_set:  # only then: plain runs keep their recorded identity
+            values = _deep_merge(values, {"latent": plain_data(
+                entry.latent.model_dump(exclude_unset=True))})
         # the data seed of the entry's own run (train_options may set seed or data.seed)
         data_seed = values["data"].get("seed")
         data_seed = values["seed"] if data_seed is None else data_seed

@@ -75,7 +75,7 @@ from losslab.experiments.planning import (
     plan_runs,
     train_config,
 )
-from losslab.experiments.preflight import preflight
+from losslab.experiments.preflight import LossFacts, preflight
 from losslab.experiments.probing import run_probe
 from losslab.experiments.progress import train_all, train_local_jobs, train_submitit
 from losslab.experiments.record import (
@@ -192,8 +192,8 @@ def run_comparison(
     resolved = resolved.model_copy(update={"launcher": chosen})
     out = Path(out_dir) if out_dir is not None else Path("runs") / resolved.name
     plans = plan_runs(resolved, out)
-    min_sizes: dict[str, int] = {}
-    weights = preflight(plans, min_sizes)  # every TrainConfig validated and loss built, once
+    facts: dict[str, LossFacts] = {}
+    weights = preflight(plans, facts)  # every TrainConfig validated and loss built, once
     with ComparisonLock(out):
         write_text_atomic(out / EXPERIMENT_FILE, resolved.to_yaml())
         timings: dict[str, float] = {}
@@ -230,14 +230,14 @@ def run_comparison(
             timings["baseline"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
-        probe_notes = run_probe(entries, out, probe_image_size) if probe else {
+        probe_notes = run_probe(entries, out, probe_image_size, facts) if probe else {
             plan.run_name: {"spec": None, "note": "probe skipped (probe=False)"}
             for plan in entries}
         if probe:
             timings["probe"] = time.perf_counter() - clock
         if metamers:
             clock = time.perf_counter()
-            run_metamers(entries, out, metamer_image_size, metamer_steps, min_sizes)
+            run_metamers(entries, out, metamer_image_size, metamer_steps, facts)
             timings["metamers"] = time.perf_counter() - clock
         table = collect_metrics(plans, out, baseline)
         write_json_atomic(out / METRICS_FILE, table)

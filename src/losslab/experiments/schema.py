@@ -59,6 +59,7 @@ from losslab.train.config import (
     DatasetName,
     Flag,
     HypothesisCount,
+    LatentConfig,
     LearningRate,
     LossSpec,
     ModelName,
@@ -204,6 +205,9 @@ class Entry(_ExperimentModel):
         name: the human label shown in tables and figures (default: the loss spec).
         loss: the loss spec, e.g. ``"l1(luma)"`` or ``"mse + 0.001*adversarial"``.
         hypotheses: ``K > 1`` trains a multi-hypothesis head (winner-takes-all over ``loss``).
+        latent: a latent ``z`` for sampling (``{mode: cvae, dim: 8, kl_weight:
+            '1e-3@ramp(1000,1600)'}``; see :class:`~losslab.train.config.LatentConfig`); only
+            the keys given are set, over the shared ``train_options``.
         note: one sentence shown beside the entry in the report.
         metamer: ``False`` leaves the entry out of the report's metamer rows (a row that costs
             minutes and shows nothing another row does not; say why in ``note``).
@@ -219,6 +223,8 @@ class Entry(_ExperimentModel):
                         "spec); unique", json_schema_extra=_no_default_in_schema)
     loss: LossSpec = Field(description="a loss spec such as 'l1(luma)'; see losslab losses")
     hypotheses: HypothesisCount = Field(1, description="K outputs, winner-takes-all (1 = one)")
+    latent: LatentConfig = Field(default_factory=LatentConfig, description="a latent z for "
+                                 "sampling: {mode: cvae | noise, dim, kl_weight, ...}")
     note: Text = Field("", description="one sentence shown beside the entry in the report")
     metamer: Flag = Field(True, description="false = no metamer row for this entry (say why in "
                           "note)")
@@ -371,6 +377,8 @@ class Experiment(_ExperimentModel):
             item: dict[str, Any] = {"name": entry.name, "loss": entry.loss}
             if entry.hypotheses != 1:
                 item["hypotheses"] = entry.hypotheses
+            if entry.latent.model_fields_set:
+                item["latent"] = plain_data(entry.latent.model_dump(exclude_unset=True))
             if entry.note:
                 item["note"] = entry.note
             if not entry.metamer:

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
@@ -55,6 +56,7 @@ from losslab.core.atomic import write_text_atomic
 from losslab.core.registry import suggest
 from losslab.core.yaml_io import Positions, load_yaml, load_yaml_with_positions
 from losslab.data import available_datasets
+from losslab.losses.schedule import CONSTANT, WeightSchedule
 from losslab.models import available_models
 from losslab.models.registry import get_model_class
 from losslab.train.config_errors import ConfigError, Expect, OneLineErrors, validated
@@ -71,6 +73,8 @@ WTAMode = Literal["relaxed", "wta"]
 AssignmentName = Literal["relaxed", "annealed", "evolving"]
 TemperatureScheduleName = Literal["exponential", "linear"]
 DownscaleMethod = Literal["bicubic", "area"]
+LatentMode = Literal["none", "cvae", "noise"]
+LatentInjection = Literal["broadcast", "film"]
 
 TASKS: tuple[str, ...] = get_args(TaskName)
 PRECISIONS: tuple[str, ...] = get_args(PrecisionName)
@@ -78,6 +82,7 @@ STRATEGIES: tuple[str, ...] = get_args(StrategyName)
 ACCELERATORS: tuple[str, ...] = get_args(AcceleratorName)
 WTA_MODES: tuple[str, ...] = get_args(WTAMode)
 DOWNSCALE_METHODS: tuple[str, ...] = get_args(DownscaleMethod)
+LATENT_MODES: tuple[str, ...] = get_args(LatentMode)
 
 
 def _integer(low: int) -> Any:
@@ -270,6 +275,96 @@ class HypothesesConfig(_Section):
         return self
 
 
+#: ``WEIGHT``, ``WEIGHT@start(S)`` or ``WEIGHT@ramp(B,E)``: the loss spec's schedule syntax.
+_SCHEDULED_WEIGHT = re.compile(
+    r"^\s*(?P<weight>[0-9.]+(?:[eE][-+]?[0-9]+)?)\s*"
+    r"(?:@(?P<kind>start|ramp)\(\s*(?P<begin>\d+)\s*(?:,\s*(?P<end>\d+)\s*)?\))?\s*$")
+
+
+def parse_scheduled_weight(text: str | float) -> tuple[float, WeightSchedule]:
+    """``(weight, schedule)`` of ``"1e-3@ramp(1000,1600)"`` (or ``"1e-3"``, ``"0.1@start(500)"``,
+    or a plain number): the ``@start``/``@ramp`` syntax of loss specs, read by the same
+    :class:`~losslab.losses.base.WeightSchedule`."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text), CONSTANT
+    match = _SCHEDULED_WEIGHT.match(str(text))
+    if match is None:
+        raise ValueError(f"a scheduled weight reads WEIGHT, WEIGHT@start(STEP) or "
+                         f"WEIGHT@ramp(BEGIN,END), e.g. '1e-3@ramp(1000,1600)'; got {text!r}.")
+    weight = float(match["weight"])
+    kind = match["kind"]
+    if kind is None:
+        return weight, CONSTANT
+    if (kind == "ramp") != (match["end"] is not None):
+        raise ValueError(f"{kind} takes {'two steps, ramp(BEGIN,END)' if kind == 'ramp' else 'one step, start(STEP)'}; "
+                         f"got {text!r}.")
+    end = int(match["end"]) if match["end"] is not None else 0
+    return weight, WeightSchedule(kind, int(match["begin"]), end)
+
+
+def _scheduled_weight(value: Any) -> Any:
+    """Check a scheduled weight (a number or ``"W@ramp(B,E)"``); keep it as written."""
+    if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+        parse_scheduled_weight(value)  # raises a one-line ValueError
+        if not isinstance(value, str):
+            value = f"{float(value):g}"
+    return value
+
+
+ScheduledWeight = Annotated[str, BeforeValidator(_scheduled_weight,
+                                                 json_schema_input_type=str | float),
+                            Expect("a weight such as 1e-3 or '1e-3@ramp(1000,1600)'")]
+NonNegativeFloat = Annotated[float, Field(ge=0, allow_inf_nan=False), Expect("a finite number >= 0")]
+
+
+class LatentConfig(_Section):
+    """A global latent ``z`` fed to the task network (:class:`~losslab.models.latent.LatentModel`),
+    so that it draws a different plausible output per ``z ~ N(0, I)`` instead of their mean.
+
+    Attributes:
+        mode: ``none`` (an ordinary deterministic network), ``cvae`` (a conditional VAE: a
+            posterior encoder ``q(z | input, target)`` gives ``z`` in training, the run's loss
+            scores the decoding, plus ``kl_weight * KL(q || N(0, I))``; evaluation samples the
+            prior) or ``noise`` (a noise-input generator trained on ``samples`` draws per input
+            by the run's loss, which must contain a sample-based term such as an energy score).
+        dim: dimensions of ``z``.
+        injection: ``broadcast`` (``z`` tiled over the image as extra input channels) or
+            ``film`` (per-channel scale and shift of the U-Net's encoder levels).
+        kl_weight: ``cvae``: the weight ``beta`` of the KL term with the loss spec's schedule
+            syntax, e.g. ``1e-3@ramp(1000,1600)`` (0 until step 1000, linear to 1e-3 at 1600).
+            Without a warm-up the posterior tends to collapse (KL 0: the model ignores ``z``).
+        free_bits: ``cvae``: nats per dimension of ``z`` that cost nothing (KL_d is charged as
+            ``max(KL_d, free_bits)``); 0 = the plain KL.
+        samples: ``noise``: ``m``, draws of ``z`` per input in each step (``>= 2``: a proper
+            scoring rule needs two draws to see spread).
+        posterior_width: ``cvae``: channels of the posterior encoder's first level.
+        collapse_kl: ``cvae``: a KL (summed over ``z``, nats) below this counts as collapsed.
+        collapse_patience: ``cvae``: after this many consecutive collapsed steps once ``beta`` is
+            non-zero, a warning is logged and recorded in the run's ``notes.json`` (0 = never).
+    """
+
+    mode: LatentMode = Field("none", description="none, cvae (conditional VAE, prior sampled "
+                             "at evaluation) or noise (noise-input generator, sample-based loss)")
+    dim: PositiveInt = Field(8, description="dimensions of the latent z")
+    injection: LatentInjection = Field("broadcast", description="broadcast (z as extra input "
+                                       "channels) or film (scale/shift of the encoder levels)")
+    kl_weight: ScheduledWeight = Field("1e-3@ramp(1000,1600)", description="cvae: KL weight "
+                                       "with @start/@ramp schedule, e.g. '1e-3@ramp(1000,1600)'")
+    free_bits: NonNegativeFloat = Field(0.0, description="cvae: free nats per latent dimension")
+    samples: Annotated[int, Field(ge=2), Expect("an integer >= 2")] = Field(
+        2, description="noise: draws of z per input per step")
+    posterior_width: PositiveInt = Field(16, description="cvae: posterior encoder width")
+    collapse_kl: NonNegativeFloat = Field(0.05, description="cvae: KL (nats, summed) below which "
+                                          "the posterior counts as collapsed")
+    collapse_patience: NonNegativeInt = Field(200, description="cvae: collapsed steps (beta > 0) "
+                                              "before the warning; 0 = never")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the network gets a latent (``mode != 'none'``)."""
+        return self.mode != "none"
+
+
 class OptimizerConfig(_Section):
     """The generator's optimizer (Adam).
 
@@ -304,7 +399,7 @@ class CheckpointConfig(_Section):
 
 
 #: The nested sections of a config (a YAML ``null`` there means "all defaults").
-SECTIONS = ("data", "model", "task_options", "hypotheses", "optimizer", "checkpoint")
+SECTIONS = ("data", "model", "task_options", "hypotheses", "latent", "optimizer", "checkpoint")
 
 
 class TrainSettings(_Section):
@@ -331,6 +426,8 @@ class TrainSettings(_Section):
                                       description="task-specific settings")
     hypotheses: HypothesesConfig = Field(default_factory=HypothesesConfig,
                                          description="multiple hypotheses (winner-takes-all)")
+    latent: LatentConfig = Field(default_factory=LatentConfig,
+                                 description="a latent z for sampling (cvae or noise)")
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig,
                                        description="the generator's Adam optimizer")
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig,
@@ -386,6 +483,7 @@ class TrainConfig(TrainSettings):
         model: see :class:`ModelConfig`.
         task_options: see :class:`TaskOptions`.
         hypotheses: see :class:`HypothesesConfig`.
+        latent: see :class:`LatentConfig`.
         optimizer: see :class:`OptimizerConfig`.
         checkpoint: see :class:`CheckpointConfig`.
         precision: ``"32"``, ``"16-mixed"`` (CUDA only) or ``"bf16-mixed"``.
@@ -441,6 +539,10 @@ class TrainConfig(TrainSettings):
                 f"data.batch_size ({self.data.batch_size}) is the global batch and must split evenly "
                 f"over devices * num_nodes = {processes} processes; use a multiple of {processes}."
             )
+        if self.latent.enabled and self.hypotheses.count > 1:
+            raise ValueError(f"latent.mode {self.latent.mode!r} and hypotheses.count "
+                             f"{self.hypotheses.count} are two ways to many outputs; use one "
+                             "(hypotheses: {count: 1} or latent: {mode: none}).")
         return self
 
     # -- checks ---------------------------------------------------------------------------
@@ -491,19 +593,24 @@ class TrainConfig(TrainSettings):
         return config
 
     def to_yaml(self) -> str:
-        """The config as YAML, in field order; a field of :data:`LATER_FIELDS` at its default
-        is left out, so an older run's ``config.yaml`` is written back byte for byte."""
+        """The config as YAML, in field order; a field of :data:`LATER_FIELDS` at its default, and
+        the ``latent`` section unless a latent is on, are left out, so an older run's
+        ``config.yaml`` is written back byte for byte."""
         values = self.to_dict()
         for key, default in LATER_FIELDS.items():
             section, name = key.split(".")
             if values[section].get(name, _UNSET) == default:
                 del values[section][name]
+        if not self.latent.enabled:
+            values.pop("latent")
         return yaml.safe_dump(values, sort_keys=False)
 
     def identity(self) -> dict[str, Any]:
         """What a checkpoint of this run may be resumed with: :func:`run_identity` with
         ``resuming=True`` (all fields but :data:`RESUME_SAFE_FIELDS`), flat; fields of
-        :data:`LATER_FIELDS` only when they differ from their default."""
+        :data:`LATER_FIELDS` only when they differ from their default, and the ``latent.*``
+        fields only when a latent is on, so runs trained before those fields existed keep their
+        fingerprint."""
         return run_identity(self.to_dict(), resuming=True)
 
     def fingerprint(self) -> str:
@@ -555,11 +662,15 @@ def run_identity(values: Mapping[str, Any], *, resuming: bool = False) -> dict[s
             ``out``.
 
     Either way a field of :data:`LATER_FIELDS` counts only when it differs from its default,
-    so runs written before the field existed keep their identity.
+    and the ``latent.*`` fields only when a latent is on (``latent.mode: none`` changes
+    nothing), so runs written before those fields existed keep their identity.
     """
     skip = RESUME_SAFE_FIELDS if resuming else LOCATION_FIELDS
-    return {k: v for k, v in flatten(values).items()
-            if k not in skip and LATER_FIELDS.get(k, _UNSET) != v}
+    flat = flatten(values)
+    latent_on = flat.get("latent.mode", "none") != "none"
+    return {k: v for k, v in flat.items()
+            if k not in skip and LATER_FIELDS.get(k, _UNSET) != v
+            and (latent_on or not k.startswith("latent."))}
 
 
 #: Fields that only say where a run is written (a moved comparison's runs stay reusable).
@@ -656,6 +767,7 @@ OVERRIDE_ALIASES = {
     "hypotheses": "hypotheses.count", "wta": "hypotheses.mode", "epsilon": "hypotheses.epsilon",
     "scale": "task_options.scale", "context_frames": "task_options.context_frames",
     "downscale_method": "task_options.downscale_method", "resume": "checkpoint.resume",
+    "latent": "latent.mode",
 }
 
 

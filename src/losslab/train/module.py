@@ -38,12 +38,20 @@ from losslab.losses.multi_hypothesis import (
 )
 from losslab.losses.weighted_sum import WeightedSum
 from losslab.metrics.fidelity import psnr_from_mse, squared_error_sum
-from losslab.models import build_model
+from losslab.models import build_model, get_model_class, model_parameters
+from losslab.models.latent import (
+    LatentModel,
+    gaussian_kl,
+    kl_with_free_bits,
+    prior_noise,
+    reparameterise,
+)
 from losslab.train.adversarial import attach_discriminators
-from losslab.train.config import TrainConfig
+from losslab.train.config import TrainConfig, parse_scheduled_weight
 from losslab.train.data import GlobalBatchSampler, build_data
 from losslab.train.ema import ema_decay_at, make_ema, update_ema
 from losslab.train.gradient_share import gradient_shares
+from losslab.train.latent import CollapseMonitor, build_posterior, step_generator, write_note
 from losslab.train.nonfinite import NonFiniteGuard
 from losslab.train.tasks import get_task
 
@@ -79,13 +87,27 @@ def build_multi_hypothesis_loss(config: TrainConfig, criterion: WeightedSum) -> 
 
 def build_network(config: TrainConfig, item: Tensor) -> nn.Module:
     """The task's model (wrapped in ``MultiHypothesisHead`` when ``hypotheses.count > 1``, in
-    ``ScoredHypothesisHead`` with ``hypotheses.scores``)."""
+    :class:`~losslab.models.latent.LatentModel` when ``latent.mode != 'none'``; with
+    ``broadcast`` injection the network gets ``latent.dim`` extra input channels)."""
     task = get_task(config)
     options = {**task.model_options(item), **config.model.options}
     count = config.hypotheses.count
-    return build_model(config.model.name or task.default_model,
-                       hypotheses=count if count > 1 else None,
-                       scores=config.hypotheses.scores and count > 1, **options)
+    name = config.model.name or task.default_model
+    latent = config.latent
+    if not latent.enabled:
+        return build_model(name, hypotheses=count if count > 1 else None,
+                           scores=config.hypotheses.scores and count > 1, **options)
+    in_channels = int(task.split(item.unsqueeze(0))[0].shape[1])
+    if latent.injection == "broadcast":
+        if "in_channels" not in model_parameters(name):
+            raise ValueError(f"model {name!r} has no in_channels option, so z cannot be added as "
+                             "input channels; use latent.injection: film (with a U-Net) or "
+                             "model: unet.")
+        channels_for = getattr(get_model_class(name), "output_channels_for", None)
+        if channels_for is not None:  # out_channels may default to in_channels (autoencoder)
+            options["out_channels"] = int(channels_for(options))
+        options["in_channels"] = in_channels + latent.dim
+    return LatentModel(build_model(name, **options), latent.dim, in_channels, latent.injection)
 
 
 class TaskModule(L.LightningModule):
@@ -109,7 +131,14 @@ class TaskModule(L.LightningModule):
             self.loss = build_multi_hypothesis_loss(config, criterion)
         # Discriminators are built now (a conditional one from an example input's channels), so
         # they are in the state_dict before a checkpoint is loaded and before DDP wraps us.
-        example_inputs, _ = self.task.split(self.val_set[0].unsqueeze(0))
+        example_inputs, example_target = self.task.split(self.val_set[0].unsqueeze(0))
+        # latent runs: cvae's posterior q(z | input, target) is trained with the model but is not
+        # part of the evaluated model (evaluated_weights keeps model.* / ema_model.* only).
+        self.latent = config.latent if config.latent.enabled else None
+        self.posterior = (build_posterior(config, example_inputs, example_target)
+                          if config.latent.mode == "cvae" else None)
+        self.kl_weight, self.kl_schedule = parse_scheduled_weight(config.latent.kl_weight)
+        self.collapse = CollapseMonitor(config.latent.collapse_kl, config.latent.collapse_patience)
         self.adversarial = attach_discriminators(self.criterion, condition=example_inputs)
         self._adaptive = any(d.term.adaptive for d in self.adversarial)
         self.ema_model = make_ema(self.model) if config.ema_decay > 0 else None
@@ -118,15 +147,15 @@ class TaskModule(L.LightningModule):
         check_stabilisers(config, self.criterion, self.uses_ema_prediction)
         self.guard = NonFiniteGuard(config.skip_nonfinite) if config.skip_nonfinite else None
         self.automatic_optimization = False
-        # DDP reduces the generator's gradients only: each discriminator averages its own in its
-        # D step (DDP's reducer would wait for D gradients in the generator's backward and fail),
-        # and the EMA copy has none. Read by torch's DistributedDataParallel at wrapping.
-        # Learned loss parameters (robust's alpha/scale) are optimised with the model, so DDP
-        # reduces their gradients too.
+        # DDP reduces the generator's gradients only (and the cvae posterior's, trained with it):
+        # each discriminator averages its own in its D step (DDP's reducer would wait for D
+        # gradients in the generator's backward and fail), and the EMA copy has none. Read by
+        # torch's DistributedDataParallel at wrapping. Learned loss parameters (robust's
+        # alpha/scale) are optimised with the model, so DDP reduces their gradients too.
         learned = {id(p) for p in self.loss_parameters()}
         self._ddp_params_and_buffers_to_ignore = [
             name for name, p in self.named_parameters()
-            if not name.startswith("model.") and id(p) not in learned]
+            if not name.startswith(("model.", "posterior.")) and id(p) not in learned]
 
     @property
     def eval_model(self) -> nn.Module:
@@ -161,10 +190,19 @@ class TaskModule(L.LightningModule):
         self.prepare_terms(step)
         context = self.loss_context(inputs)
 
-        prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
-        loss, bad = self.guarded_loss(prediction, target, context, step)
+        if self.latent is None:
+            prediction = self.model(inputs).to(target.dtype)  # mixed precision: loss in fp32
+            loss, bad = self.guarded_loss(prediction, target, context, step)
+            latent_logs: dict[str, Any] = {}
+        else:  # a decoding of q's z (cvae) or m samples of the prior's (noise), see latent_loss
+            prediction, loss, bad, latent_logs = self.latent_loss(inputs, target, context, step)
+            if prediction.dim() == 5:  # noise: a discriminator judges each draw on its own
+                inputs = inputs.repeat_interleave(prediction.shape[1], dim=0)
+                target = target.repeat_interleave(prediction.shape[1], dim=0)
+                prediction = prediction.flatten(0, 1)
         logs = (self.gradient_share_logs(prediction, target, context)
-                if bad is None and due(self.config.grad_share_every, step) else {})
+                if bad is None and self.latent is None and due(self.config.grad_share_every, step)
+                else {})
         score_loss, score_logs = (self.score_loss(self.model, inputs) if bad is None
                                   else (None, {}))
 
@@ -174,7 +212,8 @@ class TaskModule(L.LightningModule):
             # the score head has its own parameters: its cross-entropy trains only the head
             self.manual_backward(loss if score_loss is None
                                  else loss + self.config.hypotheses.score_weight * score_loss)
-            bad = "gradients" if self.guard and self.guard.bad_gradients(self.model.parameters()) else None
+            bad = ("gradients" if self.guard and self.guard.bad_gradients(self.trained_parameters())
+                   else None)
         if bad is not None:  # skip: without gradients Adam changes neither weights nor moments
             optimizer.zero_grad(set_to_none=True)
         optimizer.step()  # a skipped step still counts, so the next batch comes
@@ -187,7 +226,7 @@ class TaskModule(L.LightningModule):
 
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
         if due(self.config.log_every, step):
-            logs |= self.training_logs(loss) | d_logs | {
+            logs |= self.training_logs(loss) | d_logs | latent_logs | {
                 f"train/{key}": value for key, value in score_logs.items()}
         if logs:
             self.write_metrics(logs, step)
@@ -205,6 +244,104 @@ class TaskModule(L.LightningModule):
         value = nn.functional.cross_entropy(logits, winners)
         accuracy = (logits.detach().argmax(dim=1) == winners).float().mean()
         return value, {"score_loss": value.detach(), "score_accuracy": accuracy}
+
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """The parameters the generator's optimizer updates: the model's and the posterior's."""
+        parameters = list(self.model.parameters())
+        if self.posterior is not None:
+            parameters += list(self.posterior.parameters())
+        return parameters
+
+    # -- latent-variable runs -------------------------------------------------------------
+    def latent_loss(self, inputs: Tensor, target: Tensor, context: LossContext, step: int
+                    ) -> tuple[Tensor, Tensor, str | None, dict[str, Any]]:
+        """``(prediction, loss, cause, logs)`` of one step of a latent run.
+
+        ``cvae``: ``z ~ q(z | inputs, target)`` (reparameterised), ``prediction = model(inputs,
+        z)`` ``(N, C, H, W)``, ``loss = spec(prediction, target) + beta(step) * KL`` with free
+        bits. ``noise``: ``prediction`` is ``latent.samples`` draws per input ``(N, m, C, H,
+        W)`` and ``loss`` the spec on them (its sample-based terms see the draws). The noise
+        comes from :func:`~losslab.train.latent.step_generator`, so a resumed run draws the same.
+        ``cause`` names what was NaN/Inf with ``skip_nonfinite`` (else that raises).
+        """
+        latent = self.config.latent
+        generator = step_generator(self.config.seed, step, self.global_rank, inputs.device)
+        if latent.mode == "noise":
+            n, m = inputs.shape[0], latent.samples
+            z = prior_noise(n * m, latent.dim, device=inputs.device, dtype=inputs.dtype,
+                            generator=generator)
+            samples = self.model(inputs.repeat_interleave(m, dim=0), z)
+            samples = samples.unflatten(0, (n, m)).to(target.dtype)
+            loss, bad = self.guarded_loss(samples, target, context, step)
+            return samples, loss, bad, {}
+        posterior = self.posterior
+        if posterior is None:
+            raise RuntimeError("latent.mode 'cvae' without a posterior encoder; build the "
+                               "TaskModule from the config.")
+        mean, log_variance = posterior(inputs, target)
+        z = reparameterise(mean, log_variance, generator)
+        prediction = self.model(inputs, z).to(target.dtype)
+        reconstruction, bad = self.guarded_loss(prediction, target, context, step)
+        kl_per_dim = gaussian_kl(mean.float(), log_variance.float())
+        kl = kl_per_dim.sum()
+        beta = self.kl_weight * self.kl_schedule.factor(step)
+        loss = reconstruction + beta * kl_with_free_bits(kl_per_dim, latent.free_bits)
+        kl_value = float(kl.detach())
+        if bad is None and not torch.isfinite(kl.detach()):
+            if self.guard is None:
+                raise TrainingDivergedError(f"non-finite KL of the posterior at step {step}; "
+                                            "lower the learning rate.")
+            bad = "kl"
+        warning = self.collapse.update(step, kl_value, beta) if bad is None else None
+        if warning is not None:
+            log.warning("%s", warning)
+            if self.trainer.is_global_zero:
+                write_note(self.config.out, "posterior_collapse", self.collapse.reported)
+        logs = {"train/kl": kl_value, "train/kl_weight": beta,
+                "train/reconstruction": float(reconstruction.detach())}
+        return prediction, loss, bad, logs
+
+    def latent_validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        """Validation of a latent run: ``val/psnr`` and ``val/l1`` of one prior sample per input
+        (what evaluation scores; seeded by the batch, the same draws at every validation).
+
+        ``val/loss`` (which picks ``best.ckpt``): ``cvae``: the spec on the decoding of the
+        posterior mean plus the *final* KL weight times the KL (the objective at the end of the
+        warm-up, so values of different steps compare; a prior sample's error would prefer the
+        collapsed mean); ``noise``: the spec on ``latent.samples`` prior draws per input.
+        """
+        inputs, target = self.task.split(batch)
+        context = self.loss_context(inputs, training=False)
+        model = self.eval_model
+        generator = torch.Generator(device=inputs.device)
+        generator.manual_seed(self.config.seed * 1_000_003 + batch_idx)
+        latent = self.config.latent
+        values: dict[str, Tensor] = {}
+        if latent.mode == "cvae":
+            posterior = self.posterior
+            if posterior is None:
+                raise RuntimeError("latent.mode 'cvae' without a posterior encoder; build the "
+                                   "TaskModule from the config.")
+            prediction = model.sample(inputs, 1, generator=generator)[:, 0].to(target.dtype)
+            mean, log_variance = posterior(inputs, target)
+            decoded = model(inputs, mean).to(target.dtype)
+            reconstruction = self.loss(decoded, target, context)
+            kl = gaussian_kl(mean.float(), log_variance.float()).sum()
+            values |= {f"val/loss/{n}": v for n, v in self.term_values().items()}
+            loss = reconstruction + self.kl_weight * kl
+            values |= {"val/kl": kl, "val/reconstruction": reconstruction}
+        else:
+            samples = model.sample(inputs, latent.samples, generator=generator).to(target.dtype)
+            loss = self.loss(samples, target, context)
+            values |= {f"val/loss/{n}": v for n, v in self.term_values().items()}
+            prediction = samples[:, 0]
+        total, count = squared_error_sum(prediction, target)
+        self._val_squared_error += total
+        self._val_count += count
+        values |= {"val/loss": loss, "val/l1": (prediction - target).abs().mean()}
+        for name, value in values.items():
+            self.log(name, value, on_epoch=True, batch_size=target.shape[0], sync_dist=True,
+                     logger=False)
 
     def prepare_terms(self, step: int) -> None:
         """Tell the weight schedules, the hypotheses' assignment (annealed temperature,
@@ -338,6 +475,8 @@ class TaskModule(L.LightningModule):
         self._val_count = torch.zeros((), device=self.device)
 
     def validation_step(self, batch: Tensor, batch_idx: int) -> None:
+        if self.latent is not None:
+            return self.latent_validation_step(batch, batch_idx)
         inputs, target = self.task.split(batch)
         prediction = self.eval_model(inputs).to(target.dtype)
         loss = self.loss(prediction, target, self.loss_context(inputs, training=False))
@@ -382,7 +521,7 @@ class TaskModule(L.LightningModule):
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         options = self.config.optimizer
-        groups: list[dict[str, Any]] = [{"params": list(self.model.parameters())}]
+        groups: list[dict[str, Any]] = [{"params": self.trained_parameters()}]
         learned = self.loss_parameters()
         if learned:  # a second group only then, so older checkpoints' optimizer state still fits
             groups.append({"params": learned, "weight_decay": 0.0})
@@ -430,6 +569,7 @@ class TaskModule(L.LightningModule):
             "discriminator_optimizers": [d.optimizer.state_dict() for d in self.adversarial],
             "discriminator_accuracy": [d.d_accuracy for d in self.adversarial],
             "nonfinite": self.guard.state_dict() if self.guard is not None else {},
+            "latent_collapse": self.collapse.state_dict(),
         }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -443,6 +583,7 @@ class TaskModule(L.LightningModule):
             discriminator.d_accuracy = accuracy
         if self.guard is not None:
             self.guard.load_state_dict(stored.get("nonfinite", {}))
+        self.collapse.load_state_dict(stored.get("latent_collapse", {}))
 
 
 def check_stabilisers(config: TrainConfig, criterion: WeightedSum, has_ema_terms: bool) -> None:

@@ -284,7 +284,7 @@ _SCHEDULED_WEIGHT = re.compile(
 def parse_scheduled_weight(text: str | float) -> tuple[float, WeightSchedule]:
     """``(weight, schedule)`` of ``"1e-3@ramp(1000,1600)"`` (or ``"1e-3"``, ``"0.1@start(500)"``,
     or a plain number): the ``@start``/``@ramp`` syntax of loss specs, read by the same
-    :class:`~losslab.losses.base.WeightSchedule`."""
+    :class:`~losslab.losses.schedule.WeightSchedule`."""
     if isinstance(text, (int, float)) and not isinstance(text, bool):
         return float(text), CONSTANT
     match = _SCHEDULED_WEIGHT.match(str(text))

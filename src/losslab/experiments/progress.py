@@ -111,12 +111,7 @@ def train_local_jobs(plans: list[PlannedRun], name: str, launcher: Launcher, *,
         finished += 1
         running.pop(plan.display, None)
         steps_done[result.key] = int(plan.config["steps"])
-        if result.error is not None:
-            failures[result.key] = result.error
-            line = f"FAILED: {result.error}"
-        else:
-            outcomes.append(result.value)
-            line = _status(result.value.fresh, result.value.timings) + _summary(plan)
+        line = _record_result(result, plan, outcomes, failures)
         redraw()
         if progress:
             bar.write(f"[{finished}/{len(plans)}] {plan.display}: {line}")
@@ -151,12 +146,7 @@ def train_submitit(plans: list[PlannedRun], out: Path, launcher: Launcher, *, pr
         nonlocal counter
         counter += 1
         plan = by_name[result.key]
-        if result.error is not None:
-            failures[result.key] = result.error
-            line = f"FAILED: {result.error}"
-        else:
-            outcomes.append(result.value)
-            line = _status(result.value.fresh, result.value.timings) + _summary(plan)
+        line = _record_result(result, plan, outcomes, failures)
         if progress:
             print(f"[{counter}/{len(plans)}] {plan.display}: {line}", file=sys.stderr)
 
@@ -164,6 +154,17 @@ def train_submitit(plans: list[PlannedRun], out: Path, launcher: Launcher, *, pr
     run_submitit(jobs, executor, on_result=on_result, on_submitted=on_submitted,
                  poll=0.5 if cluster == "local" else 10.0)
     return outcomes, failures
+
+
+def _record_result(result: JobResult, plan: PlannedRun, outcomes: list[RunOutcome],
+                   failures: dict[str, str]) -> str:
+    """File a finished job under ``outcomes`` or ``failures`` (by run name); returns the line
+    the progress display prints for it (both launchers use the same wording)."""
+    if result.error is not None:
+        failures[result.key] = result.error
+        return f"FAILED: {result.error}"
+    outcomes.append(result.value)
+    return _status(result.value.fresh, result.value.timings) + _summary(plan)
 
 
 def _summary(plan: PlannedRun) -> str:
